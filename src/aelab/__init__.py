@@ -1,0 +1,3 @@
+"""aelab: train, measure and explore autoencoders."""
+
+__version__ = "0.1.0"

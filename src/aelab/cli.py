@@ -1,0 +1,137 @@
+"""The command line: a thin layer over library functions.
+
+Bad input ends with one line on stderr naming the file or key and the problem, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import config, job, registry, train
+from .errors import AelabError
+from .evaluate import evaluate_run, load_run
+from .images import save_images
+from .rundir import RunDir
+
+RESUMABLE_KEYS = {"train.epochs", "train.threads", "train.log_every", "train.eval_batch_size"}
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.resume:
+        if args.config or args.out:
+            raise AelabError("--resume RUN_DIR takes no CONFIG and no --out")
+        run = RunDir.open(args.resume)
+        keys = {config.parse_override(s)[0] for s in args.set}
+        if keys - RESUMABLE_KEYS:
+            raise AelabError(f"--set {sorted(keys - RESUMABLE_KEYS)[0]}: cannot change on --resume; "
+                             f"allowed: {', '.join(sorted(RESUMABLE_KEYS))}")
+        cfg = config.with_overrides(run.config(), args.set)
+        run.checkpoint("last")  # fail now if it is missing or does not match
+        if run.is_done() and cfg.train.epochs <= json.loads(run.done_path.read_text())["epochs"]:
+            print(f"{run.path}: already trained for {cfg.train.epochs} epochs; nothing to do", file=sys.stderr)
+            return 0
+        data = registry.build_data(cfg)
+        run.done_path.unlink(missing_ok=True)
+        run.write_config(cfg)
+    else:
+        if not args.config:
+            raise AelabError("train needs a CONFIG.toml (or --resume RUN_DIR)")
+        cfg = config.load(args.config, args.set)
+        registry.check(cfg)
+        data = registry.build_data(cfg)  # bad data fails before anything is written
+        out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = RunDir.create(out, cfg)
+    print(f"run directory: {run.path}", file=sys.stderr)
+    train.fit(cfg, run, data, resume=bool(args.resume), progress=None if not args.quiet else False)
+    print(json.dumps(evaluate_run(run, data), indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    print(json.dumps(evaluate_run(RunDir.open(args.run)), indent=2))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in {".png", ".npy"}:
+        raise AelabError(f"{out}: unknown image format; use .png or .npy")
+    if out.exists() and not args.force:
+        raise AelabError(f"{out}: already exists; choose another --out or add --force")
+    if args.n < 1:
+        raise AelabError(f"--n: must be at least 1, got {args.n}")
+    model, cfg, _, data = load_run(RunDir.open(args.run), "best")
+    labels = None
+    if args.label is not None:
+        if model.condition.dim == 0:
+            raise AelabError(f"--label: the {cfg.model.kind} model of {args.run} is not conditioned on labels")
+        if not 0 <= args.label < model.condition.dim:
+            raise AelabError(f"--label: {args.label} is out of range 0-{model.condition.dim - 1}")
+        labels = torch.full((args.n,), args.label, dtype=torch.long, device=data.device)
+    generator = torch.Generator(device=data.device).manual_seed(args.seed)
+    images = model.sample(args.n, labels, generator=generator)
+    print(save_images(images, out))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    job.main_job(Path(args.out), epochs=args.epochs)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aelab", description="Train, measure and explore autoencoders.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one model from a TOML config")
+    t.add_argument("config", nargs="?", help="CONFIG.toml")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.latent_dim=2 (repeatable)")
+    t.add_argument("--out", help="run directory to create (default runs/CONFIG-TIME)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="test-set metrics of a run, as JSON (also written to RUN/eval.json)")
+    e.add_argument("run", metavar="RUN_DIR")
+    e.set_defaults(func=_eval)
+
+    s = sub.add_parser("sample", help="decode samples from the prior N(0, I)")
+    s.add_argument("run", metavar="RUN_DIR")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--label", type=int, help="the digit to condition on (conditioned models)")
+    s.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy ((N, H, W) floats in [0, 1])")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.set_defaults(func=_sample)
+
+    r = sub.add_parser("run", help="the main job: AE, VAE and CVAE on MNIST, trained and evaluated")
+    r.add_argument("--out", default="runs/main", help="directory of the runs (default runs/main)")
+    r.add_argument("--epochs", type=int, help="override train.epochs of every run")
+    r.set_defaults(func=_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AelabError as e:
+        print(f"aelab: error: {e}", file=sys.stderr)
+        return 2
+    except train.Diverged as e:
+        print(f"aelab: training stopped: {e}; the last good checkpoint is kept", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aelab: interrupted; resume with aelab train --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

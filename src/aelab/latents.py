@@ -1,0 +1,77 @@
+"""Latent parts: what the encoder's output means, and the prior p(z) = N(0, I).
+
+A latent part turns the encoder's output vector into a posterior q(z|x): a point mass for
+the plain autoencoder, a diagonal Gaussian for the VAE (Kingma & Welling 2014, sec. 2.4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension. z: (..., D) -> (...)."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+class PointMass:
+    """q(z|x) = delta(z - code): the deterministic code of an autoencoder. It has no KL term."""
+
+    stochastic = False
+
+    def __init__(self, code: torch.Tensor):
+        self.mean = code  # (B, D)
+
+    def rsample(self, k: int | None = None) -> torch.Tensor:
+        return self.mean if k is None else self.mean.expand(k, *self.mean.shape)
+
+    def kl(self) -> None:
+        return None
+
+
+class DiagonalGaussian:
+    """q(z|x) = N(mu, diag(exp(logvar)))."""
+
+    stochastic = True
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean, self.logvar = mean, logvar  # (B, D) each
+        self.std = torch.exp(0.5 * logvar)
+
+    def rsample(self, k: int | None = None) -> torch.Tensor:
+        """The reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I). (B, D) or (k, B, D)."""
+        shape = self.mean.shape if k is None else (k, *self.mean.shape)
+        eps = torch.randn(shape, dtype=self.mean.dtype, device=self.mean.device)
+        return self.mean + self.std * eps
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over dimensions. z: (..., B, D) -> (..., B)."""
+        return -0.5 * (((z - self.mean) / self.std).pow(2) + self.logvar + LOG_2PI).sum(-1)
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B), per image: (B,).
+        = 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)."""
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1 - self.logvar).sum(-1)
+
+
+class DeterministicLatent:
+    """The encoder's output is the code itself."""
+
+    params_per_dim = 1
+
+    def posterior(self, h: torch.Tensor) -> PointMass:
+        return PointMass(h)
+
+
+class GaussianLatent:
+    """The encoder's output is [mu, log sigma^2] of a diagonal Gaussian."""
+
+    params_per_dim = 2
+
+    def posterior(self, h: torch.Tensor) -> DiagonalGaussian:
+        mean, logvar = h.chunk(2, dim=-1)
+        return DiagonalGaussian(mean, logvar)

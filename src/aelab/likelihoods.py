@@ -1,0 +1,76 @@
+"""Likelihood parts p(x|z): what the decoder's output means, and the reconstruction term.
+
+`log_prob` is summed over pixels, one value per image, in nats. The decoder's raw output
+`out` has the image's shape. The usual loss names map onto likelihoods:
+  BCE      = Bernoulli with logits `out`;
+  MSE sum  = Gaussian with mean sigmoid(out) and std 1/sqrt(2): -log p = sum (x - m)^2 + D/2 log(pi);
+  L1 sum   = Laplace with location sigmoid(out) and scale 1:    -log p = sum |x - m| + D log 2.
+Other fixed scales are set with `obs_scale`; `learn_scale` learns one shared scale
+(as in sigma-VAE, Rybkin et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _per_image(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).sum(1)
+
+
+class Bernoulli(nn.Module):
+    """p(x|z) = prod_i p_i^x_i (1 - p_i)^(1 - x_i), p = sigmoid(out). Valid for x in [0, 1];
+    a true likelihood only for binary x."""
+
+    default_scale = None  # no scale to set or learn
+
+    def __init__(self, scale: float = 0.0, learn: bool = False):
+        super().__init__()
+
+    def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -_per_image(F.binary_cross_entropy_with_logits(out, x, reduction="none"))
+
+    def mean(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out)
+
+
+class _LocationScale(nn.Module):
+    """Location sigmoid(out) in [0, 1] and one scale shared by all pixels, fixed or learned."""
+
+    default_scale = 1.0
+
+    def __init__(self, scale: float = 0.0, learn: bool = False):
+        super().__init__()
+        log_scale = torch.tensor(math.log(scale or self.default_scale))
+        if learn:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    def mean(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out)
+
+
+class Gaussian(_LocationScale):
+    """-log p(x|z) = sum_i (x_i - m_i)^2 / (2 s^2) + log s + 1/2 log(2 pi)."""
+
+    default_scale = math.sqrt(0.5)  # makes -log p the summed squared error plus a constant
+
+    def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        s2 = torch.exp(2 * self.log_scale)
+        nll = (x - torch.sigmoid(out)).pow(2) / (2 * s2) + self.log_scale + 0.5 * math.log(2 * math.pi)
+        return -_per_image(nll)
+
+
+class Laplace(_LocationScale):
+    """-log p(x|z) = sum_i |x_i - m_i| / b + log(2 b)."""
+
+    default_scale = 1.0  # makes -log p the summed absolute error plus a constant
+
+    def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        nll = (x - torch.sigmoid(out)).abs() / torch.exp(self.log_scale) + self.log_scale + math.log(2)
+        return -_per_image(nll)

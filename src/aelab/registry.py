@@ -1,0 +1,110 @@
+"""The one place where names in a config become objects.
+
+Every behaviour a config can choose is a row in one of these tables; `check` validates a
+whole config against them before anything is written, so a typo fails at the boundary with
+the valid names listed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import datasets
+from .conditions import OneHotLabel, Unconditional
+from .config import RunConfig
+from .corruption import Clean, GaussianNoise
+from .data import Dynamic, Grey, ImageData, Threshold
+from .errors import AelabError
+from .latents import DeterministicLatent, GaussianLatent
+from .likelihoods import Bernoulli, Gaussian, Laplace
+from .model import Autoencoder, KLWeight
+from .networks import MLPDecoder, MLPEncoder
+
+# model.kind: which latent and which condition an autoencoder is made of.
+MODEL_KINDS = {
+    "ae": {"latent": DeterministicLatent, "condition": Unconditional},
+    "vae": {"latent": GaussianLatent, "condition": Unconditional},
+    "cvae": {"latent": GaussianLatent, "condition": OneHotLabel},
+}
+NETWORKS = {"mlp": (MLPEncoder, MLPDecoder)}
+LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
+               "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}
+RECON_REDUCTIONS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
+DATASETS = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
+BINARIZERS = {"none": Grey, "static": Threshold, "dynamic": Dynamic}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+DEVICES = {"auto": lambda: "cuda" if torch.cuda.is_available() else "cpu",
+           "cpu": lambda: "cpu", "cuda": lambda: "cuda"}
+
+
+def pick(table: dict, key: str, name: str):
+    try:
+        return table[name]
+    except KeyError:
+        raise AelabError(f"{key}: unknown {name!r}; choose from {', '.join(table)}") from None
+
+
+def check(cfg: RunConfig) -> None:
+    """Every name in `cfg` is known and the combination makes sense."""
+    m = cfg.model
+    pick(MODEL_KINDS, "model.kind", m.kind)
+    pick(NETWORKS, "model.network", m.network)
+    likelihood = pick(LIKELIHOODS, "model.likelihood", m.likelihood)
+    pick(ACTIVATIONS, "model.activation", m.activation)
+    pick(RECON_REDUCTIONS, "model.recon_reduction", m.recon_reduction)
+    pick(DATASETS, "data.name", cfg.data.name)
+    pick(BINARIZERS, "data.binarize", cfg.data.binarize)
+    pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
+    pick(DEVICES, "train.device", cfg.train.device)
+    if likelihood.default_scale is None and (m.obs_scale or m.learn_scale):
+        raise AelabError(f"model.likelihood: {m.likelihood!r} has no scale to set or learn")
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
+
+
+def build_data(cfg: RunConfig) -> ImageData:
+    check(cfg)
+    arrays = pick(DATASETS, "data.name", cfg.data.name)(cfg.data.root)
+    n = len(arrays.train_labels)
+    if cfg.data.val_size >= n:
+        raise AelabError(f"data.val_size: {cfg.data.val_size} leaves none of the {n} training images")
+    return ImageData.from_arrays(
+        arrays, BINARIZERS[cfg.data.binarize](), cfg.data.val_size, cfg.data.train_size,
+        num_classes=datasets.NUM_CLASSES,
+    )
+
+
+def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
+    check(cfg)
+    m = cfg.model
+    parts = MODEL_KINDS[m.kind]
+    latent = parts["latent"]()
+    condition = parts["condition"](num_classes)
+    encoder_cls, decoder_cls = NETWORKS[m.network]
+    activation = ACTIVATIONS[m.activation]
+    likelihood = LIKELIHOODS[m.likelihood](m.obs_scale, m.learn_scale)
+    return Autoencoder(
+        encoder=encoder_cls(image_shape, m.hidden, latent.params_per_dim * m.latent_dim,
+                            condition.dim, activation),
+        decoder=decoder_cls(image_shape, m.hidden, m.latent_dim, condition.dim, activation),
+        latent=latent,
+        likelihood=likelihood,
+        latent_dim=m.latent_dim,
+        image_shape=image_shape,
+        condition=condition,
+        corruption=GaussianNoise(m.input_noise) if m.input_noise > 0 else Clean(),
+        kl_weight=KLWeight(m.beta, m.kl_warmup_epochs),
+        recon_divisor=RECON_REDUCTIONS[m.recon_reduction](math.prod(image_shape)),
+    )
+
+
+def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.train.optimizer](params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+
+def device(cfg: RunConfig) -> torch.device:
+    return torch.device(pick(DEVICES, "train.device", cfg.train.device)())

