@@ -85,7 +85,7 @@ def test_loss_decreases_on_a_fixed_batch(variant, small_data, batch):
 @pytest.mark.parametrize("variant", VARIANTS, ids=_name)
 def test_save_load_round_trip_gives_identical_outputs(variant, small_data, batch, tmp_path):
     model, cfg = _build(variant, small_data, seed=3)
-    checkpoint.save(tmp_path / "m.pt", {"model": model.state_dict(), "config": "x"})
+    checkpoint.save(tmp_path / "m.pt", {"model": model.state_dict(), "config": "x", "data": {}})
     fresh, _ = _build(variant, small_data, seed=4)
     fresh.load_state_dict(checkpoint.load(tmp_path / "m.pt")["model"])
     z = torch.randn(5, cfg.model.latent_dim)
@@ -120,7 +120,7 @@ def test_checkpoint_loader_refuses_pickled_code(tmp_path):
             return (print, ("this must never run",))
 
     path = tmp_path / "evil.pt"
-    torch.save({"model": Evil(), "config": ""}, path, pickle_module=pickle)
+    torch.save({"model": Evil(), "config": "", "data": {}}, path, pickle_module=pickle)
     with pytest.raises(Exception, match="not a readable checkpoint"):
         checkpoint.load(path)
 

@@ -32,6 +32,6 @@ def load(path: Path) -> dict:
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AelabError(f"{path}: not a readable checkpoint: {first}") from None
-    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
-        raise AelabError(f"{path}: not an aelab checkpoint (no model weights and config)")
+    if not isinstance(payload, dict) or not {"model", "config", "data"} <= payload.keys():
+        raise AelabError(f"{path}: not an aelab checkpoint (no model weights, config and data shape)")
     return payload

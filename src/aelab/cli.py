@@ -15,7 +15,7 @@ import torch
 
 from . import config, job, registry, train
 from .errors import AelabError
-from .evaluate import evaluate_run, load_run
+from .evaluate import evaluate_run, load_model
 from .images import save_images
 from .rundir import RunDir
 
@@ -48,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunDir.create(out, cfg)
     print(f"run directory: {run.path}", file=sys.stderr)
-    train.fit(cfg, run, data, resume=bool(args.resume), progress=None if not args.quiet else False)
+    train.fit(cfg, run, data, resume=bool(args.resume), progress=False if args.quiet else None)
     print(json.dumps(evaluate_run(run, data), indent=2))
     return 0
 
@@ -66,17 +66,20 @@ def _sample(args: argparse.Namespace) -> int:
         raise AelabError(f"{out}: already exists; choose another --out or add --force")
     if args.n < 1:
         raise AelabError(f"--n: must be at least 1, got {args.n}")
-    model, cfg, _, data = load_run(RunDir.open(args.run), "best")
+    model, cfg, _ = load_model(RunDir.open(args.run), "best")
+    device = next(model.parameters()).device
     labels = None
     if args.label is not None:
         if model.condition.dim == 0:
             raise AelabError(f"--label: the {cfg.model.kind} model of {args.run} is not conditioned on labels")
         if not 0 <= args.label < model.condition.dim:
             raise AelabError(f"--label: {args.label} is out of range 0-{model.condition.dim - 1}")
-        labels = torch.full((args.n,), args.label, dtype=torch.long, device=data.device)
-    generator = torch.Generator(device=data.device).manual_seed(args.seed)
+        labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
     images = model.sample(args.n, labels, generator=generator)
-    print(save_images(images, out))
+    # Unlabelled samples of a conditioned model cycle through the classes: one class per column.
+    nrow = model.condition.dim if labels is None and model.condition.dim else None
+    print(save_images(images, out, nrow))
     return 0
 
 

@@ -29,19 +29,19 @@ def test_metrics(model: Autoencoder, data: ImageData, batch_size: int = 1000) ->
     return {NAMES.get(k, k): v.item() / len(data.test) for k, v in sums.items()}
 
 
-def load_run(run: RunDir, which: str = "best", data: ImageData | None = None):
-    """(model, cfg, payload, data) of a run, on the run's device."""
+def load_model(run: RunDir, which: str = "best"):
+    """(model, cfg, payload) of a run's checkpoint `which`, on the run's device; no data is read."""
     payload, cfg = run.checkpoint(which)
-    data = data if data is not None else registry.build_data(cfg)
-    model = registry.build_model(cfg, data.image_shape, data.num_classes)
+    shape = payload["data"]
+    model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
     run.load_model(model, payload, run.best_path if which == "best" else run.last_path)
-    device = registry.device(cfg)
-    return model.to(device), cfg, payload, data.to(device)
+    return model.to(registry.device(cfg)), cfg, payload
 
 
 def evaluate_run(run: RunDir, data: ImageData | None = None) -> dict:
     """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned."""
-    model, cfg, payload, data = load_run(run, "best", data)
+    model, cfg, payload = load_model(run, "best")
+    data = (data if data is not None else registry.build_data(cfg)).to(registry.device(cfg))
     metrics = test_metrics(model, data, cfg.train.eval_batch_size)
     record = {
         "run": str(run.path),

@@ -30,8 +30,9 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 
-def save_images(images: torch.Tensor, path: str | Path) -> Path:
-    """A PNG grid, or with a `.npy` name the raw (N, H, W) (grey) or (N, H, W, C) floats in [0, 1]."""
+def save_images(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """A PNG grid (`nrow` per row), or with a `.npy` name the raw (N, H, W) (grey) or
+    (N, H, W, C) floats in [0, 1]."""
     path = Path(path)
     if path.suffix == ".npy":
         arr = images.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -41,7 +42,7 @@ def save_images(images: torch.Tensor, path: str | Path) -> Path:
         write_atomic(path, buf.getvalue())
     elif path.suffix.lower() == ".png":
         buf = io.BytesIO()
-        grid(images).save(buf, format="PNG")
+        grid(images, nrow).save(buf, format="PNG")
         write_atomic(path, buf.getvalue())
     else:
         raise AelabError(f"{path}: unknown image format; use .png or .npy")

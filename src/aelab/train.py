@@ -44,13 +44,15 @@ def setup(cfg: RunConfig, data: ImageData) -> State:
     return State(model, optimizer, generator)
 
 
-def _payload(state: State, cfg: RunConfig) -> dict:
+def _payload(state: State, cfg: RunConfig, data: ImageData) -> dict:
     rng = {"torch": torch.get_rng_state(), "data": state.generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
             "epoch": state.epoch, "best_val": state.best_val, "seconds": state.seconds,
-            "rng": rng, "config": config.dumps(cfg)}
+            "rng": rng, "config": config.dumps(cfg),
+            # enough to rebuild the model without loading the data
+            "data": {"image_shape": list(data.image_shape), "num_classes": data.num_classes}}
 
 
 def _restore(state: State, payload: dict) -> None:
@@ -140,7 +142,7 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         improved = not val or val["loss"] < state.best_val
         if val and improved:
             state.best_val = val["loss"]
-        payload = _payload(state, cfg)
+        payload = _payload(state, cfg, data)
         checkpoint.save(run.last_path, payload)
         if improved:
             checkpoint.save(run.best_path, payload)
