@@ -45,3 +45,12 @@ def _threads():
 
 def replace(cfg: RunConfig, section: str, **changes) -> RunConfig:
     return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
+
+
+@pytest.fixture(autouse=True)
+def _small_reference_classifier(monkeypatch):
+    """The default suite judges samples with a classifier trained for seconds, not minutes;
+    its settings are part of its cache key, so it is never taken for the real one."""
+    from aelab import classifier
+
+    monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))

@@ -35,7 +35,7 @@ def _tree(path):
 def runs(tmp_path_factory, mnist):
     """A tiny trained VAE and CVAE, shared by the tests that read runs."""
     root = tmp_path_factory.mktemp("runs")
-    for kind in ("vae", "cvae"):
+    for kind in ("ae", "vae", "cvae"):
         assert main(["train", "configs/vae_mnist.toml", "--set", f"model.kind={kind}", *TINY,
                      "--out", str(root / kind)]) == 0
     return root
@@ -44,15 +44,34 @@ def runs(tmp_path_factory, mnist):
 def test_train_prints_test_metrics_with_units(runs):
     record = json.loads((runs / "vae" / "eval.json").read_text())
     assert record["split"] == "test" and record["n_images"] == 10000 and record["binarize"] == "none"
-    assert {"loss", "recon_nats", "kl", "neg_elbo", "mse"} <= set(record)
+    assert {"loss", "recon_nats", "kl", "neg_elbo", "mse", "psnr_db", "ssim"} <= set(record)
     assert record["neg_elbo"] == pytest.approx(record["recon_nats"] + record["kl"], rel=1e-5)
     assert "nats per image" in record["units"]
 
 
-def test_eval_prints_json(runs, capsys):
-    assert main(["eval", str(runs / "cvae")]) == 0
+COMMON = {"loss", "recon_nats", "mse", "psnr_db", "ssim", "probe_acc", "fd_classifier", "classifier_test_acc"}
+KEYS = {
+    "ae": COMMON | {"sample_class_entropy"},
+    "vae": COMMON | {"neg_elbo", "kl", "nll_is", "nll_k", "active_units", "sample_class_entropy"},
+    "cvae": COMMON | {"neg_elbo", "kl", "nll_is", "nll_k", "active_units", "cond_acc", "cond_acc_per_label"},
+}
+
+
+@pytest.mark.parametrize("kind", list(KEYS))
+def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
+    assert main(["eval", str(runs / kind), "--k", "20", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["kind"] == "cvae" and record["recon_nats"] > 0
+    metric_keys = set(record) - {"run", "kind", "dataset", "binarize", "split", "n_images", "checkpoint",
+                                 "epoch", "units", "seconds"}
+    assert metric_keys == KEYS[kind]
+    assert json.loads((runs / kind / "eval.json").read_text()) == record
+    if "nll_is" in record:
+        assert record["nll_k"] == 20 and record["nll_is"] < record["neg_elbo"]
+        assert 0 <= record["active_units"] <= 4
+    assert 3 < record["psnr_db"] < 40 and -1 < record["ssim"] < 1 and 0.1 < record["probe_acc"] <= 1  # 8 steps of training
+    assert main(["eval", str(runs / kind), "--k", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "reconstruction PSNR" in text and "dB" in text and "sum over pixels, mean over images" in text
 
 
 def test_sample_png_and_npy(runs, tmp_path, capsys):
@@ -126,6 +145,7 @@ def test_config_that_does_not_match_the_checkpoint(runs, tmp_path, capsys):
     (target / "best.pt").write_bytes(b"not a checkpoint")
     _fails(capsys, ["eval", str(target)], "best.pt: not a readable checkpoint")
     _fails(capsys, ["eval", str(tmp_path)], "not a run directory (no config.toml)")
+    _fails(capsys, ["eval", str(runs / "vae"), "--k", "0"], "--k: must be at least 1")
 
 
 def test_resume_refuses_to_change_the_model(runs, tmp_path, capsys):

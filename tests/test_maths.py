@@ -10,7 +10,7 @@ from aelab import registry
 from aelab.data import Batch
 from aelab.latents import DiagonalGaussian, standard_normal_log_prob
 from aelab.likelihoods import Bernoulli, Gaussian, Laplace
-from aelab.model import KLWeight
+from aelab.objectives import KLWeight
 
 from conftest import tiny
 

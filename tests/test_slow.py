@@ -15,3 +15,22 @@ def test_vae_mnist_reaches_the_pytorch_examples_test_loss(tmp_path, capsys):
     assert main(["train", "configs/vae_mnist.toml", "--out", str(tmp_path / "vae"), "--quiet"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["epoch"] == 10 and record["loss"] <= 105.9, record
+
+
+@pytest.mark.slow
+def test_reference_classifier_reaches_99_percent(tmp_path, monkeypatch, mnist):
+    from aelab import classifier
+
+    monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
+    _, acc = classifier.reference_classifier(mnist, "mnist", classifier.ClassifierConfig())
+    assert acc >= 0.99
+
+
+@pytest.mark.slow
+def test_paper_protocol_nll_with_5000_samples(tmp_path, capsys):
+    run = tmp_path / "vae"
+    assert main(["train", "configs/vae_mnist.toml", "--set", "train.epochs=2", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--k", "5000", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["nll_k"] == 5000 and record["nll_is"] < record["neg_elbo"]

@@ -98,7 +98,7 @@ def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path, small_data):
     metrics = run.metrics()
     best = min(metrics, key=lambda r: r["val_loss"])
     assert checkpoint.load(run.best_path)["epoch"] == best["epoch"]
-    assert {"train_loss", "train_recon", "train_kl", "val_neg_elbo", "val_mse", "kl_weight"} <= set(metrics[0])
+    assert {"train_loss", "train_recon", "train_kl", "val_neg_elbo", "val_mse", "kl_weight", "lr"} <= set(metrics[0])
     done = json.loads(run.done_path.read_text())
     assert done["epochs"] == 4 and done["best_val_loss"] == pytest.approx(best["val_loss"])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, job, registry, train
+from . import config, job, registry, report, train
 from .errors import AelabError
 from .evaluate import evaluate_run, load_model
 from .images import save_images
@@ -49,12 +49,16 @@ def _train(args: argparse.Namespace) -> int:
         run = RunDir.create(out, cfg)
     print(f"run directory: {run.path}", file=sys.stderr)
     train.fit(cfg, run, data, resume=bool(args.resume), progress=False if args.quiet else None)
-    print(json.dumps(evaluate_run(run, data), indent=2))
+    print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
+    print(f"for the NLL, probe and sample scores: aelab eval {run.path}", file=sys.stderr)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    print(json.dumps(evaluate_run(RunDir.open(args.run)), indent=2))
+    if args.k < 1:
+        raise AelabError(f"--k: must be at least 1, got {args.k}")
+    record = evaluate_run(RunDir.open(args.run), k=args.k)
+    print(json.dumps(record, indent=2) if args.json else report.metrics_text(record))
     return 0
 
 
@@ -84,7 +88,9 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    job.main_job(Path(args.out), epochs=args.epochs)
+    if args.k < 1:
+        raise AelabError(f"--k: must be at least 1, got {args.k}")
+    job.main_job(Path(args.out), epochs=args.epochs, k=args.k)
     return 0
 
 
@@ -101,8 +107,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="test-set metrics of a run, as JSON (also written to RUN/eval.json)")
+    e = sub.add_parser("eval", help="test-set metrics of a run (also written to RUN/eval.json)")
     e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("--k", type=int, default=1000,
+                   help="importance samples per image for nll_is (default 1000; 5000 is the paper protocol)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=_eval)
 
     s = sub.add_parser("sample", help="decode samples from the prior N(0, I)")
@@ -117,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the main job: AE, VAE and CVAE on MNIST, trained and evaluated")
     r.add_argument("--out", default="runs/main", help="directory of the runs (default runs/main)")
     r.add_argument("--epochs", type=int, help="override train.epochs of every run")
+    r.add_argument("--k", type=int, default=100, help="importance samples per image for nll_is (default 100)")
     r.set_defaults(func=_run)
     return p
 

@@ -42,6 +42,7 @@ class ModelConfig:
     beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
     kl_warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to beta over this many epochs
     input_noise: float = 0.0  # denoising: std of Gaussian noise added to the encoder's input
+    iw_samples: int = 1  # > 1: train on the importance-weighted bound with K samples (IWAE)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min over all epochs)
+    lr_min: float = 0.0
     weight_decay: float = 0.0  # L2 penalty on the weights (Adam's weight_decay)
     optimizer: str = "adam"
     seed: int = 0
@@ -69,8 +72,8 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)  # section name -> 
 
 _POSITIVE = {
     "data.val_size": 0, "data.train_size": 0, "model.latent_dim": 1, "model.beta": 0.0,
-    "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.obs_scale": 0.0,
-    "train.epochs": 1, "train.batch_size": 1, "train.lr": 0.0, "train.weight_decay": 0.0,
+    "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.obs_scale": 0.0, "model.iw_samples": 1,
+    "train.epochs": 1, "train.batch_size": 1, "train.lr": 0.0, "train.lr_min": 0.0, "train.weight_decay": 0.0,
     "train.threads": 0, "train.eval_batch_size": 1, "train.log_every": 1,
 }
 _STRICTLY_POSITIVE = {"train.lr"}

@@ -1,32 +1,38 @@
-"""Test-set metrics of a trained run. The test split is used here and nowhere else."""
+"""Test-set evaluation of a trained run. The test split is used here and nowhere else.
+
+`aelab eval` measures everything that applies to the model (metrics.py); the summary that
+`aelab train` prints at the end is the cheap part (`deep=False`).
+"""
 
 from __future__ import annotations
 
+import time
+
 import torch
 
-from . import registry
+from . import classifier, registry
 from .data import ImageData
+from .metrics import (active_units, image_quality, nll_importance_sampled, posterior_means,
+                      probe_accuracy, sample_scores)
 from .model import Autoencoder
 from .rundir import UNITS, RunDir
 
-EVAL_SEED = 1234  # the noise of z ~ q(z|x) (and of input corruption) during evaluation
+EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
 
 # loss-dict key -> the name it is reported under
-NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elbo", "mse": "mse"}
+NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elbo"}
 
 
 @torch.no_grad()
-def test_metrics(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
+def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
     """Each part of `model.loss` averaged over the test images, with the KL at full weight."""
     model.eval()
-    device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(EVAL_SEED)
-        for batch in data.eval_batches(data.test, batch_size):
-            for k, v in model.loss(batch).items():
+    for batch in data.eval_batches(data.test, batch_size):
+        for k, v in model.loss(batch).items():
+            if k in NAMES:
                 sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
-    return {NAMES.get(k, k): v.item() / len(data.test) for k, v in sums.items()}
+    return {NAMES[k]: v.item() / len(data.test) for k, v in sums.items()}
 
 
 def load_model(run: RunDir, which: str = "best"):
@@ -35,14 +41,50 @@ def load_model(run: RunDir, which: str = "best"):
     shape = payload["data"]
     model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
     run.load_model(model, payload, run.best_path if which == "best" else run.last_path)
-    return model.to(registry.device(cfg)), cfg, payload
+    return model.to(registry.device(cfg)).eval(), cfg, payload
 
 
-def evaluate_run(run: RunDir, data: ImageData | None = None) -> dict:
+def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True) -> dict:
+    """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
+    only the loss parts and image quality. Adds `seconds` per group of metrics."""
+    bs = cfg.train.eval_batch_size
+    test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
+    stochastic = model.latent.stochastic
+    out: dict = {}
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        result = fn()
+        timings[name] = round(time.perf_counter() - start, 2)
+        return result
+
+    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+        torch.manual_seed(EVAL_SEED)
+        out.update(timed("loss", lambda: loss_parts(model, data, bs)))
+        out.update(timed("image_quality", lambda: image_quality(model, test())))
+        if not deep:
+            return {**out, "seconds": timings}
+        if stochastic:
+            out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
+            out["nll_k"] = k
+        codes, labels = timed("codes", lambda: posterior_means(model, test()))
+        if stochastic:
+            out["active_units"] = active_units(codes)
+        train_codes, train_labels = timed("codes", lambda: posterior_means(model, data.eval_batches(data.train, bs)))
+        out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
+        if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
+            arrays = registry.pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data.root)
+            judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name))
+            out.update(timed("samples", lambda: sample_scores(model, judge, test())))
+            out["classifier_test_acc"] = judge_acc
+    return {**out, "seconds": timings}
+
+
+def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True) -> dict:
     """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned."""
     model, cfg, payload = load_model(run, "best")
     data = (data if data is not None else registry.build_data(cfg)).to(registry.device(cfg))
-    metrics = test_metrics(model, data, cfg.train.eval_batch_size)
     record = {
         "run": str(run.path),
         "kind": cfg.model.kind,
@@ -52,8 +94,9 @@ def evaluate_run(run: RunDir, data: ImageData | None = None) -> dict:
         "n_images": len(data.test),
         "checkpoint": "best.pt",
         "epoch": int(payload["epoch"]),
-        **{k: round(v, 6) for k, v in metrics.items()},
-        "units": UNITS,
+        **{key: round(v, 6) if isinstance(v, float) else v for key, v in measure(model, data, cfg, k=k, deep=deep).items()},
+        "units": UNITS + "; psnr_db, ssim of reconstructions at the posterior mean; "
+                 "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
     }
     run.write_json(run.eval_path, record)
     return record

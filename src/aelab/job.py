@@ -42,7 +42,7 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData) -> RunDir:
     return RunDir.open(path)
 
 
-def main_job(out: Path, epochs: int | None = None) -> list[dict]:
+def main_job(out: Path, epochs: int | None = None, k: int = 100, deep: bool = True) -> list[dict]:
     results, datasets = [], {}
     for name, file in MAIN_RUNS.items():
         extra = [f"train.epochs={epochs}"] if epochs is not None else []
@@ -50,7 +50,7 @@ def main_job(out: Path, epochs: int | None = None) -> list[dict]:
         if cfg.data not in datasets:  # runs on the same data share it in memory
             datasets[cfg.data] = registry.build_data(cfg)
         run = ensure_trained(cfg, out / name, datasets[cfg.data])
-        record = evaluate_run(run, datasets[cfg.data])
+        record = evaluate_run(run, datasets[cfg.data], k=k, deep=deep)
         record["train_seconds"] = json.loads(run.done_path.read_text())["train_seconds"]
         results.append(record)
     print(table(results))
@@ -58,12 +58,24 @@ def main_job(out: Path, epochs: int | None = None) -> list[dict]:
     return results
 
 
+COLUMNS = ["kind", "epoch", "train_seconds", "neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim",
+           "active_units", "probe_acc", "cond_acc", "sample_class_entropy", "fd_classifier"]
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
 def table(results: list[dict]) -> str:
-    cols = ["kind", "epoch", "train_seconds", "loss", "recon_nats", "kl", "neg_elbo", "mse"]
-    rows = [[str(r.get(c, "-")) if not isinstance(r.get(c), float) else f"{r[c]:.4f}" if c == "mse"
-             else f"{r[c]:.2f}" for c in cols] for r in results]
+    """One row per run; columns that no run has are left out."""
+    cols = [c for c in COLUMNS if any(c in r for r in results)]
+    rows = [[_cell(r.get(c)) for c in cols] for r in results]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
-    binarize = {r["binarize"] for r in results}
-    return "\n".join([f"Test set ({UNITS}; binarize={'/'.join(sorted(binarize))}):", *lines])
+    binarize = "/".join(sorted({r["binarize"] for r in results}))
+    nll_k = {r["nll_k"] for r in results if "nll_k" in r}
+    notes = f"; nll_is with K={nll_k.pop()}" if len(nll_k) == 1 else ""
+    return "\n".join([f"Test set ({UNITS}; binarize={binarize}{notes}):", *lines])

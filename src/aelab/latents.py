@@ -62,6 +62,7 @@ class DeterministicLatent:
     """The encoder's output is the code itself."""
 
     params_per_dim = 1
+    stochastic = False
 
     def posterior(self, h: torch.Tensor) -> PointMass:
         return PointMass(h)
@@ -71,6 +72,7 @@ class GaussianLatent:
     """The encoder's output is [mu, log sigma^2] of a diagonal Gaussian."""
 
     params_per_dim = 2
+    stochastic = True
 
     def posterior(self, h: torch.Tensor) -> DiagonalGaussian:
         mean, logvar = h.chunk(2, dim=-1)

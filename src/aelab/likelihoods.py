@@ -19,7 +19,8 @@ from torch import nn
 
 
 def _per_image(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).sum(1)
+    """(..., C, H, W) -> (...): the sum over each image's pixels."""
+    return t.flatten(-3).sum(-1)
 
 
 class Bernoulli(nn.Module):

@@ -10,7 +10,6 @@ AE, denoising AE, VAE and CVAE differ only in the parts they are built from (reg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,37 +17,22 @@ from torch import nn
 from .conditions import Unconditional
 from .corruption import Clean
 from .data import Batch
-
-
-@dataclass(frozen=True)
-class KLWeight:
-    """beta, reached linearly over `warmup_epochs` of training (KL annealing, Bowman et al. 2016)."""
-
-    beta: float = 1.0
-    warmup_epochs: float = 0.0
-
-    def __call__(self, progress: float | None) -> float:
-        """`progress` in epochs since the start of training; None = fully warmed (evaluation)."""
-        if progress is None or self.warmup_epochs <= 0:
-            return self.beta
-        return self.beta * min(1.0, progress / self.warmup_epochs)
+from .latents import standard_normal_log_prob
+from .objectives import ELBO
 
 
 class Autoencoder(nn.Module):
     def __init__(self, *, encoder: nn.Module, decoder: nn.Module, latent, likelihood: nn.Module,
                  latent_dim: int, image_shape: tuple[int, ...], condition=None, corruption=None,
-                 kl_weight: KLWeight = KLWeight(), recon_divisor: float = 1.0):
+                 objective=None):
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent = latent
         self.condition = condition or Unconditional()
         self.corruption = corruption or Clean()
-        self.kl_weight = kl_weight
+        self.objective = objective or ELBO()
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
-        # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
-        # term, which weights the KL D times more heavily than the ELBO does.
-        self.recon_divisor = recon_divisor
 
     @property
     def num_pixels(self) -> int:
@@ -63,22 +47,19 @@ class Autoencoder(nn.Module):
         return self.decoder(z, self.condition(y))
 
     def loss(self, batch: Batch, progress: float | None = None) -> dict[str, torch.Tensor]:
-        """The training objective and its parts, each a mean over the batch of per-image sums
-        over pixels (nats/image); `mse` is per pixel. For a stochastic latent,
-        neg_elbo = recon + kl (Kingma & Welling 2014, eq. 10) and loss = recon + beta * kl."""
-        q = self.encode(self.corruption(batch.x), batch.y)
-        out = self.decode(q.rsample(), batch.y)
-        recon = -self.likelihood.log_prob(out, batch.x)  # (B,)
-        objective = recon / self.recon_divisor
-        parts = {"recon": recon.mean()}
-        kl = q.kl()
-        if kl is not None:
-            objective = objective + self.kl_weight(progress) * kl
-            parts["kl"] = kl.mean()
-            parts["neg_elbo"] = (recon + kl).mean()
-        with torch.no_grad():
-            parts["mse"] = (self.likelihood.mean(out) - batch.x).pow(2).mean()
-        return {"loss": objective.mean(), **parts}
+        """The objective part's loss and its parts (objectives.py), nats/image. `progress` is
+        the training time in epochs (for KL warm-up); None at evaluation."""
+        return self.objective(self, batch, progress)
+
+    def log_weights(self, q, x: torch.Tensor, y: torch.Tensor | None, k: int):
+        """For K draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+        and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W)."""
+        z = q.rsample(k)  # (K, B, D)
+        kb = z.shape[0] * z.shape[1]
+        out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))
+        log_px_z = self.likelihood.log_prob(out, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, -1)
+        log_w = log_px_z + standard_normal_log_prob(z) - q.log_prob(z)
+        return log_w, log_px_z, out.view(k, kb // k, *out.shape[1:])
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

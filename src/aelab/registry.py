@@ -20,8 +20,9 @@ from .data import Dynamic, Grey, ImageData, Threshold
 from .errors import AelabError
 from .latents import DeterministicLatent, GaussianLatent
 from .likelihoods import Bernoulli, Gaussian, Laplace
-from .model import Autoencoder, KLWeight
+from .model import Autoencoder
 from .networks import MLPDecoder, MLPEncoder
+from .objectives import ELBO, IWAE, KLWeight
 
 # model.kind: which latent and which condition an autoencoder is made of.
 MODEL_KINDS = {
@@ -37,6 +38,11 @@ RECON_REDUCTIONS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixe
 DATASETS = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
 BINARIZERS = {"none": Grey, "static": Threshold, "dynamic": Dynamic}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# learning rate at `fraction` (0 to 1) of training, from `lr` (and `lr_min`)
+LR_SCHEDULES = {
+    "constant": lambda lr, lr_min, fraction: lr,
+    "cosine": lambda lr, lr_min, fraction: lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))),
+}
 DEVICES = {"auto": lambda: "cuda" if torch.cuda.is_available() else "cpu",
            "cpu": lambda: "cpu", "cuda": lambda: "cuda"}
 
@@ -59,9 +65,14 @@ def check(cfg: RunConfig) -> None:
     pick(DATASETS, "data.name", cfg.data.name)
     pick(BINARIZERS, "data.binarize", cfg.data.binarize)
     pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
+    pick(LR_SCHEDULES, "train.lr_schedule", cfg.train.lr_schedule)
     pick(DEVICES, "train.device", cfg.train.device)
     if likelihood.default_scale is None and (m.obs_scale or m.learn_scale):
         raise AelabError(f"model.likelihood: {m.likelihood!r} has no scale to set or learn")
+    if m.iw_samples > 1 and not MODEL_KINDS[m.kind]["latent"].stochastic:
+        raise AelabError(f"model.iw_samples: the importance-weighted bound needs a stochastic latent, not {m.kind!r}")
+    if m.iw_samples > 1 and (m.beta != 1 or m.kl_warmup_epochs or m.recon_reduction != "sum"):
+        raise AelabError("model.iw_samples: the IWAE bound takes no beta, KL warm-up or mean reduction")
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
 
@@ -97,8 +108,10 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
         image_shape=image_shape,
         condition=condition,
         corruption=GaussianNoise(m.input_noise) if m.input_noise > 0 else Clean(),
-        kl_weight=KLWeight(m.beta, m.kl_warmup_epochs),
-        recon_divisor=RECON_REDUCTIONS[m.recon_reduction](math.prod(image_shape)),
+        objective=IWAE(m.iw_samples) if m.iw_samples > 1 else ELBO(
+            KLWeight(m.beta, m.kl_warmup_epochs),
+            RECON_REDUCTIONS[m.recon_reduction](math.prod(image_shape)),
+        ),
     )
 
 

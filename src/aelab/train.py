@@ -86,8 +86,12 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, bar: tqdm) -> di
     sums: dict[str, torch.Tensor] = {}
     first_bad = torch.zeros((), dtype=torch.long, device=data.device)  # 1-based step, 0 = none
     window = torch.zeros((), device=data.device)
+    lr_at = registry.LR_SCHEDULES[t.lr_schedule]
     for step, batch in enumerate(data.train_batches(t.batch_size, state.generator), start=1):
-        out = model.loss(batch, progress=state.epoch + (step - 1) / steps)
+        progress = state.epoch + (step - 1) / steps  # in epochs
+        for group in opt.param_groups:
+            group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
+        out = model.loss(batch, progress=progress)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
@@ -134,7 +138,8 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         state.epoch += 1
         state.seconds += seconds
         record = {"epoch": state.epoch, "seconds": round(seconds, 3),
-                  "kl_weight": state.model.kl_weight(state.epoch),
+                  "lr": state.optimizer.param_groups[0]["lr"],
+                  **state.model.objective.schedule(state.epoch),
                   **{f"train_{k}": v for k, v in train.items()},
                   **{f"val_{k}": v for k, v in val.items()}}
         run.append_metrics(record)

@@ -1,0 +1,77 @@
+"""Objective parts: what `model.loss(batch)` minimises.
+
+ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises linearly over
+      the warm-up, Bowman et al. 2016). With a point-mass latent there is no KL: loss = recon.
+IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
+      Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
+Each returns the objective and its parts as means over the batch of per-image sums over
+pixels (nats/image); `mse` is per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class KLWeight:
+    """beta, reached linearly over `warmup_epochs` of training (KL annealing)."""
+
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+
+    def __call__(self, progress: float | None) -> float:
+        """`progress` in epochs since the start of training; None = fully warmed (evaluation)."""
+        if progress is None or self.warmup_epochs <= 0:
+            return self.beta
+        return self.beta * min(1.0, progress / self.warmup_epochs)
+
+
+def _mse(model, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return (model.likelihood.mean(out) - x).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class ELBO:
+    kl_weight: KLWeight = KLWeight()
+    # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
+    # term, which weights the KL D times more heavily than the ELBO does.
+    recon_divisor: float = 1.0
+
+    def schedule(self, progress: float | None) -> dict[str, float]:
+        """What changes over training, for the log."""
+        return {"kl_weight": self.kl_weight(progress)}
+
+    def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
+        q = model.encode(model.corruption(batch.x), batch.y)
+        out = model.decode(q.rsample(), batch.y)
+        recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
+        objective = recon / self.recon_divisor
+        parts = {"recon": recon.mean()}
+        kl = q.kl()
+        if kl is not None:
+            objective = objective + self.kl_weight(progress) * kl
+            parts["kl"] = kl.mean()
+            parts["neg_elbo"] = (recon + kl).mean()
+        return {"loss": objective.mean(), **parts, "mse": _mse(model, out, batch.x)}
+
+
+@dataclass(frozen=True)
+class IWAE:
+    samples: int = 5
+
+    def schedule(self, progress: float | None) -> dict[str, float]:
+        return {}
+
+    def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
+        q = model.encode(model.corruption(batch.x), batch.y)
+        log_w, log_px_z, out = model.log_weights(q, batch.x, batch.y, self.samples)  # (K, B) each
+        bound = torch.logsumexp(log_w, 0) - math.log(self.samples)  # (B,)
+        recon = -log_px_z.mean(0)
+        kl = q.kl()
+        return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
+                "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
