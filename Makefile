@@ -31,3 +31,6 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+bench: $(STAMP)
+	$(VENV)/bin/aelab bench

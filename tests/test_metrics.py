@@ -157,3 +157,19 @@ def test_sample_scores_on_real_digits(small_data, mnist):
     untrained = metrics.sample_scores(cvae, judge, test, n=1000)
     assert 0 <= untrained["cond_acc"] <= 0.5 and len(untrained["cond_acc_per_label"]) == 10
     assert untrained["fd_classifier"] > 10
+
+
+def test_measure_on_a_dynamically_binarised_model(mnist):
+    """Dynamic binarisation: the test set is binary, the probe's training codes come from one
+    seeded draw, and samples are judged against the grey test images."""
+    from aelab import evaluate
+    from aelab.data import Dynamic, ImageData
+
+    cfg = tiny("vae", data={"binarize": "dynamic"})
+    data = ImageData.from_arrays(mnist, Dynamic(), 256, 512)
+    model = registry.build_model(cfg, data.image_shape, 10)
+    first = evaluate.measure(model, data, cfg, k=5)
+    assert {"nll_is", "active_units", "probe_acc", "fd_classifier", "sample_class_entropy"} <= set(first)
+    assert first["nll_is"] < first["neg_elbo"]
+    draw = lambda: data.binarizer.once(data.train.images, evaluate.PROBE_SEED)  # noqa: E731
+    assert torch.equal(draw(), draw()) and set(draw().unique().tolist()) == {0, 255}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, job, registry, report, train
+from . import bench, config, job, registry, report, train
 from .errors import AelabError
 from .evaluate import evaluate_run, load_model
 from .images import save_images
@@ -128,6 +128,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="override train.epochs of every run")
     r.add_argument("--k", type=int, default=100, help="importance samples per image for nll_is (default 100)")
     r.set_defaults(func=_run)
+
+    b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")
+    bench.add_arguments(b)
+    b.set_defaults(func=bench.run)
     return p
 
 

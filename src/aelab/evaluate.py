@@ -11,13 +11,14 @@ import time
 import torch
 
 from . import classifier, registry
-from .data import ImageData
+from .data import ImageData, Split
 from .metrics import (active_units, image_quality, nll_importance_sampled, posterior_means,
                       probe_accuracy, sample_scores)
 from .model import Autoencoder
 from .rundir import UNITS, RunDir
 
 EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
+PROBE_SEED = 3  # the one draw of dynamically binarised training images for the probe
 
 # loss-dict key -> the name it is reported under
 NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elbo"}
@@ -68,15 +69,20 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         if stochastic:
             out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
             out["nll_k"] = k
-        codes, labels = timed("codes", lambda: posterior_means(model, test()))
+        codes, labels = timed("codes_test", lambda: posterior_means(model, test()))
         if stochastic:
             out["active_units"] = active_units(codes)
-        train_codes, train_labels = timed("codes", lambda: posterior_means(model, data.eval_batches(data.train, bs)))
+        # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).
+        train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)
+        train_codes, train_labels = timed("codes_train", lambda: posterior_means(model, data.eval_batches(train, bs)))
         out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
         if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
             arrays = registry.pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data.root)
             judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name))
-            out.update(timed("samples", lambda: sample_scores(model, judge, test())))
+            # Samples are the likelihood's means (grey levels), so they are held against the grey
+            # test images, the kind of image the classifier was trained on.
+            grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
+            out.update(timed("samples", lambda: sample_scores(model, judge, data.eval_batches(grey, bs))))
             out["classifier_test_acc"] = judge_acc
     return {**out, "seconds": timings}
 

@@ -1,0 +1,182 @@
+"""`aelab bench`: how fast aelab trains and evaluates, against the hardware's floor and
+against the loop most users write, all measured in one process and one run.
+
+Floor: the matrix products of an epoch (from the model's layer shapes), each timed on this
+machine at its own shape; everything else a step does (activations, the loss, the optimizer)
+is overhead above the floor. The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+from . import config, registry, train
+from .data import Batch
+from .evaluate import loss_parts
+from .job import CONFIG_DIR
+from .metrics import nll_importance_sampled
+from .rundir import RunDir
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def _time_mm(m: int, k: int, n: int, repeat: int) -> float:
+    """Seconds for one (m x k) @ (k x n) product, best of `repeat`."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def training_floor(model, batch: int, images: int, repeat: int = 20) -> dict[str, float]:
+    """FLOPs of an epoch's matrix products and the time they take here at the model's shapes.
+    Per linear layer (in -> out) and step: forward B x in x out; backward the weight gradient
+    (same size) and, except for the first layer, the input gradient (same size again)."""
+    flops, seconds, first = 0.0, 0.0, True
+    for layers in (_linears(model.encoder), _linears(model.decoder)):
+        for i, lin in enumerate(layers):
+            fan_in, fan_out = lin.in_features, lin.out_features
+            products = [(batch, fan_in, fan_out), (fan_out, batch, fan_in)]  # forward, weight grad
+            if not (first and i == 0):
+                products.append((batch, fan_out, fan_in))  # input grad
+            for m, k, n in products:
+                flops += 2 * m * k * n
+                seconds += _time_mm(m, k, n, repeat)
+        first = False
+    steps = images / batch
+    return {"flops": flops * steps, "seconds": seconds * steps, "gflops": flops / seconds / 1e9}
+
+
+def nll_floor(model, images: int, k: int, rows: int, repeat: int = 5) -> dict[str, float]:
+    """The decoder's forward products for images x K codes, timed at the chunk's row count."""
+    flops = seconds = 0.0
+    for lin in _linears(model.decoder):
+        flops += 2 * rows * lin.in_features * lin.out_features
+        seconds += _time_mm(rows, lin.in_features, lin.out_features, repeat)
+    chunks = images * k / rows
+    return {"flops": flops * chunks, "seconds": seconds * chunks}
+
+
+class PerSampleDigits(torch.utils.data.Dataset):
+    """The usual user-written dataset: one float tensor per __getitem__."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.images[i].astype("float32") / 255).unsqueeze(0), int(self.labels[i])
+
+
+def reference_loop(cfg, data, epochs: int) -> list[float]:
+    """The same model trained the way most users write it: DataLoader over a per-sample
+    Dataset, plain Adam, `.item()` every step. Returns seconds per epoch."""
+    torch.manual_seed(cfg.train.seed)
+    model = registry.build_model(cfg, data.image_shape, data.num_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    images = data.train.images[:, 0].numpy()
+    loader = torch.utils.data.DataLoader(PerSampleDigits(images, data.train.labels.numpy()),
+                                         batch_size=cfg.train.batch_size, shuffle=True)
+    times = []
+    for _ in range(epochs):
+        start, total = time.perf_counter(), 0.0
+        model.train()
+        for x, y in loader:
+            opt.zero_grad()
+            loss = model.loss(Batch(x, y))["loss"]
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = False) -> dict:
+    sets = [f"train.epochs={epochs}"] + (["data.train_size=6400"] if quick else [])
+    cfg = config.load(CONFIG_DIR / "vae_mnist.toml", sets)
+    data = registry.build_data(cfg)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"aelab training {len(data.train)} images x {epochs} epochs, {torch.get_num_threads()} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunDir.create(tmp + "/run", cfg)
+        state = train.fit(cfg, run, data, progress=False)
+        times = [r["seconds"] for r in run.metrics()]
+    model = state.model.eval()
+    timed = times[1:] or times
+    epoch_s = statistics.median(timed)
+    floor = training_floor(model, cfg.train.batch_size, len(data.train))
+    test = loss_parts(model, data.to(next(model.parameters()).device), cfg.train.eval_batch_size)
+    log(f"reference loop (DataLoader, per-sample Dataset, .item() each step): {ref_epochs} epochs")
+    ref = reference_loop(cfg, data, ref_epochs)
+    ref_s = statistics.median(ref)
+
+    test_images = 1000 if quick else len(data.test)
+    k = 10 if quick else k
+    rows = 25_000
+    log(f"nll_is with K={k} on {test_images} test images")
+    batches = list(data.eval_batches(data.test, cfg.train.eval_batch_size))[: max(1, test_images // cfg.train.eval_batch_size)]
+    start = time.perf_counter()
+    with torch.no_grad():
+        nll = nll_importance_sampled(model, batches, k, rows_per_chunk=rows)
+    nll_s = time.perf_counter() - start
+    nfloor = nll_floor(model, test_images, k, rows)
+    return {
+        "config": "vae_mnist.toml", "quick": quick, "device": str(next(model.parameters()).device),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "train_images": len(data.train), "epochs": epochs,
+        "epoch_s_first": round(times[0], 3), "epoch_s_median": round(epoch_s, 3),
+        "images_per_s": round(len(data.train) / epoch_s),
+        "epoch_gflop": round(floor["flops"] / 1e9, 1), "gemm_gflops": round(floor["gflops"], 1),
+        "epoch_floor_s": round(floor["seconds"], 3), "epoch_floor_ratio": round(epoch_s / floor["seconds"], 2),
+        "test_loss": round(test["loss"], 3), "peak_mem_mb": round(peak_memory_mb()),
+        "reference_epoch_s": round(ref_s, 3), "speedup_vs_reference": round(ref_s / epoch_s, 2),
+        "nll_k": k, "nll_images": test_images, "nll_is": round(nll, 3), "nll_s": round(nll_s, 2),
+        "nll_floor_s": round(nfloor["seconds"], 2), "nll_floor_ratio": round(nll_s / nfloor["seconds"], 2),
+    }
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--epochs", type=int, default=3, help="aelab epochs (the first is reported apart)")
+    p.add_argument("--ref-epochs", type=int, default=2, help="epochs of the reference loop")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per test image")
+    p.add_argument("--quick", action="store_true", help="a few hundred steps: checks that it runs, not how fast")
+
+
+def run(args) -> int:
+    print(json.dumps(bench(args.epochs, args.ref_epochs, args.k, args.quick)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m aelab.bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

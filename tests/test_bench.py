@@ -1,0 +1,15 @@
+import json
+
+from aelab.cli import main
+
+
+def test_quick_bench_prints_every_figure_as_one_json_line(capsys):
+    assert main(["bench", "--quick", "--epochs", "2", "--ref-epochs", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    r = json.loads(last)
+    for key in ("epoch_s_median", "epoch_s_first", "images_per_s", "peak_mem_mb", "test_loss", "epoch_floor_s",
+                "epoch_floor_ratio", "gemm_gflops", "reference_epoch_s", "speedup_vs_reference", "nll_s",
+                "nll_floor_s", "nll_floor_ratio"):
+        assert isinstance(r[key], (int, float)) and r[key] > 0, key
+    # 6,400 images: 50 steps of 128; the model's products, 784-400-20 and back.
+    assert r["train_images"] == 6400 and r["epoch_gflop"] == round(6400 * 6 * 651_200 / 1e9 - 6400 * 2 * 784 * 400 / 1e9, 1)
