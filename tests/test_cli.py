@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aelab import datasets, idx
+from aelab import datasets, idx, report
 from aelab.cli import main
 
 TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.hidden=[32]",
@@ -69,8 +69,7 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
         assert record["nll_k"] == 20 and record["nll_is"] < record["neg_elbo"]
         assert 0 <= record["active_units"] <= 4
     assert 3 < record["psnr_db"] < 40 and -1 < record["ssim"] < 1 and 0.1 < record["probe_acc"] <= 1  # 8 steps of training
-    assert main(["eval", str(runs / kind), "--k", "20"]) == 0
-    text = capsys.readouterr().out
+    text = report.metrics_text(record)  # what `aelab eval` prints without --json
     assert "reconstruction PSNR" in text and "dB" in text and "sum over pixels, mean over images" in text
 
 
@@ -170,3 +169,11 @@ def test_the_installed_entry_point_exits_2_without_traceback(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == f"aelab: error: {tmp_path / 'nope.toml'}: no such config file"
+
+
+def test_eval_prints_a_table_without_json(runs, capsys, monkeypatch):
+    record = json.loads((runs / "vae" / "eval.json").read_text())
+    monkeypatch.setattr("aelab.cli.evaluate_run", lambda run, k: {**record, "nll_is": 99.5, "nll_k": k})
+    assert main(["eval", str(runs / "vae"), "--k", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "NLL, importance sampled (K=7)" in out and "99.50  nats/image" in out and not out.startswith("{")

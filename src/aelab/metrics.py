@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from .model import Autoencoder
 
@@ -21,6 +20,8 @@ def image_quality(model: Autoencoder, batches) -> dict[str, float]:
     """Reconstructions at the posterior mean against the images, on the [0, 1] scale:
     mse (per pixel), psnr_db (mean over images of 10 log10(1 / mse_i)), ssim (mean;
     Wang et al. 2004, torchmetrics' Gaussian-window implementation)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure  # slow to import
+
     mse, psnr, ssim, n = 0.0, 0.0, 0.0, 0
     for b in batches:
         rec = model.reconstruct(b.x, b.y)
