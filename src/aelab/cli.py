@@ -22,6 +22,11 @@ from .rundir import RunDir
 RESUMABLE_KEYS = {"train.epochs", "train.threads", "train.log_every", "train.eval_batch_size"}
 
 
+def _at_least_one(option: str, value: int) -> None:
+    if value < 1:
+        raise AelabError(f"{option}: must be at least 1, got {value}")
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.out:
@@ -55,8 +60,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.k < 1:
-        raise AelabError(f"--k: must be at least 1, got {args.k}")
+    _at_least_one("--k", args.k)
     record = evaluate_run(RunDir.open(args.run), k=args.k)
     print(json.dumps(record, indent=2) if args.json else report.metrics_text(record))
     return 0
@@ -68,8 +72,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise AelabError(f"{out}: unknown image format; use .png or .npy")
     if out.exists() and not args.force:
         raise AelabError(f"{out}: already exists; choose another --out or add --force")
-    if args.n < 1:
-        raise AelabError(f"--n: must be at least 1, got {args.n}")
+    _at_least_one("--n", args.n)
     model, cfg, _ = load_model(RunDir.open(args.run), "best")
     device = next(model.parameters()).device
     labels = None
@@ -88,8 +91,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.k < 1:
-        raise AelabError(f"--k: must be at least 1, got {args.k}")
+    _at_least_one("--k", args.k)
     job.main_job(Path(args.out), epochs=args.epochs, k=args.k)
     return 0
 

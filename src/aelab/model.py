@@ -9,8 +9,6 @@ AE, denoising AE, VAE and CVAE differ only in the parts they are built from (reg
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -34,10 +32,6 @@ class Autoencoder(nn.Module):
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
 
-    @property
-    def num_pixels(self) -> int:
-        return math.prod(self.image_shape)
-
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z|x[, y]) for images x: (B, C, H, W)."""
         return self.latent.posterior(self.encoder(x, self.condition(y)))
@@ -55,11 +49,10 @@ class Autoencoder(nn.Module):
         """For K draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
         and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W)."""
         z = q.rsample(k)  # (K, B, D)
-        kb = z.shape[0] * z.shape[1]
-        out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))
-        log_px_z = self.likelihood.log_prob(out, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, -1)
+        out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))  # (K*B, C, H, W)
+        log_px_z = self.likelihood.log_prob(out, x.repeat(k, 1, 1, 1)).view(k, -1)
         log_w = log_px_z + standard_normal_log_prob(z) - q.log_prob(z)
-        return log_w, log_px_z, out.view(k, kb // k, *out.shape[1:])
+        return log_w, log_px_z, out.view(k, z.shape[1], *out.shape[1:])
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
