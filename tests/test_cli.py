@@ -62,7 +62,7 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
     assert main(["eval", str(runs / kind), "--k", "20", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     metric_keys = set(record) - {"run", "kind", "dataset", "binarize", "split", "n_images", "checkpoint",
-                                 "epoch", "units", "seconds"}
+                                 "epoch", "units", "seconds", "checkpoint_sha256", "deep"}
     assert metric_keys == KEYS[kind]
     assert json.loads((runs / kind / "eval.json").read_text()) == record
     if "nll_is" in record:

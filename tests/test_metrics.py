@@ -1,6 +1,5 @@
 """The evaluation's estimators against known answers, and its scores on small real inputs."""
 
-import math
 
 import numpy as np
 import pytest

@@ -26,7 +26,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, small_data, mnist, binarize):
-    from aelab.data import Dynamic, Grey, ImageData
+    from aelab.data import Dynamic, ImageData
 
     data = small_data if binarize == "none" else ImageData.from_arrays(mnist, Dynamic(), 256, 512)
     cfg = tiny("vae", train={"epochs": 3}, model={"kl_warmup_epochs": 2.0, "input_noise": 0.1},

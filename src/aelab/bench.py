@@ -22,9 +22,9 @@ from torch import nn
 from . import config, registry, train
 from .data import Batch
 from .evaluate import loss_parts
-from .job import CONFIG_DIR
 from .metrics import nll_importance_sampled
 from .rundir import RunDir
+from .study import CONFIG_DIR
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:

@@ -91,8 +91,20 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _at_least_one("--k", args.k)
-    job.main_job(Path(args.out), epochs=args.epochs, k=args.k)
+    if args.k is not None:
+        _at_least_one("--k", args.k)
+    if args.epochs is not None:
+        _at_least_one("--epochs", args.epochs)
+    html = job.run_study(Path(args.study) if args.study else None, Path(args.out), epochs=args.epochs, k=args.k)
+    print(f"report: {html}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.k is not None:
+        _at_least_one("--k", args.k)
+    html = job.report_runs([Path(r) for r in args.runs], Path(args.out), title=args.title, k=args.k)
+    print(f"report: {html}")
     return 0
 
 
@@ -125,11 +137,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.set_defaults(func=_sample)
 
-    r = sub.add_parser("run", help="the main job: AE, VAE and CVAE on MNIST, trained and evaluated")
-    r.add_argument("--out", default="runs/main", help="directory of the runs (default runs/main)")
+    r = sub.add_parser("run", help="a study (default: AE, VAE and CVAE on MNIST): trained, evaluated, reported")
+    r.add_argument("study", nargs="?", metavar="STUDY.toml", help="the study (default: the packaged compare.toml)")
+    r.add_argument("--out", default="runs/main", help="directory of its runs, figures and report (default runs/main)")
     r.add_argument("--epochs", type=int, help="override train.epochs of every run")
-    r.add_argument("--k", type=int, default=100, help="importance samples per image for nll_is (default 100)")
+    r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
     r.set_defaults(func=_run)
+
+    o = sub.add_parser("report", help="an HTML + Markdown report of trained runs, figures side by side")
+    o.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    o.add_argument("--out", required=True, help="directory for report.html, report.md and figures/")
+    o.add_argument("--title", default="aelab report", help="the report's title")
+    o.add_argument("--k", type=int, help="importance samples per image for nll_is: runs evaluated with another K "
+                   "are re-evaluated (default: take each run's eval.json as it is; 100 where there is none)")
+    o.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")
     bench.add_arguments(b)

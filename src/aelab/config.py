@@ -194,7 +194,7 @@ def as_dict(cfg: RunConfig) -> dict[str, dict[str, object]]:
     return {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS}
 
 
-def _toml_value(value: object) -> str:
+def toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -202,7 +202,7 @@ def _toml_value(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
@@ -211,7 +211,7 @@ def dumps(cfg: RunConfig) -> str:
     lines = []
     for sname, values in as_dict(cfg).items():
         lines.append(f"[{sname}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
         lines.append("")
     return "\n".join(lines)
 

@@ -7,12 +7,16 @@ import torch
 
 
 class Clean:
+    active = False
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
 
 class GaussianNoise:
     """x + sigma * eps, eps ~ N(0, I), clipped back to [0, 1]."""
+
+    active = True
 
     def __init__(self, sigma: float):
         self.sigma = sigma

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import torch
@@ -99,10 +101,31 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         "split": "test",
         "n_images": len(data.test),
         "checkpoint": "best.pt",
+        "checkpoint_sha256": _sha256(run.best_path),
         "epoch": int(payload["epoch"]),
+        "deep": deep,
         **{key: round(v, 6) if isinstance(v, float) else v for key, v in measure(model, data, cfg, k=k, deep=deep).items()},
         "units": UNITS + "; psnr_db, ssim of reconstructions at the posterior mean; "
                  "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
     }
     run.write_json(run.eval_path, record)
     return record
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | None = None, deep: bool = True,
+                       default_k: int = 100) -> dict:
+    """RUN/eval.json if it measured the current best.pt at least this deeply (and with K
+    importance samples, where k is given), else a fresh evaluation (with K = k or default_k)."""
+    if run.eval_path.is_file():
+        try:
+            record = json.loads(run.eval_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if (record.get("checkpoint_sha256") == _sha256(run.best_path) and k in (None, record.get("nll_k", k))
+                and (record.get("deep") or not deep)):
+            return record
+    return evaluate_run(run, data, k=k or default_k, deep=deep)

@@ -1,23 +1,26 @@
-"""The main job: AE, VAE and CVAE on MNIST, trained (or found already trained) and evaluated."""
+"""Jobs: a study's runs trained (or found trained), evaluated, drawn and reported.
+
+    OUT/runs/NAME/      one ordinary run directory per run of the study
+    OUT/figures/NAME/   its figures (PNG)
+    OUT/report.html     the report, one self-contained file; OUT/report.md beside it
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
-from . import config, registry, train
+from . import config, registry, report, study, train
 from .config import RunConfig
 from .data import ImageData
+from .datasets import CLASS_NAMES
 from .errors import AelabError
-from .evaluate import evaluate_run
-from .rundir import UNITS, RunDir
+from .evaluate import cached_or_evaluate, load_model
+from .rundir import RunDir
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-MAIN_RUNS = {"ae": "ae_mnist.toml", "vae": "vae_mnist.toml", "cvae": "cvae_mnist.toml"}
-# The three are compared on identical data, with a validation split for model selection
-# (vae_mnist.toml alone trains on all 60,000 images, to reproduce pytorch/examples).
-MAIN_OVERRIDES = ["data.val_size=5000"]
+DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
 
 def ensure_trained(cfg: RunConfig, path: Path, data: ImageData) -> RunDir:
@@ -42,40 +45,75 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData) -> RunDir:
     return RunDir.open(path)
 
 
-def main_job(out: Path, epochs: int | None = None, k: int = 100, deep: bool = True) -> list[dict]:
-    results, datasets = [], {}
-    for name, file in MAIN_RUNS.items():
-        extra = [f"train.epochs={epochs}"] if epochs is not None else []
-        cfg = config.load(CONFIG_DIR / file, MAIN_OVERRIDES + extra)
-        if cfg.data not in datasets:  # runs on the same data share it in memory
-            datasets[cfg.data] = registry.build_data(cfg)
-        run = ensure_trained(cfg, out / name, datasets[cfg.data])
-        record = evaluate_run(run, datasets[cfg.data], k=k, deep=deep)
-        record["train_seconds"] = json.loads(run.done_path.read_text())["train_seconds"]
-        results.append(record)
-    print(table(results))
-    print(f"\nruns and their eval.json: {out}/{{{','.join(MAIN_RUNS)}}}")
-    return results
+class DataCache:
+    """Runs on the same data share it in memory."""
+
+    def __init__(self):
+        self._held: dict = {}
+
+    def __call__(self, cfg: RunConfig) -> ImageData:
+        if cfg.data not in self._held:
+            self._held[cfg.data] = registry.build_data(cfg)
+        return self._held[cfg.data]
 
 
-COLUMNS = ["kind", "epoch", "train_seconds", "neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim",
-           "active_units", "probe_acc", "cond_acc", "sample_class_entropy", "fd_classifier"]
+def check_report_dir(out: Path) -> None:
+    """Refuse to write a report into a directory that holds something else."""
+    if out.is_file():
+        raise AelabError(f"{out}: is a file; --out must be a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file() and not (out / "runs").is_dir():
+        raise AelabError(f"{out}: not empty and holds no report; choose another --out")
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
-    return "-" if value is None else str(value)
+def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool) -> report.Entry:
+    """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name."""
+    from .figures import draw_run  # matplotlib: imported only when figures are drawn
+
+    record = cached_or_evaluate(run, data, k=k, deep=deep)
+    model, cfg, _ = load_model(run, "best")
+    start = time.perf_counter()
+    drawn = draw_run(model, data.to(registry.device(cfg)), run.metrics_path, out / "figures" / name, name,
+                     CLASS_NAMES.get(cfg.data.name, [str(c) for c in range(data.num_classes)]))
+    done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
+    return report.Entry(name, cfg, record, done.get("train_seconds"), drawn, time.perf_counter() - start)
 
 
-def table(results: list[dict]) -> str:
-    """One row per run; columns that no run has are left out."""
-    cols = [c for c in COLUMNS if any(c in r for r in results)]
-    rows = [[_cell(r.get(c)) for c in cols] for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
-    binarize = "/".join(sorted({r["binarize"] for r in results}))
-    nll_k = {r["nll_k"] for r in results if "nll_k" in r}
-    notes = f"; nll_is with K={nll_k.pop()}" if len(nll_k) == 1 else ""
-    return "\n".join([f"Test set ({UNITS}; binarize={binarize}{notes}):", *lines])
+def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
+              deep: bool = True) -> Path:
+    """Train what is missing, evaluate, draw, report; returns the report's path."""
+    s = study.load(path or DEFAULT_STUDY)
+    check_report_dir(out)
+    k = k or s.nll_k
+    data_of, entries = DataCache(), []
+    for r in s.runs:
+        cfg = config.with_overrides(r.config, [f"train.epochs={epochs}"]) if epochs else r.config
+        run = ensure_trained(cfg, out / "runs" / r.name, data_of(cfg))
+        entries.append(entry(r.name, run, data_of(cfg), out, k=k, deep=deep))
+    return _finish(out, s.title, s.question, entries, [out / "runs" / r.name for r in s.runs])
+
+
+def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True) -> Path:
+    """A report of existing run directories, from their eval.json; a run without one (or with
+    a stale one, or one of another K where k is given) is evaluated first."""
+    check_report_dir(out)
+    runs = [RunDir.open(p) for p in run_dirs]
+    names = [Path(p).resolve().name for p in run_dirs]
+    if len(set(names)) < len(names):  # e.g. two studies' runs/vae: name them by parent too
+        names = [f"{Path(p).resolve().parent.parent.name}/{Path(p).resolve().name}" for p in run_dirs]
+    data_of, entries = DataCache(), []
+    for name, run in zip(names, runs):
+        cfg = run.config()
+        entries.append(entry(name.replace("/", "-"), run, data_of(cfg), out, k=k, deep=deep))
+    return _finish(out, title, "", entries, run_dirs)
+
+
+def _finish(out: Path, title: str, question: str, entries: list[report.Entry], run_dirs: list[Path]) -> Path:
+    from .figures import comparison_curves
+
+    overview = []
+    if len(entries) > 1:
+        overview.append(comparison_curves({e.name: Path(p) / "metrics.jsonl" for e, p in zip(entries, run_dirs)},
+                                          out / "figures" / "all_curves.png"))
+    html = report.write(out, title, question, entries, overview)
+    print(report.table_text(entries))
+    return html

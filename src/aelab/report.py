@@ -1,6 +1,25 @@
-"""Metrics for people: names, values and units, one per line."""
+"""Reports: metrics as text for the terminal, and the HTML + Markdown report of runs.
+
+`report.html` is one file (PNGs embedded as data URIs, styles inline, no script, nothing
+fetched); `report.md` sits beside it and links the same PNGs under `figures/`.
+"""
 
 from __future__ import annotations
+
+import base64
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import config, theory
+from .config import RunConfig
+from .files import write_atomic
+from .rundir import UNITS
+
+if TYPE_CHECKING:
+    from .figures import Drawn
 
 # key -> (label, unit, format)
 METRICS = {
@@ -19,6 +38,9 @@ METRICS = {
     "fd_classifier": ("Frechet distance, classifier features", "not Inception FID", ".2f"),
     "classifier_test_acc": ("reference classifier test accuracy", "", ".4f"),
 }
+COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "active_units", "probe_acc",
+           "cond_acc", "sample_class_entropy", "fd_classifier"]
+IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
 
 
 def metrics_text(record: dict) -> str:
@@ -31,3 +53,177 @@ def metrics_text(record: dict) -> str:
             lines.append(f"  {label + extra:<42} {format(record[key], fmt):>10}  {unit}")
     lines.append("  (losses: sum over pixels, mean over images)")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run as the report shows it."""
+    name: str
+    cfg: RunConfig
+    record: dict  # eval.json
+    train_seconds: float | None
+    figures: list["Drawn"] = field(default_factory=list)
+    draw_seconds: float = 0.0
+
+
+def _cell(value, fmt: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, fmt) if fmt else (f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}")
+    return str(value)
+
+
+def varied_keys(cfgs: list[RunConfig]) -> list[str]:
+    """Config keys whose values differ between the runs."""
+    flat = [{f"{s}.{k}": v for s, sec in config.as_dict(c).items() for k, v in sec.items()} for c in cfgs]
+    return [k for k in flat[0] if k not in IGNORED_DIFFERENCES and len({repr(f[k]) for f in flat}) > 1]
+
+
+def _seconds(entry: Entry) -> dict[str, str]:
+    eval_s = sum(entry.record.get("seconds", {}).values())
+    train_s = "-" if entry.train_seconds is None else f"{entry.train_seconds:.1f}"
+    return {"train s": train_s, "eval s": f"{eval_s:.1f}", "figures s": f"{entry.draw_seconds:.1f}"}
+
+
+def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
+    keys = varied_keys([e.cfg for e in entries])
+    metrics = [c for c in COLUMNS if any(c in e.record for e in entries)]
+    head = ["run", *[k.rpartition(".")[2] for k in keys], "epoch", *metrics, "train s", "eval s", "figures s"]
+    rows = []
+    for e in entries:
+        settings = config.as_dict(e.cfg)
+        row = [e.name, *[_cell(settings[k.partition(".")[0]][k.partition(".")[2]]) for k in keys], _cell(e.record.get("epoch"))]
+        row += [_cell(e.record.get(m), METRICS[m][2] if isinstance(e.record.get(m), float) else "") for m in metrics]
+        rows.append(row + list(_seconds(e).values()))
+    return head, rows
+
+
+def table_text(entries: list[Entry]) -> str:
+    head, rows = table_rows(entries)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(head, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join([f"Test set ({UNITS}{_k_note(entries)}):", *lines])
+
+
+def _k_note(entries: list[Entry]) -> str:
+    ks = sorted({e.record["nll_k"] for e in entries if "nll_k" in e.record})
+    return f"; nll_is with K={'/'.join(map(str, ks))} importance samples" if ks else ""
+
+
+def _figure_keys(entries: list[Entry]) -> list[tuple[str, str]]:
+    """(key, caption) of every figure some run has, in drawing order."""
+    seen: dict[str, str] = {}
+    for e in entries:
+        for d in e.figures:
+            seen.setdefault(d.key, d.caption)
+    from .figures import FIGURES  # matplotlib: imported only when a report is drawn
+
+    order = ["curves", *FIGURES]
+    return sorted(seen.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+
+
+def _settings(e: Entry) -> str:
+    m, t, d = e.cfg.model, e.cfg.train, e.cfg.data
+    return (f"{m.kind}, {m.network} {'-'.join(map(str, m.hidden))}, latent {m.latent_dim}, {m.likelihood}"
+            f"{f', noise {m.input_noise:g}' if m.input_noise else ''}; {d.name} ({d.binarize}); "
+            f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}")
+
+
+TITLES = {"compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions", "samples": "Samples from the prior",
+          "label_grid": "Label-conditioned samples", "manifold": "Latent manifold (uniform grid)",
+          "manifold_quantiles": "Latent manifold (Gaussian quantiles)", "strip": "1-D latent strip",
+          "traversals": "Latent traversals", "scatter": "Latent space by class", "tsne": "t-SNE of the codes",
+          "interpolation": "Interpolation", "denoising": "Denoising"}
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
+h1{margin-bottom:.1em} .sub{color:#666;margin-top:0}
+table{border-collapse:collapse;font-size:13px;margin:.6em 0} th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight:600}
+.row{display:grid;gap:1em;align-items:start}
+figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.5em;background:#fff}
+figure img{width:100%;height:auto;display:block} figure.wide{max-width:1200px} figcaption{font-size:13px;color:#444;margin-top:.3em}
+.caption{color:#444;margin:.2em 0 .6em} .theory p{max-width:60em} code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+def _aspect(entry: Entry, key: str) -> float:
+    from PIL import Image
+
+    with Image.open(next(d.path for d in entry.figures if d.key == key)) as img:
+        return img.width / img.height
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def render_html(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str) -> str:
+    e = html.escape
+    head, rows = table_rows(entries)
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>{e(title)}</h1><p class='sub'>{e(question)}</p><p class='sub'>{e(stamp)}</p>",
+             f"<h2>Test-set metrics</h2><p class='caption'>{e(UNITS + _k_note(entries))}. "
+             "Training, evaluation and drawing times are wall-clock seconds on the machine that made this report.</p>",
+             "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
+             + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
+             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(_settings(x))}</li>" for x in entries) + "</ul>",
+             "<h2>What the models optimise</h2><div class='theory'>"]
+    for heading, paragraphs in theory.sections([x.cfg.model.kind for x in entries],
+                                               any(x.cfg.model.input_noise > 0 for x in entries)):
+        parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
+    parts.append("</div><h2>Figures</h2>")
+    for d in overview:
+        parts.append(f"<h3>{e(TITLES.get(d.key, d.key))}</h3><p class='caption'>{e(d.caption)}</p>"
+                     f"<figure class='wide'><img src='{_img(d.path)}' alt='{e(d.key)}'></figure>")
+    for key, caption in _figure_keys(entries):
+        having = [x for x in entries if any(d.key == key for d in x.figures)]
+        # one figure alone takes half the width; wide ones (learning curves) go two to a row
+        columns = min(max(len(having), 2), 4 if _aspect(having[0], key) < 1.8 else 2)
+        parts.append(f"<h3>{e(TITLES.get(key, key))}</h3><p class='caption'>{e(caption)}</p>"
+                     f"<div class='row' style='grid-template-columns:repeat({columns},minmax(0,1fr))'>")
+        for x in having:
+            for d in x.figures:
+                if d.key == key:
+                    parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
+                                 f"<figcaption><b>{e(x.name)}</b>: {e(_settings(x))}</figcaption></figure>")
+        parts.append("</div>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render_markdown(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str,
+                    out: Path) -> str:
+    head, rows = table_rows(entries)
+    lines = [f"# {title}", "", question, "", f"_{stamp}_", "", "## Test-set metrics", "",
+             f"{UNITS}{_k_note(entries)}.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+             *["| " + " | ".join(r) + " |" for r in rows], "",
+             *[f"- **{x.name}**: {_settings(x)}" for x in entries], "", "## What the models optimise", ""]
+    for heading, paragraphs in theory.sections([x.cfg.model.kind for x in entries],
+                                               any(x.cfg.model.input_noise > 0 for x in entries)):
+        lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
+    lines += ["## Figures", ""]
+    for d in overview:
+        lines += [f"### {TITLES.get(d.key, d.key)}", "", d.caption, "", f"![{d.key}]({d.path.relative_to(out).as_posix()})", ""]
+    for key, caption in _figure_keys(entries):
+        lines += [f"### {TITLES.get(key, key)}", "", caption, ""]
+        for x in entries:
+            for d in x.figures:
+                if d.key == key:
+                    lines += [f"**{x.name}** ({_settings(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def write(out: Path, title: str, question: str, entries: list[Entry], overview: list["Drawn"] = ()) -> Path:
+    """DIR/report.html and DIR/report.md from entries (and overview figures drawn from all
+    runs) whose figures lie under DIR."""
+    stamp = f"Made {time.strftime('%Y-%m-%d %H:%M')} by aelab from {len(entries)} run(s)."
+    write_atomic(out / "report.md", render_markdown(title, question, entries, list(overview), stamp, out).encode())
+    path = out / "report.html"
+    write_atomic(path, render_html(title, question, entries, list(overview), stamp).encode())
+    return path

@@ -1,0 +1,264 @@
+"""What to draw for a run: every figure that applies to its model, as PNG files.
+
+Which figures apply follows from the model's parts, not its kind's name: a label grid for
+a conditioned model, a manifold for a 2-D latent, a strip for a 1-D one, traversals beyond,
+denoising triplets where the input is corrupted. Every figure is drawn from fixed test
+indices and fixed seeds, so the same figure of two runs can be set side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import plots
+from .data import ImageData
+from .metrics import posterior_means
+from .model import Autoencoder
+
+FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption
+SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
+TRAVERSED_DIMS = 8
+
+
+@dataclass(frozen=True)
+class Drawn:
+    key: str  # the kind of figure: the same key in two runs means comparable figures
+    path: Path
+    caption: str
+
+
+def fixed_indices(labels: torch.Tensor, per_class: int = 1, classes: int = 10) -> torch.Tensor:
+    """The first `per_class` test images of each class, class by class: the same images for
+    every run on the same dataset."""
+    picks = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(classes)]
+    return torch.cat([p for p in picks if len(p)]).cpu()
+
+
+def _batch(data: ImageData, idx: torch.Tensor):
+    x = data.test.images[idx.to(data.device)].float().div_(255)
+    return x, data.test.labels[idx.to(data.device)]
+
+
+def _cond(model: Autoencoder, y: torch.Tensor | None):
+    return y if model.condition.dim else None
+
+
+def _randn(n: int, d: int, device: torch.device) -> torch.Tensor:
+    """Seeded normal draws, made on the CPU so that every device draws the same."""
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(device)
+
+
+def reconstructions(model, data, names):
+    idx = fixed_indices(data.test.labels, 2, data.num_classes)
+    x, y = _batch(data, idx)
+    r = model.reconstruct(x, _cond(model, y))
+    half = len(idx) // 2
+    rows = [x[0::2], r[0::2], x[1::2], r[1::2]] if len(idx) == 2 * half else [x, r]
+    return plots.image_rows(rows, ["test", "recon.", "test", "recon."][:len(rows)], "Test images and their reconstructions",
+                            col_labels=[names[int(c)] for c in y[0::2]])
+
+
+def prior_samples(model, data, names):
+    z = _randn(64, model.latent_dim, data.device)
+    y = model.condition.default_labels(64, data.device)
+    images = model.likelihood.mean(model.decode(z, y))
+    return plots.image_grid(images, 8, "Decoded from z ~ N(0, I)" + (" (labels 0-9 in turn)" if y is not None else ""))
+
+
+def label_grid(model, data, names):
+    c = model.condition.dim
+    z = _randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same z_j in every row
+    y = torch.arange(c, device=data.device).repeat_interleave(10)
+    images = model.likelihood.mean(model.decode(z, y))
+    return plots.image_grid(images, 10, "Row: the label; column: one z ~ N(0, I) held fixed",
+                            row_labels=names[:c], xlabel="z_1 ... z_10 (style)", ylabel="label")
+
+
+def _decode_grid(model, data, axis: torch.Tensor) -> torch.Tensor:
+    """Decode z = (axis[j], axis[-1 - i]) for row i (top = largest z_2) and column j."""
+    zy, zx = torch.meshgrid(axis.flip(0), axis, indexing="ij")
+    z = torch.stack([zx.flatten(), zy.flatten()], 1).to(data.device)
+    return model.likelihood.mean(model.decode(z, None))
+
+
+def _ticks(values: torch.Tensor) -> list[str]:
+    return [f"{0.0 if abs(v) < 0.05 else v:.1f}" for v in values.tolist()]  # no "-0.0"
+
+
+def manifold_uniform(model, data, names, a: float = 3.0, n: int = 15):
+    axis = torch.linspace(-a, a, n)
+    return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded uniform grid over [-{a:g}, {a:g}]^2",
+                            col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
+                            cell=0.45)
+
+
+def manifold_quantiles(model, data, names, n: int = 15):
+    axis = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n))
+    return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded at Gaussian quantiles ({n} per axis)",
+                            col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
+                            cell=0.45)
+
+
+def strip(model, data, names, a: float = 3.0, n: int = 21):
+    axis = torch.linspace(-a, a, n)
+    images = model.likelihood.mean(model.decode(axis.view(-1, 1).to(data.device), None))
+    return plots.image_grid(images, n, f"The 1-D latent decoded from -{a:g} to {a:g}", col_labels=_ticks(axis),
+                            xlabel="z", cell=0.55)
+
+
+def _test_codes(model, data) -> tuple[torch.Tensor, torch.Tensor]:
+    return posterior_means(model, data.eval_batches(data.test, 1000))
+
+
+def traversals(model, data, names, steps: int = 11, spread: float = 3.0):
+    """Each row varies one of the most active dimensions across its test-set spread
+    (mean +- 3 sd of the posterior means), the others held at their test-set mean."""
+    codes, _ = _test_codes(model, data)
+    mean, sd = codes.mean(0), codes.std(0)
+    dims = torch.argsort(codes.var(0), descending=True)[:TRAVERSED_DIMS]
+    offsets = torch.linspace(-spread, spread, steps, dtype=codes.dtype)
+    z = mean.repeat(len(dims) * steps, 1)
+    for r, d in enumerate(dims):
+        z[r * steps:(r + 1) * steps, d] = mean[d] + offsets * sd[d]
+    y = model.condition.default_labels(1, data.device)
+    y = None if y is None else y.repeat(len(z))  # a conditioned model: drawn as label 0
+    images = model.likelihood.mean(model.decode(z.float().to(data.device), y))
+    rows = [f"z{int(d)} (sd {sd[d]:.2f})" for d in dims]
+    return plots.image_grid(images, steps, "Traversals of the most active dimensions" + (", label 0" if y is not None else ""),
+                            row_labels=rows, col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
+                            xlabel="offset from the test-set mean, in sd of that dimension", cell=0.5)
+
+
+def scatter(model, data, names):
+    codes, labels = _test_codes(model, data)
+    if codes.shape[1] == 2:
+        return plots.scatter(codes.numpy(), labels.numpy(), f"Test codes E[z|x] ({len(codes)} images)",
+                             "z_1", "z_2", names)
+    centred = codes - codes.mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    explained = (s ** 2 / (s ** 2).sum())[:2]
+    pcs = (centred @ v[:2].T).numpy()
+    return plots.scatter(pcs, labels.numpy(), f"Test codes E[z|x], first two principal components ({len(codes)} images)",
+                         f"PC1 ({explained[0]:.0%} of variance)", f"PC2 ({explained[1]:.0%})", names)
+
+
+def tsne(model, data, names):
+    from sklearn.manifold import TSNE  # only for codes of more than 2 dimensions
+
+    codes, labels = _test_codes(model, data)
+    codes, labels = codes[:SCATTER_POINTS], labels[:SCATTER_POINTS]
+    points = TSNE(2, init="pca", perplexity=30, random_state=0).fit_transform(codes.numpy())
+    return plots.scatter(points, labels.numpy(), f"t-SNE of the test codes E[z|x] (first {len(codes)} images)",
+                         "t-SNE 1", "t-SNE 2", names)
+
+
+def interpolations(model, data, names, steps: int = 10):
+    """Straight lines in code space between pairs of test images. Unconditioned models go
+    from digit c to digit c+1; a conditioned model between two images of the same digit,
+    with that label held."""
+    idx = fixed_indices(data.test.labels, 2, data.num_classes)
+    first, second = idx[0::2], idx[1::2]
+    ends = (first[:6], second[:6]) if model.condition.dim else (first[:6], first[1:7])
+    xa, ya = _batch(data, ends[0])
+    xb, _ = _batch(data, ends[1])
+    za, zb = model.encode(xa, _cond(model, ya)).mean, model.encode(xb, _cond(model, ya)).mean
+    t = torch.linspace(0, 1, steps, device=data.device).view(1, -1, 1)
+    z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).flatten(0, 1)
+    y = _cond(model, ya.repeat_interleave(steps))
+    images = model.likelihood.mean(model.decode(z, y))
+    pairs = [f"{names[int(a)]} to {names[int(b)]}" for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
+    return plots.image_grid(images, steps, "Interpolation between the codes of two test images", row_labels=pairs,
+                            col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel="t in (1 - t) z_a + t z_b")
+
+
+def denoising(model, data, names):
+    idx = fixed_indices(data.test.labels, 1, data.num_classes)
+    x, y = _batch(data, idx)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(FIGURE_SEED)
+        noisy = model.corruption(x.cpu()).to(data.device)
+    return plots.image_rows([x, noisy, model.reconstruct(noisy, _cond(model, y))], ["clean", "noisy", "denoised"],
+                            "Clean, corrupted, and reconstructed from the corrupted input",
+                            col_labels=[names[int(c)] for c in y])
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def learning_curves(metrics_path: Path, title: str):
+    rows = _metrics(metrics_path)
+    epochs = [r["epoch"] for r in rows]
+
+    def lines(part: str) -> dict:
+        return {f"{split} {part}": (epochs, [r[f"{split}_{part}"] for r in rows])
+                for split in ("train", "val") if all(f"{split}_{part}" in r for r in rows)}
+
+    panels = [("objective", "nats / image", lines("loss")), ("reconstruction -log p(x|z)", "nats / image", lines("recon"))]
+    if all("train_kl" in r for r in rows):
+        panels.append(("KL(q(z|x) || p(z))", "nats / image", lines("kl")))
+    return plots.curves(panels, title)
+
+
+# key -> (drawing function, applies to this model?, caption)
+FIGURES = {
+    "reconstructions": (reconstructions, lambda m: True,
+                        "The first two test images of each class (same for every run), reconstructed at the posterior mean."),
+    "samples": (prior_samples, lambda m: True,
+                "64 decodings of z ~ N(0, I), seeded. An AE is not trained towards this prior, so its samples show "
+                "what lies where no code landed."),
+    "label_grid": (label_grid, lambda m: m.condition.dim > 0,
+                   "Row r is conditioned on class r; each column keeps one z fixed, so style stays and the class changes."),
+    "manifold": (manifold_uniform, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
+                 "The decoder over a uniform grid of the 2-D latent space; axes give z."),
+    "manifold_quantiles": (manifold_quantiles, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
+                           "The decoder at evenly spaced quantiles of N(0, 1) on each axis (each cell holds equal prior mass)."),
+    "strip": (strip, lambda m: m.latent_dim == 1 and m.condition.dim == 0, "The decoder along the 1-D latent."),
+    "traversals": (traversals, lambda m: m.latent_dim > 2,
+                   "One dimension varied at a time (the most active ones, by variance of E[z|x] over the test set)."),
+    "scatter": (scatter, lambda m: m.latent_dim >= 2,
+                "Posterior means of the test images, coloured by class (principal components beyond two dimensions)."),
+    "tsne": (tsne, lambda m: m.latent_dim > 2, "t-SNE of the posterior means, coloured by class (seeded)."),
+    "interpolation": (interpolations, lambda m: True,
+                      "Decoded points on the straight line between two test images' codes."),
+    "denoising": (denoising, lambda m: m.corruption.active,
+                  "The first test image of each class, corrupted as in training (seeded), then reconstructed."),
+}
+
+
+@torch.no_grad()
+def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path, title: str,
+             names: list[str]) -> list[Drawn]:
+    """Every figure that applies to `model`, written to `out/KEY.png`."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    drawn = [Drawn("curves", plots.save(learning_curves(metrics_path, f"Learning curves: {title}"), out / "curves.png"),
+                   "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; "
+                   "nats per image, summed over pixels.")]
+    for key, (fn, applies, caption) in FIGURES.items():
+        if applies(model):
+            drawn.append(Drawn(key, plots.save(fn(model, data, names), out / f"{key}.png"), caption))
+    return drawn
+
+
+def comparison_curves(runs: dict[str, Path], path: Path) -> Drawn:
+    """Every run's learning curves on shared axes (validation where a run has it, else training)."""
+    panels = {"loss": ("objective", {}), "recon": ("reconstruction -log p(x|z)", {}), "kl": ("KL(q(z|x) || p(z))", {})}
+    colors = plots.palette(list(runs))
+    colors.update({f"{n} (train)": c for n, c in list(colors.items())})
+    for name, metrics_path in runs.items():
+        rows = _metrics(metrics_path)
+        for part, (_, lines) in panels.items():
+            split = "val" if all(f"val_{part}" in r for r in rows) else "train"
+            if all(f"{split}_{part}" in r for r in rows):
+                lines[name if split == "val" else f"{name} (train)"] = ([r["epoch"] for r in rows],
+                                                                        [r[f"{split}_{part}"] for r in rows])
+    fig = plots.curves([(title, "nats / image", lines) for title, lines in panels.values() if lines],
+                       "All runs: validation loss per epoch (training loss where a run holds out no validation set)",
+                       colors)
+    return Drawn("compare_curves", plots.save(fig, path),
+                 "The runs' curves on shared axes; nats per image, summed over pixels.")

@@ -1,0 +1,135 @@
+"""Studies: a set of runs that answer one question, described in one TOML file.
+
+    title = "AE, VAE and CVAE on MNIST"
+    question = "What does each objective buy?"
+    config = "vae_mnist.toml"            # the base config: beside the study file, or a packaged one
+    set = ["data.val_size=5000"]         # overrides for every run
+    nll_k = 100                          # importance samples per test image for nll_is
+
+    [variants.ae]                        # named variants (optional) ...
+    set = ["model.kind=ae"]
+    [variants.vae]
+
+    [grid]                               # ... crossed with a grid of values (optional)
+    "train.lr" = [1e-3, 1e-2]
+
+Every run is the base config with the study's overrides, then its variant's, then its grid
+point's. A run's name is its variant's name joined to the grid values (`vae-lr=0.01`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config, registry
+from .config import RunConfig
+from .errors import AelabError
+
+PACKAGED = Path(__file__).parent
+CONFIG_DIR = PACKAGED / "configs"  # the shipped configs (also `configs/` in the repository)
+STUDY_DIR = PACKAGED / "studies"  # the shipped studies (also `studies/`)
+STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid"}
+VARIANT_KEYS = {"config", "set"}
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    config: RunConfig
+    varied: dict  # the settings that make this run differ from the base: key -> value
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    title: str
+    question: str
+    nll_k: int
+    runs: tuple[Run, ...]
+
+
+def find_config(name: str, beside: Path) -> Path:
+    """A config file named in a study: relative to the study file, else a packaged config."""
+    for candidate in (beside / name, CONFIG_DIR / name):
+        if candidate.is_file():
+            return candidate
+    raise AelabError(f"{beside}: config {name!r} not found beside the study nor among the packaged configs")
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AelabError(f"{where} must be a list of \"key=value\" strings, got {value!r}")
+    return value
+
+
+def _unknown(table: dict, valid: set[str], where: str) -> None:
+    extra = sorted(set(table) - valid)
+    if extra:
+        raise AelabError(f"{where}: unknown key '{extra[0]}'; valid keys: {', '.join(sorted(valid))}")
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def load(path: str | Path) -> Study:
+    path = Path(path)
+    try:
+        tree = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{path}: no such study file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AelabError(f"{path}: cannot read study: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise AelabError(f"{path}: not valid TOML: {e}") from None
+    _unknown(tree, STUDY_KEYS, str(path))
+    for key in ("title", "question", "config"):
+        if not isinstance(tree.get(key, ""), str):
+            raise AelabError(f"{path}: {key} must be a string")
+    nll_k = tree.get("nll_k", 100)
+    if isinstance(nll_k, bool) or not isinstance(nll_k, int) or nll_k < 1:
+        raise AelabError(f"{path}: nll_k must be an integer of at least 1, got {nll_k!r}")
+    common = _strings(tree.get("set", []), f"{path}: set")
+
+    variants = tree.get("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise AelabError(f"{path}: variants must be tables, e.g. [variants.vae]")
+    named = []
+    for name, v in variants.items():
+        _unknown(v, VARIANT_KEYS, f"{path}: variants.{name}")
+        named.append((name, v.get("config", tree.get("config", "")), _strings(v.get("set", []), f"{path}: variants.{name}.set")))
+    if not named:
+        named = [("", tree.get("config", ""), [])]
+
+    grid = tree.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise AelabError(f"{path}: grid must map keys to non-empty lists of values")
+    valid = set(config.valid_keys())
+    for key in grid:
+        if key not in valid:
+            raise AelabError(f"{path}: grid: unknown key '{key}'; valid keys: {', '.join(sorted(valid))}")
+    points = list(itertools.product(*grid.values()))
+
+    runs = []
+    for (vname, cfg_name, vset), point in itertools.product(named, points):
+        if not cfg_name:
+            raise AelabError(f"{path}: no config: give `config = \"NAME.toml\"` (at the top or in each variant)")
+        where = find_config(cfg_name, path.parent)
+        grid_set = [f"{k}={config.toml_value(v)}" for k, v in zip(grid, point)]
+        cfg = config.load(where, common + vset + grid_set)
+        registry.check(cfg)
+        parts = [vname] if vname else []
+        parts += [f"{k.rpartition('.')[2]}={_value_text(v)}" for k, v in zip(grid, point)]
+        name = "-".join(parts) or where.stem
+        varied = {config.parse_override(s)[0]: config.parse_override(s)[1] for s in vset}
+        varied.update(dict(zip(grid, point)))
+        runs.append(Run(name, cfg, varied))
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
+    return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs))

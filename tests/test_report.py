@@ -1,0 +1,176 @@
+"""The report: a tiny two-variant study end to end, its figures, and the page in a real browser."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import browser
+from aelab import classifier, figures, registry, report, theory
+from aelab.cli import main
+from conftest import tiny
+
+BASE = """
+[data]
+val_size = 500
+train_size = 2000
+[model]
+latent_dim = 2
+hidden = [64]
+[train]
+epochs = 2
+batch_size = 100
+eval_batch_size = 1000
+"""
+STUDY = """
+title = "Tiny study"
+question = "Do both variants show up?"
+config = "base.toml"
+nll_k = 4
+[variants.dae]
+set = ["model.kind=ae", "model.input_noise=0.4"]
+[variants.cvae3]
+set = ["model.kind=cvae", "model.latent_dim=3"]
+"""
+EXPECTED = {
+    "dae": {"curves", "reconstructions", "samples", "manifold", "manifold_quantiles", "scatter", "interpolation",
+            "denoising"},
+    "cvae3": {"curves", "reconstructions", "samples", "label_grid", "traversals", "scatter", "tsne", "interpolation"},
+}
+
+
+@pytest.fixture(scope="module")
+def study_out(tmp_path_factory, mnist):
+    """The tiny study run twice: the second time finds both runs complete and only redraws."""
+    root = tmp_path_factory.mktemp("study")
+    (root / "base.toml").write_text(BASE)
+    (root / "study.toml").write_text(STUDY)
+    out = root / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
+        mp.setattr(figures, "SCATTER_POINTS", 300)
+        assert main(["run", str(root / "study.toml"), "--out", str(out)]) == 0
+        evals = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/eval.json")}
+        first = (out / "report.html").stat().st_mtime_ns
+        assert main(["run", str(root / "study.toml"), "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/eval.json")} == evals  # evaluations reused
+    assert (out / "report.html").stat().st_mtime_ns > first  # redrawn
+    return out
+
+
+def test_the_report_lists_both_runs_with_metrics_and_theory(study_out):
+    html = (study_out / "report.html").read_text()
+    rows = re.findall(r"<tr><td>(.*?)</td>", html)
+    assert rows == ["dae", "cvae3"]
+    for words in ("Tiny study", "Do both variants show up?", "nats per image", "nll_is with K=4",
+                  "Autoencoder (AE)", "Conditional VAE (CVAE)", "Denoising", "input_noise", "latent_dim"):
+        assert words in html, words
+    assert not re.findall(r"(?:src|href)\s*=\s*['\"](?!data:)", html)  # nothing to fetch: every image inline
+    assert "<script" not in html and "<link" not in html
+    md = (study_out / "report.md").read_text()
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
+    assert links and all((study_out / link).is_file() for link in links)
+    assert "| dae |" in md and "| cvae3 |" in md
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_every_figure_that_applies_is_drawn_and_not_blank(study_out, name):
+    drawn = {p.stem for p in (study_out / "figures" / name).glob("*.png")}
+    assert drawn == EXPECTED[name]
+    for stem in drawn:
+        img = np.asarray(Image.open(study_out / "figures" / name / f"{stem}.png").convert("L"), dtype=float)
+        assert img.shape[0] > 150 and img.shape[1] > 250, (stem, img.shape)
+        assert img.std() > 20, stem  # not a blank canvas
+    assert (study_out / "figures" / "all_curves.png").is_file()
+
+
+def test_rerun_skips_complete_runs(study_out, capsys):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "SCATTER_POINTS", 300)
+        assert main(["run", str(study_out.parent / "study.toml"), "--out", str(study_out), "--k", "4"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("complete, skipped") == 2 and "training" not in err
+
+
+def test_report_of_run_directories(study_out, tmp_path, capsys):
+    runs = sorted((study_out / "runs").iterdir())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "SCATTER_POINTS", 300)
+        assert main(["report", *map(str, runs), "--out", str(tmp_path / "rep"), "--title", "Two runs"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"report: {tmp_path / 'rep' / 'report.html'}")
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Two runs" in html and re.findall(r"<tr><td>(.*?)</td>", html) == ["cvae3", "dae"]
+
+
+def test_report_refuses_a_directory_that_holds_something_else(study_out, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["report", str(study_out / "runs" / "dae"), "--out", str(tmp_path)]) == 2
+    assert "not empty and holds no report" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_browser_shows_every_image_without_console_errors(study_out, tmp_path):
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    shot = Path(os.environ.get("AELAB_SCREENSHOT", tmp_path / "report.png"))
+    result = browser.check_page(study_out / "report.html", shot)
+    n_figures = len(list(study_out.glob("figures/**/*.png")))
+    assert len(result["images"]) == n_figures
+    assert all(complete and width > 0 for _, complete, width in result["images"]), result["images"]
+    assert result["errors"] == []
+    assert Image.open(shot).size[0] > 800 and Image.open(shot).size[1] > 2000
+
+
+def test_the_browser_check_catches_a_broken_image(study_out, tmp_path):
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    html = (study_out / "report.html").read_text()
+    broken = tmp_path / "broken.html"
+    broken.write_text(html.replace("data:image/png;base64,iVBOR", "data:image/png;base64,AAAA", 1))
+    result = browser.check_page(broken, tmp_path / "shot.png")
+    assert sum(width == 0 for _, _, width in result["images"]) == 1
+
+
+def test_fixed_indices_are_the_first_of_each_class(small_data):
+    idx = figures.fixed_indices(small_data.test.labels, 2)
+    labels = small_data.test.labels[idx]
+    assert labels.tolist() == [c for c in range(10) for _ in range(2)]
+    assert idx[0] == int((small_data.test.labels == 0).nonzero()[0])
+
+
+@pytest.mark.parametrize("kind, model, expect, absent", [
+    ("ae", {"latent_dim": 1}, {"strip"}, {"manifold", "scatter", "traversals", "label_grid", "denoising"}),
+    ("vae", {"latent_dim": 2}, {"manifold", "manifold_quantiles", "scatter"}, {"strip", "traversals", "tsne"}),
+    ("cvae", {"latent_dim": 2}, {"label_grid", "scatter"}, {"manifold"}),
+    ("vae", {"latent_dim": 5, "input_noise": 0.3}, {"traversals", "tsne", "denoising"}, {"manifold", "strip"}),
+])
+def test_figures_follow_the_model_parts(kind, model, expect, absent):
+    m = registry.build_model(tiny(kind, model=model), (1, 28, 28), 10)
+    applies = {key for key, (_, test, _) in figures.FIGURES.items() if test(m)}
+    assert expect <= applies and not absent & applies
+
+
+def test_every_model_kind_has_its_theory():
+    assert set(registry.MODEL_KINDS) <= set(theory.THEORY)
+    assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.kind"]
+
+
+def test_an_evaluation_is_reused_only_for_the_same_checkpoint_and_k(study_out, tmp_path):
+    from aelab.evaluate import cached_or_evaluate
+    from aelab.rundir import RunDir
+
+    shutil.copytree(study_out / "runs" / "cvae3", tmp_path / "run")
+    run = RunDir.open(tmp_path / "run")
+    kept = json.loads(run.eval_path.read_text())
+    assert cached_or_evaluate(run, k=4) == kept and cached_or_evaluate(run, deep=False) == kept
+    assert cached_or_evaluate(run, k=3, deep=False)["checkpoint_sha256"] == kept["checkpoint_sha256"]
+    assert "nll_k" not in json.loads(run.eval_path.read_text())  # measured again (shallow this time)
+    run.write_json(run.eval_path, {**kept, "checkpoint_sha256": "0" * 64})  # as if best.pt had changed
+    assert cached_or_evaluate(run, deep=False)["checkpoint_sha256"] == kept["checkpoint_sha256"]
