@@ -5,7 +5,7 @@ replaced by the same IDX bytes aelab reads: /255, shuffled DataLoader, batch 128
 BCE + KL loss, Adam 1e-3, 10 epochs, test loss = summed loss / 10,000). Both sides train on
 all 60,000 training images and report the test loss in nats per image.
 
-    .venv/bin/python benchmarks/parity_pytorch_examples.py --seeds 0 1 2 [--epochs 10]
+    .venv/bin/python benchmarks/parity_pytorch_examples.py --seeds 0 1 2 [--epochs 10] [--only aelab]
 
 Prints one line per seed and side, then the mean and its standard error per side.
 """
@@ -93,10 +93,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--only", choices=["aelab", "pytorch/examples"], help="run one side only")
     args = p.parse_args()
-    results: dict[str, list[float]] = {"aelab": [], "pytorch/examples": []}
+    sides = {"aelab": aelab_side, "pytorch/examples": reference}
+    sides = {args.only: sides[args.only]} if args.only else sides
+    results: dict[str, list[float]] = {side: [] for side in sides}
     for seed in args.seeds:
-        for side, fn in (("aelab", aelab_side), ("pytorch/examples", reference)):
+        for side, fn in sides.items():
             results[side].append(fn(seed, args.epochs))
             print(json.dumps({"side": side, "seed": seed, "test_loss_nats_per_image": round(results[side][-1], 3)}),
                   flush=True)

@@ -116,7 +116,14 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
 
 
 def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    return OPTIMIZERS[cfg.train.optimizer](params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    """The optimizer, fused (one kernel per step for all parameters) where this torch and
+    device support it, else torch's default implementation."""
+    params = list(params)
+    make = OPTIMIZERS[cfg.train.optimizer]
+    try:
+        return make(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # fused unsupported here (older torch, device, dtype)
+        return make(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
 
 def device(cfg: RunConfig) -> torch.device:

@@ -83,32 +83,34 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, bar: tqdm) -> di
     model, opt, t = state.model, state.optimizer, cfg.train
     model.train()
     steps = data.steps_per_epoch(t.batch_size)
-    sums: dict[str, torch.Tensor] = {}
-    first_bad = torch.zeros((), dtype=torch.long, device=data.device)  # 1-based step, 0 = none
-    window = torch.zeros((), device=data.device)
+    keys, sums = None, None  # the loss dict's keys; their image-weighted sums, one tensor
+    window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
+    constant_lr = t.lr_schedule == "constant"
     for step, batch in enumerate(data.train_batches(t.batch_size, state.generator), start=1):
         progress = state.epoch + (step - 1) / steps  # in epochs
-        for group in opt.param_groups:
-            group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
+        if not constant_lr or step == 1:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
         out = model.loss(batch, progress=progress)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
-        loss = out["loss"].detach()
-        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
-        window += loss
-        n = len(batch.y)
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0) + v.detach() * n
+        parts = torch.stack([v.detach() for v in out.values()])
+        if sums is None:
+            keys, sums = list(out), torch.zeros_like(parts)
+            at_loss = keys.index("loss")
+        sums.add_(parts, alpha=len(batch.y))
+        window[(step - 1) % t.log_every] = parts[at_loss]
         if step % t.log_every == 0 or step == steps:  # the only host syncs of the loop
-            if bad := int(first_bad):
-                raise Diverged(f"loss became {loss.item()} at epoch {state.epoch + 1}, step {bad}")
             done = step % t.log_every or t.log_every
-            bar.set_postfix_str(f"loss {window.item() / done:.2f} nats/image", refresh=False)
+            losses = window[:done].tolist()
+            bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+            if bad is not None:
+                raise Diverged(f"loss became {losses[bad]} at epoch {state.epoch + 1}, step {step - done + 1 + bad}")
+            bar.set_postfix_str(f"loss {sum(losses) / done:.2f} nats/image", refresh=False)
             bar.update(done)
-            window.zero_()
-    return {k: v.item() / len(data.train) for k, v in sums.items()}
+    return dict(zip(keys, (sums / len(data.train)).tolist()))
 
 
 def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
