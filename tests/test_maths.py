@@ -48,6 +48,15 @@ def test_bce_of_a_known_batch():
     assert nll.tolist() == pytest.approx([-math.log(0.8) - math.log(0.75), -math.log(0.2) - math.log(0.25)], abs=1e-6)
 
 
+@pytest.mark.parametrize("likelihood", [Bernoulli(), Gaussian(), Laplace(0.5)])
+def test_one_image_broadcast_over_k_decodings_equals_its_copies(likelihood):
+    # log_weights passes x as (B, C, H, W) against K decodings (K, B, C, H, W), with no copy.
+    x, out = torch.rand(3, 1, 28, 28), 4 * torch.randn(5, 3, 1, 28, 28)
+    broadcast = likelihood.log_prob(out, x)
+    copied = likelihood.log_prob(out, x.expand_as(out).contiguous())
+    assert broadcast.shape == (5, 3) and torch.allclose(broadcast, copied, rtol=1e-5, atol=1e-3)
+
+
 def test_gaussian_default_is_summed_squared_error_plus_constant():
     x, out = torch.rand(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
     m = torch.sigmoid(out)

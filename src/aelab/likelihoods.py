@@ -33,7 +33,11 @@ class Bernoulli(nn.Module):
         super().__init__()
 
     def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return -_per_image(F.binary_cross_entropy_with_logits(out, x, reduction="none"))
+        """x log p + (1 - x) log(1 - p), summed per image. x may broadcast against out (one x
+        for K decodings of it): then as x * out - softplus(out), with no K-fold copy of x."""
+        if out.shape == x.shape:  # training: torch's fused BCE kernel is the faster here
+            return -_per_image(F.binary_cross_entropy_with_logits(out, x, reduction="none"))
+        return _per_image(x * out) - _per_image(F.softplus(out))
 
     def mean(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out)

@@ -50,9 +50,10 @@ class Autoencoder(nn.Module):
         and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W)."""
         z = q.rsample(k)  # (K, B, D)
         out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))  # (K*B, C, H, W)
-        log_px_z = self.likelihood.log_prob(out, x.repeat(k, 1, 1, 1)).view(k, -1)
+        out = out.view(k, z.shape[1], *out.shape[1:])
+        log_px_z = self.likelihood.log_prob(out, x)  # x broadcasts over K: (K, B)
         log_w = log_px_z + standard_normal_log_prob(z) - q.log_prob(z)
-        return log_w, log_px_z, out.view(k, z.shape[1], *out.shape[1:])
+        return log_w, log_px_z, out
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
