@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -29,6 +30,19 @@ class Drawn:
     key: str  # the kind of figure: the same key in two runs means comparable figures
     path: Path
     caption: str
+
+
+class Subject:
+    """What a figure is drawn from: the model, its data, the class names, and the test codes
+    (encoded once, on first use, for every figure that needs them)."""
+
+    def __init__(self, model: Autoencoder, data: ImageData, names: list[str]):
+        self.model, self.data, self.names = model, data, names
+
+    @cached_property
+    def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) posterior means E[z|x] of the test images, and their (N,) labels."""
+        return posterior_means(self.model, self.data.eval_batches(self.data.test, 1000))
 
 
 def fixed_indices(labels: torch.Tensor, per_class: int = 1, classes: int = 10) -> torch.Tensor:
@@ -52,7 +66,8 @@ def _randn(n: int, d: int, device: torch.device) -> torch.Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(device)
 
 
-def reconstructions(model, data, names):
+def reconstructions(s: Subject):
+    model, data, names = s.model, s.data, s.names
     idx = fixed_indices(data.test.labels, 2, data.num_classes)
     x, y = _batch(data, idx)
     r = model.reconstruct(x, _cond(model, y))
@@ -62,14 +77,16 @@ def reconstructions(model, data, names):
                             col_labels=[names[int(c)] for c in y[0::2]])
 
 
-def prior_samples(model, data, names):
+def prior_samples(s: Subject):
+    model, data = s.model, s.data
     z = _randn(64, model.latent_dim, data.device)
     y = model.condition.default_labels(64, data.device)
     images = model.likelihood.mean(model.decode(z, y))
     return plots.image_grid(images, 8, "Decoded from z ~ N(0, I)" + (" (labels 0-9 in turn)" if y is not None else ""))
 
 
-def label_grid(model, data, names):
+def label_grid(s: Subject):
+    model, data, names = s.model, s.data, s.names
     c = model.condition.dim
     z = _randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same z_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
@@ -89,35 +106,35 @@ def _ticks(values: torch.Tensor) -> list[str]:
     return [f"{0.0 if abs(v) < 0.05 else v:.1f}" for v in values.tolist()]  # no "-0.0"
 
 
-def manifold_uniform(model, data, names, a: float = 3.0, n: int = 15):
+def manifold_uniform(s: Subject, a: float = 3.0, n: int = 15):
+    model, data = s.model, s.data
     axis = torch.linspace(-a, a, n)
     return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded uniform grid over [-{a:g}, {a:g}]^2",
                             col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
 
-def manifold_quantiles(model, data, names, n: int = 15):
+def manifold_quantiles(s: Subject, n: int = 15):
+    model, data = s.model, s.data
     axis = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n))
     return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded at Gaussian quantiles ({n} per axis)",
                             col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
 
-def strip(model, data, names, a: float = 3.0, n: int = 21):
+def strip(s: Subject, a: float = 3.0, n: int = 21):
+    model, data = s.model, s.data
     axis = torch.linspace(-a, a, n)
     images = model.likelihood.mean(model.decode(axis.view(-1, 1).to(data.device), None))
     return plots.image_grid(images, n, f"The 1-D latent decoded from -{a:g} to {a:g}", col_labels=_ticks(axis),
                             xlabel="z", cell=0.55)
 
 
-def _test_codes(model, data) -> tuple[torch.Tensor, torch.Tensor]:
-    return posterior_means(model, data.eval_batches(data.test, 1000))
-
-
-def traversals(model, data, names, steps: int = 11, spread: float = 3.0):
+def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
+    model, data = s.model, s.data
     """Each row varies one of the most active dimensions across its test-set spread
     (mean +- 3 sd of the posterior means), the others held at their test-set mean."""
-    codes, _ = _test_codes(model, data)
+    codes, _ = s.codes
     mean, sd = codes.mean(0), codes.std(0)
     dims = torch.argsort(codes.var(0), descending=True)[:TRAVERSED_DIMS]
     offsets = torch.linspace(-spread, spread, steps, dtype=codes.dtype)
@@ -133,8 +150,9 @@ def traversals(model, data, names, steps: int = 11, spread: float = 3.0):
                             xlabel="offset from the test-set mean, in sd of that dimension", cell=0.5)
 
 
-def scatter(model, data, names):
-    codes, labels = _test_codes(model, data)
+def scatter(s: Subject):
+    names = s.names
+    codes, labels = s.codes
     if codes.shape[1] == 2:
         return plots.scatter(codes.numpy(), labels.numpy(), f"Test codes E[z|x] ({len(codes)} images)",
                              "z_1", "z_2", names)
@@ -146,17 +164,19 @@ def scatter(model, data, names):
                          f"PC1 ({explained[0]:.0%} of variance)", f"PC2 ({explained[1]:.0%})", names)
 
 
-def tsne(model, data, names):
+def tsne(s: Subject):
+    names = s.names
     from sklearn.manifold import TSNE  # only for codes of more than 2 dimensions
 
-    codes, labels = _test_codes(model, data)
+    codes, labels = s.codes
     codes, labels = codes[:SCATTER_POINTS], labels[:SCATTER_POINTS]
     points = TSNE(2, init="pca", perplexity=30, random_state=0).fit_transform(codes.numpy())
     return plots.scatter(points, labels.numpy(), f"t-SNE of the test codes E[z|x] (first {len(codes)} images)",
                          "t-SNE 1", "t-SNE 2", names)
 
 
-def interpolations(model, data, names, steps: int = 10):
+def interpolations(s: Subject, steps: int = 10):
+    model, data, names = s.model, s.data, s.names
     """Straight lines in code space between pairs of test images. Unconditioned models go
     from digit c to digit c+1; a conditioned model between two images of the same digit,
     with that label held."""
@@ -175,7 +195,8 @@ def interpolations(model, data, names, steps: int = 10):
                             col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel="t in (1 - t) z_a + t z_b")
 
 
-def denoising(model, data, names):
+def denoising(s: Subject):
+    model, data, names = s.model, s.data, s.names
     idx = fixed_indices(data.test.labels, 1, data.num_classes)
     x, y = _batch(data, idx)
     with torch.random.fork_rng(devices=[]):
@@ -236,12 +257,13 @@ def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path,
     """Every figure that applies to `model`, written to `out/KEY.png`."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
+    subject = Subject(model, data, names)
     drawn = [Drawn("curves", plots.save(learning_curves(metrics_path, f"Learning curves: {title}"), out / "curves.png"),
                    "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; "
                    "nats per image, summed over pixels.")]
     for key, (fn, applies, caption) in FIGURES.items():
         if applies(model):
-            drawn.append(Drawn(key, plots.save(fn(model, data, names), out / f"{key}.png"), caption))
+            drawn.append(Drawn(key, plots.save(fn(subject), out / f"{key}.png"), caption))
     return drawn
 
 

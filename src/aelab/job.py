@@ -75,7 +75,8 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     drawn = draw_run(model, data.to(registry.device(cfg)), run.metrics_path, out / "figures" / name, name,
                      CLASS_NAMES.get(cfg.data.name, [str(c) for c in range(data.num_classes)]))
     done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
-    return report.Entry(name, cfg, record, done.get("train_seconds"), drawn, time.perf_counter() - start)
+    return report.Entry(name, cfg, record, run.metrics_path, done.get("train_seconds"), drawn,
+                        time.perf_counter() - start)
 
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
@@ -89,7 +90,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         cfg = config.with_overrides(r.config, [f"train.epochs={epochs}"]) if epochs else r.config
         run = ensure_trained(cfg, out / "runs" / r.name, data_of(cfg))
         entries.append(entry(r.name, run, data_of(cfg), out, k=k, deep=deep))
-    return _finish(out, s.title, s.question, entries, [out / "runs" / r.name for r in s.runs])
+    return _finish(out, s.title, s.question, entries)
 
 
 def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True) -> Path:
@@ -97,23 +98,22 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
     a stale one, or one of another K where k is given) is evaluated first."""
     check_report_dir(out)
     runs = [RunDir.open(p) for p in run_dirs]
-    names = [Path(p).resolve().name for p in run_dirs]
-    if len(set(names)) < len(names):  # e.g. two studies' runs/vae: name them by parent too
-        names = [f"{Path(p).resolve().parent.parent.name}/{Path(p).resolve().name}" for p in run_dirs]
+    paths = [Path(p).resolve() for p in run_dirs]
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):  # e.g. two studies' runs/vae: name them by the study too
+        names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
-        cfg = run.config()
-        entries.append(entry(name.replace("/", "-"), run, data_of(cfg), out, k=k, deep=deep))
-    return _finish(out, title, "", entries, run_dirs)
+        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep))
+    return _finish(out, title, "", entries)
 
 
-def _finish(out: Path, title: str, question: str, entries: list[report.Entry], run_dirs: list[Path]) -> Path:
+def _finish(out: Path, title: str, question: str, entries: list[report.Entry]) -> Path:
     from .figures import comparison_curves
 
     overview = []
     if len(entries) > 1:
-        overview.append(comparison_curves({e.name: Path(p) / "metrics.jsonl" for e, p in zip(entries, run_dirs)},
-                                          out / "figures" / "all_curves.png"))
+        overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png"))
     html = report.write(out, title, question, entries, overview)
     print(report.table_text(entries))
     return html

@@ -61,6 +61,7 @@ class Entry:
     name: str
     cfg: RunConfig
     record: dict  # eval.json
+    metrics_path: Path  # the run's metrics.jsonl
     train_seconds: float | None
     figures: list["Drawn"] = field(default_factory=list)
     draw_seconds: float = 0.0
@@ -74,9 +75,14 @@ def _cell(value, fmt: str = "") -> str:
     return str(value)
 
 
+def _flat(cfg: RunConfig) -> dict[str, object]:
+    """{"model.kind": "vae", ...}"""
+    return {f"{s}.{k}": v for s, sec in config.as_dict(cfg).items() for k, v in sec.items()}
+
+
 def varied_keys(cfgs: list[RunConfig]) -> list[str]:
     """Config keys whose values differ between the runs."""
-    flat = [{f"{s}.{k}": v for s, sec in config.as_dict(c).items() for k, v in sec.items()} for c in cfgs]
+    flat = [_flat(c) for c in cfgs]
     return [k for k in flat[0] if k not in IGNORED_DIFFERENCES and len({repr(f[k]) for f in flat}) > 1]
 
 
@@ -93,8 +99,8 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     head = ["run", *[k.rpartition(".")[2] for k in keys], "epoch", *metrics, "train s", "eval s", "figures s"]
     rows = []
     for e in entries:
-        settings = config.as_dict(e.cfg)
-        row = [e.name, *[_cell(settings[k.partition(".")[0]][k.partition(".")[2]]) for k in keys], _cell(e.record.get("epoch"))]
+        settings = _flat(e.cfg)
+        row = [e.name, *[_cell(settings[k]) for k in keys], _cell(e.record.get("epoch"))]
         row += [_cell(e.record.get(m), METRICS[m][2] if isinstance(e.record.get(m), float) else "") for m in metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
@@ -113,16 +119,21 @@ def _k_note(entries: list[Entry]) -> str:
     return f"; nll_is with K={'/'.join(map(str, ks))} importance samples" if ks else ""
 
 
-def _figure_keys(entries: list[Entry]) -> list[tuple[str, str]]:
-    """(key, caption) of every figure some run has, in drawing order."""
-    seen: dict[str, str] = {}
+def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, list[tuple[Entry, "Drawn"]]]]:
+    """(key, caption, [(run, its figure)]) for every kind of figure some run has, in drawing order."""
+    groups: dict[str, tuple[str, list]] = {}
     for e in entries:
         for d in e.figures:
-            seen.setdefault(d.key, d.caption)
+            groups.setdefault(d.key, (d.caption, []))[1].append((e, d))
     from .figures import FIGURES  # matplotlib: imported only when a report is drawn
 
     order = ["curves", *FIGURES]
-    return sorted(seen.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    keys = sorted(groups, key=lambda k: order.index(k) if k in order else len(order))
+    return [(k, groups[k][0], groups[k][1]) for k in keys]
+
+
+def _theory(entries: list[Entry]) -> list[tuple[str, list[str]]]:
+    return theory.sections([x.cfg.model.kind for x in entries], any(x.cfg.model.input_noise > 0 for x in entries))
 
 
 def _settings(e: Entry) -> str:
@@ -150,10 +161,10 @@ figure img{width:100%;height:auto;display:block} figure.wide{max-width:1200px} f
 """
 
 
-def _aspect(entry: Entry, key: str) -> float:
+def _aspect(path: Path) -> float:
     from PIL import Image
 
-    with Image.open(next(d.path for d in entry.figures if d.key == key)) as img:
+    with Image.open(path) as img:
         return img.width / img.height
 
 
@@ -173,24 +184,20 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
              + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
              "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(_settings(x))}</li>" for x in entries) + "</ul>",
              "<h2>What the models optimise</h2><div class='theory'>"]
-    for heading, paragraphs in theory.sections([x.cfg.model.kind for x in entries],
-                                               any(x.cfg.model.input_noise > 0 for x in entries)):
+    for heading, paragraphs in _theory(entries):
         parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
     parts.append("</div><h2>Figures</h2>")
     for d in overview:
         parts.append(f"<h3>{e(TITLES.get(d.key, d.key))}</h3><p class='caption'>{e(d.caption)}</p>"
                      f"<figure class='wide'><img src='{_img(d.path)}' alt='{e(d.key)}'></figure>")
-    for key, caption in _figure_keys(entries):
-        having = [x for x in entries if any(d.key == key for d in x.figures)]
+    for key, caption, group in _figure_groups(entries):
         # one figure alone takes half the width; wide ones (learning curves) go two to a row
-        columns = min(max(len(having), 2), 4 if _aspect(having[0], key) < 1.8 else 2)
+        columns = min(max(len(group), 2), 4 if _aspect(group[0][1].path) < 1.8 else 2)
         parts.append(f"<h3>{e(TITLES.get(key, key))}</h3><p class='caption'>{e(caption)}</p>"
                      f"<div class='row' style='grid-template-columns:repeat({columns},minmax(0,1fr))'>")
-        for x in having:
-            for d in x.figures:
-                if d.key == key:
-                    parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
-                                 f"<figcaption><b>{e(x.name)}</b>: {e(_settings(x))}</figcaption></figure>")
+        for x, d in group:
+            parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
+                         f"<figcaption><b>{e(x.name)}</b>: {e(_settings(x))}</figcaption></figure>")
         parts.append("</div>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -204,18 +211,15 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
              *["| " + " | ".join(r) + " |" for r in rows], "",
              *[f"- **{x.name}**: {_settings(x)}" for x in entries], "", "## What the models optimise", ""]
-    for heading, paragraphs in theory.sections([x.cfg.model.kind for x in entries],
-                                               any(x.cfg.model.input_noise > 0 for x in entries)):
+    for heading, paragraphs in _theory(entries):
         lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
     lines += ["## Figures", ""]
     for d in overview:
         lines += [f"### {TITLES.get(d.key, d.key)}", "", d.caption, "", f"![{d.key}]({d.path.relative_to(out).as_posix()})", ""]
-    for key, caption in _figure_keys(entries):
+    for key, caption, group in _figure_groups(entries):
         lines += [f"### {TITLES.get(key, key)}", "", caption, ""]
-        for x in entries:
-            for d in x.figures:
-                if d.key == key:
-                    lines += [f"**{x.name}** ({_settings(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
+        for x, d in group:
+            lines += [f"**{x.name}** ({_settings(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
     return "\n".join(lines)
 
 

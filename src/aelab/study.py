@@ -126,7 +126,7 @@ def load(path: str | Path) -> Study:
         parts = [vname] if vname else []
         parts += [f"{k.rpartition('.')[2]}={_value_text(v)}" for k, v in zip(grid, point)]
         name = "-".join(parts) or where.stem
-        varied = {config.parse_override(s)[0]: config.parse_override(s)[1] for s in vset}
+        varied = dict(config.parse_override(s) for s in vset)
         varied.update(dict(zip(grid, point)))
         runs.append(Run(name, cfg, varied))
     names = [r.name for r in runs]
