@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import browser
@@ -38,8 +39,7 @@ set = ["model.kind=ae", "model.input_noise=0.4"]
 set = ["model.kind=cvae", "model.latent_dim=3"]
 """
 EXPECTED = {
-    "dae": {"curves", "reconstructions", "samples", "manifold", "manifold_quantiles", "scatter", "interpolation",
-            "denoising"},
+    "dae": {"curves", "reconstructions", "samples", "manifold", "scatter", "interpolation", "denoising"},
     "cvae3": {"curves", "reconstructions", "samples", "label_grid", "traversals", "scatter", "tsne", "interpolation"},
 }
 
@@ -148,6 +148,7 @@ def test_fixed_indices_are_the_first_of_each_class(small_data):
 @pytest.mark.parametrize("kind, model, expect, absent", [
     ("ae", {"latent_dim": 1}, {"strip"}, {"manifold", "scatter", "traversals", "label_grid", "denoising"}),
     ("vae", {"latent_dim": 2}, {"manifold", "manifold_quantiles", "scatter"}, {"strip", "traversals", "tsne"}),
+    ("ae", {"latent_dim": 2}, {"manifold", "scatter"}, {"manifold_quantiles"}),  # no prior: no N(0, 1) quantiles
     ("cvae", {"latent_dim": 2}, {"label_grid", "scatter"}, {"manifold"}),
     ("vae", {"latent_dim": 5, "input_noise": 0.3}, {"traversals", "tsne", "denoising"}, {"manifold", "strip"}),
 ])
@@ -174,3 +175,20 @@ def test_an_evaluation_is_reused_only_for_the_same_checkpoint_and_k(study_out, t
     assert "nll_k" not in json.loads(run.eval_path.read_text())  # measured again (shallow this time)
     run.write_json(run.eval_path, {**kept, "checkpoint_sha256": "0" * 64})  # as if best.pt had changed
     assert cached_or_evaluate(run, deep=False)["checkpoint_sha256"] == kept["checkpoint_sha256"]
+
+
+def test_an_ae_manifold_spans_its_codes_and_a_vae_manifold_the_prior(small_data):
+    for kind, stochastic in (("ae", False), ("vae", True)):
+        model = registry.build_model(tiny(kind, model={"latent_dim": 2}), (1, 28, 28), 10).eval()
+        with torch.no_grad():
+            model.encoder.net[-1].weight.mul_(40)  # codes far outside [-3, 3]
+        s = figures.Subject(model, small_data, [str(c) for c in range(10)])
+        (xs, ys), span = figures._axes(s, 3.0, 15)
+        if stochastic:
+            assert span == "[-3, 3]" and xs[0] == -3 and ys[-1] == 3
+        else:
+            codes = s.codes[0]
+            assert span == "the test codes' range"
+            assert xs[0] == pytest.approx(torch.quantile(codes[:, 0].float(), 0.005).item(), rel=1e-4)
+            assert ys[-1] == pytest.approx(torch.quantile(codes[:, 1].float(), 0.995).item(), rel=1e-4)
+            assert xs[-1] - xs[0] > 6  # wider than the prior's box

@@ -95,9 +95,9 @@ def label_grid(s: Subject):
                             row_labels=names[:c], xlabel="z_1 ... z_10 (style)", ylabel="label")
 
 
-def _decode_grid(model, data, axis: torch.Tensor) -> torch.Tensor:
-    """Decode z = (axis[j], axis[-1 - i]) for row i (top = largest z_2) and column j."""
-    zy, zx = torch.meshgrid(axis.flip(0), axis, indexing="ij")
+def _decode_grid(model, data, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Decode z = (xs[j], ys[-1 - i]) for row i (top = largest z_2) and column j."""
+    zy, zx = torch.meshgrid(ys.flip(0), xs, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], 1).to(data.device)
     return model.likelihood.mean(model.decode(z, None))
 
@@ -106,34 +106,42 @@ def _ticks(values: torch.Tensor) -> list[str]:
     return [f"{0.0 if abs(v) < 0.05 else v:.1f}" for v in values.tolist()]  # no "-0.0"
 
 
+def _axes(s: Subject, a: float, n: int) -> tuple[list[torch.Tensor], str]:
+    """n evenly spaced values per latent dimension, and where they span: [-a, a] where the
+    codes were trained towards N(0, I); else (an AE's codes have no set scale) the 0.5-99.5th
+    percentiles of the test codes."""
+    if s.model.latent.stochastic:
+        return [torch.linspace(-a, a, n)] * s.model.latent_dim, f"[-{a:g}, {a:g}]"
+    lo, hi = torch.quantile(s.codes[0].float(), torch.tensor([0.005, 0.995]), dim=0)
+    return [torch.linspace(l, h, n) for l, h in zip(lo.tolist(), hi.tolist())], "the test codes' range"
+
+
 def manifold_uniform(s: Subject, a: float = 3.0, n: int = 15):
-    model, data = s.model, s.data
-    axis = torch.linspace(-a, a, n)
-    return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded uniform grid over [-{a:g}, {a:g}]^2",
-                            col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
+    (xs, ys), span = _axes(s, a, n)
+    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, f"Decoded uniform grid over {span}",
+                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
 
 def manifold_quantiles(s: Subject, n: int = 15):
     model, data = s.model, s.data
     axis = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n))
-    return plots.image_grid(_decode_grid(model, data, axis), n, f"Decoded at Gaussian quantiles ({n} per axis)",
+    return plots.image_grid(_decode_grid(model, data, axis, axis), n, f"Decoded at Gaussian quantiles ({n} per axis)",
                             col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
 
 def strip(s: Subject, a: float = 3.0, n: int = 21):
-    model, data = s.model, s.data
-    axis = torch.linspace(-a, a, n)
-    images = model.likelihood.mean(model.decode(axis.view(-1, 1).to(data.device), None))
-    return plots.image_grid(images, n, f"The 1-D latent decoded from -{a:g} to {a:g}", col_labels=_ticks(axis),
+    (axis,), span = _axes(s, a, n)
+    images = s.model.likelihood.mean(s.model.decode(axis.view(-1, 1).to(s.data.device), None))
+    return plots.image_grid(images, n, f"The 1-D latent decoded over {span}", col_labels=_ticks(axis),
                             xlabel="z", cell=0.55)
 
 
 def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
-    model, data = s.model, s.data
     """Each row varies one of the most active dimensions across its test-set spread
     (mean +- 3 sd of the posterior means), the others held at their test-set mean."""
+    model, data = s.model, s.data
     codes, _ = s.codes
     mean, sd = codes.mean(0), codes.std(0)
     dims = torch.argsort(codes.var(0), descending=True)[:TRAVERSED_DIMS]
@@ -157,8 +165,8 @@ def scatter(s: Subject):
         return plots.scatter(codes.numpy(), labels.numpy(), f"Test codes E[z|x] ({len(codes)} images)",
                              "z_1", "z_2", names)
     centred = codes - codes.mean(0)
-    _, s, v = torch.linalg.svd(centred, full_matrices=False)
-    explained = (s ** 2 / (s ** 2).sum())[:2]
+    _, sv, v = torch.linalg.svd(centred, full_matrices=False)
+    explained = (sv ** 2 / (sv ** 2).sum())[:2]
     pcs = (centred @ v[:2].T).numpy()
     return plots.scatter(pcs, labels.numpy(), f"Test codes E[z|x], first two principal components ({len(codes)} images)",
                          f"PC1 ({explained[0]:.0%} of variance)", f"PC2 ({explained[1]:.0%})", names)
@@ -176,10 +184,10 @@ def tsne(s: Subject):
 
 
 def interpolations(s: Subject, steps: int = 10):
-    model, data, names = s.model, s.data, s.names
     """Straight lines in code space between pairs of test images. Unconditioned models go
     from digit c to digit c+1; a conditioned model between two images of the same digit,
     with that label held."""
+    model, data, names = s.model, s.data, s.names
     idx = fixed_indices(data.test.labels, 2, data.num_classes)
     first, second = idx[0::2], idx[1::2]
     ends = (first[:6], second[:6]) if model.condition.dim else (first[:6], first[1:7])
@@ -235,10 +243,13 @@ FIGURES = {
     "label_grid": (label_grid, lambda m: m.condition.dim > 0,
                    "Row r is conditioned on class r; each column keeps one z fixed, so style stays and the class changes."),
     "manifold": (manifold_uniform, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
-                 "The decoder over a uniform grid of the 2-D latent space; axes give z."),
-    "manifold_quantiles": (manifold_quantiles, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
+                 "The decoder over a uniform grid of the 2-D latent space (the prior's [-3, 3]^2; for a "
+                 "deterministic AE, the range its test codes span); axes give z."),
+    "manifold_quantiles": (manifold_quantiles,
+                           lambda m: m.latent_dim == 2 and m.condition.dim == 0 and m.latent.stochastic,
                            "The decoder at evenly spaced quantiles of N(0, 1) on each axis (each cell holds equal prior mass)."),
-    "strip": (strip, lambda m: m.latent_dim == 1 and m.condition.dim == 0, "The decoder along the 1-D latent."),
+    "strip": (strip, lambda m: m.latent_dim == 1 and m.condition.dim == 0,
+              "The decoder along the 1-D latent ([-3, 3]; for a deterministic AE, the range its test codes span)."),
     "traversals": (traversals, lambda m: m.latent_dim > 2,
                    "One dimension varied at a time (the most active ones, by variance of E[z|x] over the test set)."),
     "scatter": (scatter, lambda m: m.latent_dim >= 2,

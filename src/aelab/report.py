@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config, theory
+from .study import value_text
 from .config import RunConfig
 from .files import write_atomic
 from .rundir import UNITS
@@ -100,7 +101,7 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
-        row = [e.name, *[_cell(settings[k]) for k in keys], _cell(e.record.get("epoch"))]
+        row = [e.name, *[value_text(settings[k]) for k in keys], _cell(e.record.get("epoch"))]
         row += [_cell(e.record.get(m), METRICS[m][2] if isinstance(e.record.get(m), float) else "") for m in metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows

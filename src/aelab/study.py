@@ -71,7 +71,8 @@ def _unknown(table: dict, valid: set[str], where: str) -> None:
         raise AelabError(f"{where}: unknown key '{extra[0]}'; valid keys: {', '.join(sorted(valid))}")
 
 
-def _value_text(value: object) -> str:
+def value_text(value: object) -> str:
+    """A setting as run names and report tables show it: [512, 256] -> 512x256, 1e-3 -> 0.001."""
     if isinstance(value, (list, tuple)):
         return "x".join(str(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -124,7 +125,7 @@ def load(path: str | Path) -> Study:
         cfg = config.load(where, common + vset + grid_set)
         registry.check(cfg)
         parts = [vname] if vname else []
-        parts += [f"{k.rpartition('.')[2]}={_value_text(v)}" for k, v in zip(grid, point)]
+        parts += [f"{k.rpartition('.')[2]}={value_text(v)}" for k, v in zip(grid, point)]
         name = "-".join(parts) or where.stem
         varied = dict(config.parse_override(s) for s in vset)
         varied.update(dict(zip(grid, point)))
