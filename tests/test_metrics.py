@@ -172,3 +172,24 @@ def test_measure_on_a_dynamically_binarised_model(mnist):
     assert first["nll_is"] < first["neg_elbo"]
     draw = lambda: data.binarizer.once(data.train.images, evaluate.PROBE_SEED)  # noqa: E731
     assert torch.equal(draw(), draw()) and set(draw().unique().tolist()) == {0, 255}
+
+
+def test_denoising_psnr_against_an_independent_computation(small_data):
+    """The noisy input's PSNR matches numpy's own noise on the same digits; with zero noise the
+    denoised output's PSNR is the reconstruction PSNR."""
+    from aelab.corruption import GaussianNoise
+
+    model = registry.build_model(tiny("ae", model={"input_noise": 0.4}), small_data.image_shape, 10).eval()
+    batches = list(small_data.eval_batches(small_data.test, 1000))[:2]
+    torch.manual_seed(0)
+    got = metrics.denoising_quality(model, batches)
+    x = torch.cat([b.x for b in batches]).numpy().reshape(2000, -1).astype(np.float64)
+    noisy = np.clip(x + 0.4 * np.random.default_rng(0).standard_normal(x.shape), 0, 1)
+    expected = np.mean(10 * np.log10(1 / ((noisy - x) ** 2).mean(1)))
+    assert got["psnr_noisy_db"] == pytest.approx(expected, abs=0.05)
+    assert 9 < got["psnr_noisy_db"] < 13  # about 11 dB for factor 0.4 on MNIST
+
+    model.corruption = GaussianNoise(0.0)
+    clean = metrics.denoising_quality(model, batches)
+    assert clean["psnr_noisy_db"] == pytest.approx(100.0)  # x against itself: the cap
+    assert clean["psnr_denoised_db"] == pytest.approx(metrics.image_quality(model, batches)["psnr_db"], rel=1e-9)

@@ -19,8 +19,11 @@ VARIANTS = [
     {"kind": "ae", "input_noise": 0.4, "latent_dim": 2},
     {"kind": "vae", "recon_reduction": "mean", "kl_warmup_epochs": 2.0, "beta": 0.5},
     {"kind": "cvae", "hidden": [64, 32], "activation": "tanh", "input_noise": 0.2},
+] + [{"kind": kind, "network": "cnn", "hidden": [8, 16]} for kind in registry.MODEL_KINDS] + [
+    {"kind": "ae", "network": "cnn", "hidden": [8, 8, 16], "input_noise": 0.4, "latent_dim": 2},
 ]
 assert {v["kind"] for v in VARIANTS} == set(registry.MODEL_KINDS)
+assert {v.get("network", "mlp") for v in VARIANTS} == set(registry.NETWORKS)
 assert {v.get("likelihood") for v in VARIANTS} >= set(registry.LIKELIHOODS)
 
 
@@ -129,3 +132,23 @@ def test_batch_is_the_only_input_of_loss(small_data):
     model, _ = _build({"kind": "vae"}, small_data)
     b = Batch(torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3]))
     assert set(model.loss(b)) == {"loss", "recon", "kl", "neg_elbo", "mse"}
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (3, 33, 50), (2, 7, 9)])
+def test_convolutions_give_back_any_image_size(shape):
+    from aelab.networks import ConvDecoder, ConvEncoder
+
+    hidden = (4, 8, 8) if min(shape[1:]) >= 8 else (4, 8)
+    enc, dec = ConvEncoder(shape, hidden, 6, 3, torch.nn.ReLU), ConvDecoder(shape, hidden, 5, 3, torch.nn.ReLU)
+    x, c = torch.rand(2, *shape), torch.zeros(2, 3)
+    assert enc(x, c).shape == (2, 6)
+    assert dec(torch.randn(2, 5), c).shape == (2, *shape)
+    assert dec(torch.randn(4, 2, 5), torch.zeros(4, 2, 3)).shape == (4, 2, *shape)  # leading dims kept
+
+
+def test_too_many_convolutions_for_the_image_is_a_config_error():
+    from aelab.errors import AelabError
+    from aelab.networks import ConvEncoder
+
+    with pytest.raises(AelabError, match="model.hidden: 5 stride-2 convolutions shrink a 28x28 image"):
+        ConvEncoder((1, 28, 28), (4,) * 5, 4, 0, torch.nn.ReLU)

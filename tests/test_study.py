@@ -93,3 +93,76 @@ def test_run_with_a_missing_study_exits_2_writing_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "none.toml: no such study file" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_study_loads_and_its_runs_build(name):
+    from aelab import registry
+
+    s = study.load(study.STUDY_DIR / f"{name}.toml")
+    assert len(s.runs) == SHIPPED[name] and s.title and s.question
+    assert {r.config.data for r in s.runs} == {s.runs[0].config.data}  # one dataset: runs comparable
+    for r in s.runs:
+        registry.build_model(r.config, (1, 28, 28), 10)  # sizes fit the images
+
+
+def test_study_shipped_settings():
+    by = lambda name: {r.name: r.config for r in study.load(study.STUDY_DIR / f"{name}.toml").runs}  # noqa: E731
+    losses = by("losses")
+    assert losses["mse-mean"].model.recon_reduction == "mean" and losses["mse-mean"].model.likelihood == "gaussian"
+    assert losses["bce-anneal"].model.kl_warmup_epochs > 0 and losses["l1-sum"].model.likelihood == "laplace"
+    assert [c.model.latent_dim for c in by("latent_size").values()] == [1, 2, 5, 10, 20]
+    dae = by("denoising")
+    assert {c.model.input_noise for c in dae.values()} == {0.4} and {c.model.latent_dim for c in dae.values()} == {2}
+    assert dae["cnn-l2"].model.network == "cnn" and dae["cnn-l2"].train.weight_decay > 0 == dae["cnn"].train.weight_decay
+
+
+JOBS_BASE = """
+[data]
+val_size = 500
+train_size = 1000
+[model]
+kind = "ae"
+latent_dim = 2
+hidden = [32]
+[train]
+epochs = 1
+batch_size = 100
+eval_batch_size = 1000
+"""
+
+
+def test_study_with_two_jobs_reports_the_runs_that_finished_and_names_the_one_that_diverged(tmp_path, capsys):
+    (tmp_path / "base.toml").write_text(JOBS_BASE)
+    (tmp_path / "jobs.toml").write_text("""
+title = "Jobs"
+config = "base.toml"
+[variants.plain]
+[variants.noisy]
+set = ["model.input_noise=0.4"]
+[variants.blowup]
+set = ["train.lr=1e30"]
+""")
+    out = tmp_path / "out"
+    assert main(["study", str(tmp_path / "jobs.toml"), "--jobs", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "3 runs, 2 at a time, 1 thread(s) each" in err
+    assert "blowup did not finish" in err or "blowup" in err.splitlines()[-1]
+    html = (out / "report.html").read_text()
+    assert [r for r in ("plain", "noisy") if f"<tr><td>{r}</td>" in html] == ["plain", "noisy"]
+    assert "<tr><td>blowup</td>" not in html and "blowup did not finish and is not in the table: diverged" in html
+    for name in ("plain", "noisy"):
+        assert (out / "runs" / name / "eval.json").is_file() and (out / "figures" / name / "samples.png").is_file()
+    assert "psnr_denoised_db" in (out / "runs" / "noisy" / "eval.json").read_text()
+
+
+def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["study"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "missing.toml"]) == 2
+    assert "missing.toml: no such study file" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

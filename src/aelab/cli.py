@@ -95,8 +95,14 @@ def _run(args: argparse.Namespace) -> int:
         _at_least_one("--k", args.k)
     if args.epochs is not None:
         _at_least_one("--epochs", args.epochs)
-    html = job.run_study(Path(args.study) if args.study else None, Path(args.out), epochs=args.epochs, k=args.k)
+    _at_least_one("--jobs", args.jobs)
+    study = Path(args.study) if args.study else None
+    out = Path(args.out or Path("runs") / study.stem)
+    html, failed = job.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
     print(f"report: {html}")
+    if failed:
+        print(f"aelab: {len(failed)} run(s) did not finish: {', '.join(failed)} (see the report)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -137,12 +143,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.set_defaults(func=_sample)
 
-    r = sub.add_parser("run", help="a study (default: AE, VAE and CVAE on MNIST): trained, evaluated, reported")
-    r.add_argument("study", nargs="?", metavar="STUDY.toml", help="the study (default: the packaged compare.toml)")
-    r.add_argument("--out", default="runs/main", help="directory of its runs, figures and report (default runs/main)")
-    r.add_argument("--epochs", type=int, help="override train.epochs of every run")
-    r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
-    r.set_defaults(func=_run)
+    for name, help_, study_help in [
+        ("study", "run a study: its runs trained (complete ones skipped), evaluated and compared in one report",
+         "the study file, e.g. studies/latent_size.toml"),
+        ("run", "the main job: a study (default: AE, VAE and CVAE on MNIST) trained, evaluated, reported",
+         "the study (default: the packaged compare.toml)"),
+    ]:
+        r = sub.add_parser(name, help=help_)
+        r.add_argument("study", nargs=None if name == "study" else "?", metavar="STUDY.toml", help=study_help)
+        r.add_argument("--out", default=None if name == "study" else "runs/main",
+                       help="directory of its runs, figures and report (default: "
+                       + ("runs/STUDY, the study file's name)" if name == "study" else "runs/main)"))
+        r.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at once, each in its own process with an equal share of the cores (default 1)")
+        r.add_argument("--epochs", type=int, help="override train.epochs of every run")
+        r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
+        r.set_defaults(func=_run)
 
     o = sub.add_parser("report", help="an HTML + Markdown report of trained runs, figures side by side")
     o.add_argument("runs", nargs="+", metavar="RUN_DIR")

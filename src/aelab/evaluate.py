@@ -14,7 +14,7 @@ import torch
 
 from . import classifier, registry
 from .data import ImageData, Split
-from .metrics import (active_units, image_quality, nll_importance_sampled, posterior_means,
+from .metrics import (active_units, denoising_quality, image_quality, nll_importance_sampled, posterior_means,
                       probe_accuracy, sample_scores)
 from .model import Autoencoder
 from .rundir import UNITS, RunDir
@@ -66,6 +66,8 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         torch.manual_seed(EVAL_SEED)
         out.update(timed("loss", lambda: loss_parts(model, data, bs)))
         out.update(timed("image_quality", lambda: image_quality(model, test())))
+        if model.corruption.active:
+            out.update(timed("denoising", lambda: denoising_quality(model, test())))
         if not deep:
             return {**out, "seconds": timings}
         if stochastic:

@@ -8,11 +8,16 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from . import config, registry, report, study, train
+import torch
+
+from . import classifier, config, registry, report, study, train
 from .config import RunConfig
 from .data import ImageData
 from .datasets import CLASS_NAMES
@@ -23,7 +28,7 @@ from .rundir import RunDir
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
 
-def ensure_trained(cfg: RunConfig, path: Path, data: ImageData) -> RunDir:
+def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None) -> RunDir:
     """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained."""
     if (path / "config.toml").is_file():
         run = RunDir.open(path)
@@ -36,12 +41,12 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData) -> RunDir:
             return run
         if run.last_path.is_file():
             print(f"{path}: interrupted, resuming", file=sys.stderr)
-            train.fit(cfg, run, data, resume=True)
+            train.fit(cfg, run, data, resume=True, progress=progress)
             return run
         for stale in path.iterdir():  # created but killed before its first checkpoint
             stale.unlink()
     print(f"{path}: training {cfg.model.kind}", file=sys.stderr)
-    train.fit(cfg, RunDir.create(path, cfg), data)
+    train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
     return RunDir.open(path)
 
 
@@ -79,18 +84,71 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
                         time.perf_counter() - start)
 
 
+def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, data_of: "DataCache",
+               progress: bool | None) -> report.Entry:
+    run = ensure_trained(cfg, out / "runs" / name, data_of(cfg), progress=progress)
+    return entry(name, run, data_of(cfg), out, k=k, deep=deep)
+
+
+_worker_data: "DataCache | None" = None
+
+
+def _worker_start(threads: int, judge: "classifier.ClassifierConfig") -> None:
+    """A --jobs worker process: its thread budget, its own data cache, and the parent's
+    reference classifier settings (every run of a study is judged by the same classifier)."""
+    global _worker_data
+    torch.set_num_threads(threads)
+    classifier.CLASSIFIER = judge
+    _worker_data = DataCache()
+
+
+def _worker_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool) -> report.Entry:
+    return _study_run(name, cfg, out, k, deep, _worker_data, progress=False)
+
+
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
-              deep: bool = True) -> Path:
-    """Train what is missing, evaluate, draw, report; returns the report's path."""
+              deep: bool = True, jobs: int = 1) -> tuple[Path, dict[str, str]]:
+    """Train what is missing, evaluate, draw, report. With jobs > 1, that many runs at once,
+    each in its own process with an equal share of the cores. A run that fails (diverges,
+    bad config) does not stop the others: it is listed in the report and returned with its
+    reason. Returns the report's path and the failures."""
     s = study.load(path or DEFAULT_STUDY)
     check_report_dir(out)
     k = k or s.nll_k
-    data_of, entries = DataCache(), []
-    for r in s.runs:
-        cfg = config.with_overrides(r.config, [f"train.epochs={epochs}"]) if epochs else r.config
-        run = ensure_trained(cfg, out / "runs" / r.name, data_of(cfg))
-        entries.append(entry(r.name, run, data_of(cfg), out, k=k, deep=deep))
-    return _finish(out, s.title, s.question, entries)
+    runs = [(r.name, config.with_overrides(r.config, [f"train.epochs={epochs}"]) if epochs else r.config)
+            for r in s.runs]
+    results: dict[str, report.Entry | str] = {}
+    if jobs > 1 and len(runs) > 1:
+        jobs = min(jobs, len(runs))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        print(f"{len(runs)} runs, {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
+        context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
+                                 initargs=(threads, classifier.CLASSIFIER)) as pool:
+            futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep) for name, cfg in runs}
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result()
+                except (AelabError, train.Diverged) as e:
+                    results[name] = _failed(name, e)
+    else:
+        data_of = DataCache()
+        for name, cfg in runs:
+            try:
+                results[name] = _study_run(name, cfg, out, k, deep, data_of, progress=None)
+            except (AelabError, train.Diverged) as e:
+                results[name] = _failed(name, e)
+    entries = [r for r in results.values() if isinstance(r, report.Entry)]
+    failed = {name: r for name, r in results.items() if isinstance(r, str)}
+    if not entries:
+        raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
+    return _finish(out, s.title, s.question, entries, failed), failed
+
+
+def _failed(name: str, error: Exception) -> str:
+    reason = f"{'diverged: ' if isinstance(error, train.Diverged) else ''}{error}"
+    print(f"{name}: failed: {reason}", file=sys.stderr)
+    return reason
 
 
 def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True) -> Path:
@@ -108,12 +166,13 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
     return _finish(out, title, "", entries)
 
 
-def _finish(out: Path, title: str, question: str, entries: list[report.Entry]) -> Path:
+def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
+            failed: dict[str, str] | None = None) -> Path:
     from .figures import comparison_curves
 
     overview = []
     if len(entries) > 1:
         overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png"))
-    html = report.write(out, title, question, entries, overview)
+    html = report.write(out, title, question, entries, overview, failed or {})
     print(report.table_text(entries))
     return html

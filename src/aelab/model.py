@@ -45,13 +45,20 @@ class Autoencoder(nn.Module):
         the training time in epochs (for KL warm-up); None at evaluation."""
         return self.objective(self, batch, progress)
 
-    def log_weights(self, q, x: torch.Tensor, y: torch.Tensor | None, k: int):
-        """For K draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
-        and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W)."""
-        z = q.rsample(k)  # (K, B, D)
+    def log_px_z(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None):
+        """log p(x|z_k) for codes z: (K, B, D) of images x: (B, C, H, W), as (K, B), and the
+        decoder's output (K, B, C, H, W). x broadcasts over K: no K-fold copy of it."""
+        k = z.shape[0]
         out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))  # (K*B, C, H, W)
         out = out.view(k, z.shape[1], *out.shape[1:])
-        log_px_z = self.likelihood.log_prob(out, x)  # x broadcasts over K: (K, B)
+        return self.likelihood.log_prob(out, x), out
+
+    def log_weights(self, q, x: torch.Tensor, y: torch.Tensor | None, k: int, log_px_z=None):
+        """For K draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+        and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W).
+        `log_px_z(model, z, x, y)` replaces Autoencoder.log_px_z (a compiled copy of it)."""
+        z = q.rsample(k)  # (K, B, D)
+        log_px_z, out = log_px_z(self, z, x, y) if log_px_z else self.log_px_z(z, x, y)
         log_w = log_px_z + standard_normal_log_prob(z) - q.log_prob(z)
         return log_w, log_px_z, out
 

@@ -21,7 +21,7 @@ from .errors import AelabError
 from .latents import DeterministicLatent, GaussianLatent
 from .likelihoods import Bernoulli, Gaussian, Laplace
 from .model import Autoencoder
-from .networks import MLPDecoder, MLPEncoder
+from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from .objectives import ELBO, IWAE, KLWeight
 
 # model.kind: which latent and which condition an autoencoder is made of.
@@ -30,7 +30,9 @@ MODEL_KINDS = {
     "vae": {"latent": GaussianLatent, "condition": Unconditional},
     "cvae": {"latent": GaussianLatent, "condition": OneHotLabel},
 }
-NETWORKS = {"mlp": (MLPEncoder, MLPDecoder)}
+# model.network: `model.hidden` is the hidden layers' widths (mlp) or the convolutions'
+# channels (cnn).
+NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "cnn": (ConvEncoder, ConvDecoder)}
 LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
                "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}

@@ -32,6 +32,8 @@ METRICS = {
     "mse": ("reconstruction MSE", "per pixel", ".5f"),
     "psnr_db": ("reconstruction PSNR", "dB", ".2f"),
     "ssim": ("reconstruction SSIM", "", ".4f"),
+    "psnr_noisy_db": ("PSNR of the noisy input", "dB", ".2f"),
+    "psnr_denoised_db": ("PSNR of the denoised output", "dB", ".2f"),
     "active_units": ("active units (Var E[z|x] > 0.01)", "dims", "d"),
     "probe_acc": ("linear probe accuracy on codes", "", ".4f"),
     "cond_acc": ("samples classified as their label", "", ".4f"),
@@ -39,7 +41,8 @@ METRICS = {
     "fd_classifier": ("Frechet distance, classifier features", "not Inception FID", ".2f"),
     "classifier_test_acc": ("reference classifier test accuracy", "", ".4f"),
 }
-COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "active_units", "probe_acc",
+COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "psnr_noisy_db", "psnr_denoised_db",
+           "active_units", "probe_acc",
            "cond_acc", "sample_class_entropy", "fd_classifier"]
 IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
 
@@ -134,7 +137,7 @@ def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, list[tuple[Entr
 
 
 def _theory(entries: list[Entry]) -> list[tuple[str, list[str]]]:
-    return theory.sections([x.cfg.model.kind for x in entries], any(x.cfg.model.input_noise > 0 for x in entries))
+    return theory.sections([x.cfg for x in entries])
 
 
 def _settings(e: Entry) -> str:
@@ -158,7 +161,7 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight
 .row{display:grid;gap:1em;align-items:start}
 figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.5em;background:#fff}
 figure img{width:100%;height:auto;display:block} figure.wide{max-width:1200px} figcaption{font-size:13px;color:#444;margin-top:.3em}
-.caption{color:#444;margin:.2em 0 .6em} .theory p{max-width:60em} code{background:#f5f5f5;padding:0 .2em}
+.caption{color:#444;margin:.2em 0 .6em} .failed{color:#a00;font-weight:600} .theory p{max-width:60em} code{background:#f5f5f5;padding:0 .2em}
 """
 
 
@@ -173,7 +176,8 @@ def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def render_html(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str) -> str:
+def render_html(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str,
+                notes: list[str] = ()) -> str:
     e = html.escape
     head, rows = table_rows(entries)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
@@ -183,6 +187,7 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
              "Training, evaluation and drawing times are wall-clock seconds on the machine that made this report.</p>",
              "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
+             "".join(f"<p class='failed'>{e(n)}</p>" for n in notes),
              "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(_settings(x))}</li>" for x in entries) + "</ul>",
              "<h2>What the models optimise</h2><div class='theory'>"]
     for heading, paragraphs in _theory(entries):
@@ -205,12 +210,13 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
 
 
 def render_markdown(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str,
-                    out: Path) -> str:
+                    out: Path, notes: list[str] = ()) -> str:
     head, rows = table_rows(entries)
     lines = [f"# {title}", "", question, "", f"_{stamp}_", "", "## Test-set metrics", "",
              f"{UNITS}{_k_note(entries)}.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
              *["| " + " | ".join(r) + " |" for r in rows], "",
+             *[f"**{n}**\n" for n in notes],
              *[f"- **{x.name}**: {_settings(x)}" for x in entries], "", "## What the models optimise", ""]
     for heading, paragraphs in _theory(entries):
         lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
@@ -224,11 +230,17 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
     return "\n".join(lines)
 
 
-def write(out: Path, title: str, question: str, entries: list[Entry], overview: list["Drawn"] = ()) -> Path:
+def _failures(failed: dict[str, str]) -> list[str]:
+    return [f"{name} did not finish and is not in the table: {reason}" for name, reason in failed.items()]
+
+
+def write(out: Path, title: str, question: str, entries: list[Entry], overview: list["Drawn"] = (),
+          failed: dict[str, str] | None = None) -> Path:
     """DIR/report.html and DIR/report.md from entries (and overview figures drawn from all
-    runs) whose figures lie under DIR."""
+    runs) whose figures lie under DIR; `failed` names runs that did not finish, with why."""
     stamp = f"Made {time.strftime('%Y-%m-%d %H:%M')} by aelab from {len(entries)} run(s)."
-    write_atomic(out / "report.md", render_markdown(title, question, entries, list(overview), stamp, out).encode())
+    notes = _failures(failed or {})
+    write_atomic(out / "report.md", render_markdown(title, question, entries, list(overview), stamp, out, notes).encode())
     path = out / "report.html"
-    write_atomic(path, render_html(title, question, entries, list(overview), stamp).encode())
+    write_atomic(path, render_html(title, question, entries, list(overview), stamp, notes).encode())
     return path

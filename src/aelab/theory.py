@@ -38,15 +38,53 @@ DENOISING = ("Denoising", [
     "like, not copy pixels.",
 ])
 
+LOSSES = ("Reconstruction losses are likelihoods", [
+    "Each reconstruction loss is −log p(x | z) for some p, up to a constant: binary cross-entropy is the "
+    "Bernoulli likelihood; the squared error summed over pixels is a Gaussian with σ² = ½ "
+    "(−log p = Σ (x − m)² + ½ D log π); the absolute error summed over pixels is a Laplace with scale 1. "
+    "Their values differ by those constants and by how sharply they punish an error, so compare the "
+    "runs' samples and the classifier scores, not their reconstruction nats.",
+    "Mean or sum: averaging the reconstruction term over the D = 784 pixels instead of summing it "
+    "divides it by D while the KL stays as it is, which is the ELBO with β = D. The KL then wins: "
+    "codes carry less about each image (lower KL, fewer active units) and samples and reconstructions "
+    "blur towards the average digit.",
+])
+
+ANNEALING = ("KL annealing", [
+    "The KL weight rises linearly from 0 to β over the first epochs (Bowman et al. 2016), so the "
+    "decoder learns to use the code before the KL pulls q(z | x) towards the prior. It is a way of "
+    "training, not a different model: every number in the table is measured with the KL at full weight.",
+])
+
+WEIGHT_DECAY = ("L2 regularisation", [
+    "Weight decay λ adds λ/2 ‖θ‖² to the loss (with Adam, λθ to every gradient), keeping weights small. "
+    "The loss here is summed over pixels, so λ is set against a loss of about a hundred nats per image.",
+])
+
+CONVOLUTIONS = ("Convolutional networks", [
+    "The cnn networks replace the fully connected layers with stride-2 convolutions (kernel 4), each "
+    "halving height and width, then one linear layer to the code; the decoder mirrors them with "
+    "transposed convolutions. They share weights across positions, so they have far fewer parameters "
+    "than an MLP of the same capacity and know that neighbouring pixels belong together.",
+])
+
 CONVENTION = ("Units", [
     "Every loss is summed over the pixels of an image and averaged over images: nats per image. "
     "mse is per pixel on [0, 1] images; PSNR = 10 log10(1 / mse) in dB; SSIM on the same reconstructions.",
 ])
 
 
-def sections(kinds: list[str], denoising: bool) -> list[tuple[str, list[str]]]:
-    """The theory sections for the model kinds present, in the order given, then the units."""
-    out = [THEORY[k] for k in dict.fromkeys(kinds) if k in THEORY]
-    if denoising:
-        out.append(DENOISING)
-    return out + [CONVENTION]
+def sections(cfgs) -> list[tuple[str, list[str]]]:
+    """The theory sections for what the runs' configs use (model kinds in the order given),
+    then the units."""
+    models = [c.model for c in cfgs]
+    out = [THEORY[k] for k in dict.fromkeys(m.kind for m in models) if k in THEORY]
+    extras = [
+        (DENOISING, any(m.input_noise > 0 for m in models)),
+        (LOSSES, len({(m.likelihood, m.recon_reduction) for m in models}) > 1
+         or any(m.recon_reduction != "sum" for m in models)),
+        (ANNEALING, any(m.kl_warmup_epochs > 0 for m in models)),
+        (WEIGHT_DECAY, any(c.train.weight_decay > 0 for c in cfgs)),
+        (CONVOLUTIONS, any(m.network == "cnn" for m in models)),
+    ]
+    return out + [section for section, present in extras if present] + [CONVENTION]
