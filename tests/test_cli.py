@@ -173,7 +173,7 @@ def test_the_installed_entry_point_exits_2_without_traceback(tmp_path):
 
 def test_eval_prints_a_table_without_json(runs, capsys, monkeypatch):
     record = json.loads((runs / "vae" / "eval.json").read_text())
-    monkeypatch.setattr("aelab.cli.evaluate_run", lambda run, k: {**record, "nll_is": 99.5, "nll_k": k})
+    monkeypatch.setattr("aelab.cli.evaluate_run", lambda run, k, **kw: {**record, "nll_is": 99.5, "nll_k": k})
     assert main(["eval", str(runs / "vae"), "--k", "7"]) == 0
     out = capsys.readouterr().out
     assert "NLL, importance sampled (K=7)" in out and "99.50  nats/image" in out and not out.startswith("{")

@@ -21,9 +21,15 @@ VARIANTS = [
     {"kind": "cvae", "hidden": [64, 32], "activation": "tanh", "input_noise": 0.2},
 ] + [{"kind": kind, "network": "cnn", "hidden": [8, 16]} for kind in registry.MODEL_KINDS] + [
     {"kind": "ae", "network": "cnn", "hidden": [8, 8, 16], "input_noise": 0.4, "latent_dim": 2},
+] + [{"kind": kind, "network": "cnn", "hidden": [8, 16], "latent_channels": 4, "latent_dim": 4 * 7 * 7}
+     for kind in registry.MODEL_KINDS] + [
+    {"kind": "ae", "channel": "awgn", "channel_sigma": 0.1},
+    {"kind": "ae", "network": "cnn", "hidden": [8, 16], "latent_channels": 2, "latent_dim": 98, "channel": "awgn",
+     "channel_sigma": 0.15, "likelihood": "gaussian"},
 ]
 assert {v["kind"] for v in VARIANTS} == set(registry.MODEL_KINDS)
 assert {v.get("network", "mlp") for v in VARIANTS} == set(registry.NETWORKS)
+assert {v.get("channel", "none") for v in VARIANTS} == set(registry.CHANNELS)
 assert {v.get("likelihood") for v in VARIANTS} >= set(registry.LIKELIHOODS)
 
 
@@ -91,6 +97,7 @@ def test_save_load_round_trip_gives_identical_outputs(variant, small_data, batch
     checkpoint.save(tmp_path / "m.pt", {"model": model.state_dict(), "config": "x", "data": {}})
     fresh, _ = _build(variant, small_data, seed=4)
     fresh.load_state_dict(checkpoint.load(tmp_path / "m.pt")["model"])
+    model.eval(), fresh.eval()  # no channel noise: outputs are deterministic
     z = torch.randn(5, cfg.model.latent_dim)
     y = batch.y[:5]
     assert torch.equal(model.decode(z, y), fresh.decode(z, y))
@@ -146,9 +153,56 @@ def test_convolutions_give_back_any_image_size(shape):
     assert dec(torch.randn(4, 2, 5), torch.zeros(4, 2, 3)).shape == (4, 2, *shape)  # leading dims kept
 
 
+def test_a_spatial_code_is_a_map_of_latent_channels():
+    from aelab.errors import AelabError
+
+    cfg = tiny("vae", model={"network": "cnn", "hidden": [8, 16, 16], "latent_channels": 16, "latent_dim": 1024})
+    model = registry.build_model(cfg, (3, 64, 64), 1)
+    q = model.encode(torch.rand(2, 3, 64, 64))
+    assert q.mean.shape == (2, 1024) and model.decode(q.mean).shape == (2, 3, 64, 64)
+    assert model.encoder.head.out_channels == 32  # mean and log-variance maps, 16 channels each
+    # a code position only sees its neighbourhood: changing one corner of the code map leaves
+    # the far corner of the image untouched
+    z = torch.zeros(1, 16, 8, 8)
+    a = model.decode(z.flatten(1))
+    z[0, :, 0, 0] = 5.0
+    b = model.decode(z.flatten(1))
+    assert not torch.allclose(a[..., :8, :8], b[..., :8, :8]) and torch.equal(a[..., -8:, -8:], b[..., -8:, -8:])
+    with pytest.raises(AelabError, match="set model.latent_dim = 1024"):
+        registry.build_model(tiny("ae", model={**cfg.model.__dict__, "latent_dim": 20}), (3, 64, 64), 1)
+    with pytest.raises(AelabError, match="needs model.network = 'cnn'"):
+        registry.build_model(tiny("ae", model={"latent_channels": 4}), (1, 28, 28), 10)
+
+
 def test_too_many_convolutions_for_the_image_is_a_config_error():
     from aelab.errors import AelabError
     from aelab.networks import ConvEncoder
 
     with pytest.raises(AelabError, match="model.hidden: 5 stride-2 convolutions shrink a 28x28 image"):
         ConvEncoder((1, 28, 28), (4,) * 5, 4, 0, torch.nn.ReLU)
+
+
+def test_the_channel_sends_codes_of_mean_square_one_and_adds_noise_only_while_training(small_data, batch):
+    from aelab.errors import AelabError
+
+    model, _ = _build({"kind": "ae", "latent_dim": 64, "channel": "awgn", "channel_sigma": 0.1}, small_data)
+    with torch.no_grad():
+        model.encoder.net[-1].weight.mul_(7)  # codes far from unit power before normalising
+        code = model.encode(batch.x).mean
+        assert torch.allclose(code.pow(2).mean(1), torch.ones(64), atol=1e-5)
+        received = []
+        model.decoder.register_forward_pre_hook(lambda m, args: received.append(args[0]))
+        model.train()
+        model.decode(code)
+        noise = received[-1] - code
+        assert 0.09 < noise.std().item() < 0.11 and abs(noise.mean().item()) < 0.01
+        model.eval()
+        model.decode(code)
+        assert torch.equal(received[-1], code)  # clean at evaluation unless asked
+        model.channel.eval_sigma = 0.5
+        model.decode(code)
+        assert 0.45 < (received[-1] - code).std().item() < 0.55
+    with pytest.raises(AelabError, match="sends a deterministic code"):
+        registry.check(tiny("vae", model={"channel": "awgn"}))
+    with pytest.raises(AelabError, match="set model.channel = 'awgn'"):
+        registry.check(tiny("ae", model={"channel_sigma": 0.1}))

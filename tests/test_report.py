@@ -39,7 +39,8 @@ set = ["model.kind=ae", "model.input_noise=0.4"]
 set = ["model.kind=cvae", "model.latent_dim=3"]
 """
 EXPECTED = {
-    "dae": {"curves", "reconstructions", "samples", "manifold", "scatter", "interpolation", "denoising"},
+    "dae": {"curves", "reconstructions", "samples", "manifold", "manifold_quantiles", "scatter", "interpolation",
+            "denoising"},
     "cvae3": {"curves", "reconstructions", "samples", "label_grid", "traversals", "scatter", "tsne", "interpolation"},
 }
 
@@ -148,7 +149,7 @@ def test_fixed_indices_are_the_first_of_each_class(small_data):
 @pytest.mark.parametrize("kind, model, expect, absent", [
     ("ae", {"latent_dim": 1}, {"strip"}, {"manifold", "scatter", "traversals", "label_grid", "denoising"}),
     ("vae", {"latent_dim": 2}, {"manifold", "manifold_quantiles", "scatter"}, {"strip", "traversals", "tsne"}),
-    ("ae", {"latent_dim": 2}, {"manifold", "scatter"}, {"manifold_quantiles"}),  # no prior: no N(0, 1) quantiles
+    ("ae", {"latent_dim": 2}, {"manifold", "manifold_quantiles", "scatter"}, {"strip"}),  # quantiles of its codes
     ("cvae", {"latent_dim": 2}, {"label_grid", "scatter"}, {"manifold"}),
     ("vae", {"latent_dim": 5, "input_noise": 0.3}, {"traversals", "tsne", "denoising"}, {"manifold", "strip"}),
 ])

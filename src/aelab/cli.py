@@ -61,7 +61,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     _at_least_one("--k", args.k)
-    record = evaluate_run(RunDir.open(args.run), k=args.k)
+    if args.latent_sigma is not None and args.latent_sigma < 0:
+        raise AelabError(f"--latent-sigma: must be at least 0, got {args.latent_sigma}")
+    record = evaluate_run(RunDir.open(args.run), k=args.k, latent_sigma=args.latent_sigma,
+                          test_folder=args.test_folder)
     print(json.dumps(record, indent=2) if args.json else report.metrics_text(record))
     return 0
 
@@ -132,6 +135,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=1000,
                    help="importance samples per image for nll_is (default 1000; 5000 is the paper protocol)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--test-folder", metavar="PATH", help="a model trained on an image folder: measure it on the "
+                   "images of PATH instead (same preprocessing); printed, RUN/eval.json is left as it is")
+    e.add_argument("--latent-sigma", type=float, metavar="S", help="a model with a noisy channel: the noise's "
+                   "standard deviation at evaluation (default 0: clean codes); printed, RUN/eval.json left as it is")
     e.set_defaults(func=_eval)
 
     s = sub.add_parser("sample", help="decode samples from the prior N(0, I)")

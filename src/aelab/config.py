@@ -21,8 +21,11 @@ from .errors import AelabError
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"  # mnist | fashion-mnist
-    root: str = ""  # directory of IDX files; "" = the built-in source of `name`
+    name: str = "mnist"  # mnist | fashion-mnist | folder
+    root: str = ""  # directory of IDX files ("" = the built-in source of `name`), or the image folder
+    test_root: str = ""  # folder: a second folder as the test split, or ...
+    test_fraction: float = 0.0  # folder: ... this fraction of `root` held out (a fixed random choice)
+    image_size: int = 64  # folder: images resized and centre-cropped to image_size x image_size
     binarize: str = "none"  # none (grey levels in [0,1]) | static (> 0.5) | dynamic (Bernoulli draw per epoch)
     val_size: int = 5000  # held out from the END of the training set, for model selection
     train_size: int = 0  # use only the first N training images (0 = all that remain)
@@ -33,6 +36,7 @@ class ModelConfig:
     kind: str = "vae"  # ae | vae | cvae
     network: str = "mlp"
     latent_dim: int = 20
+    latent_channels: int = 0  # cnn: > 0 makes the code a map of this many channels (latent_dim = channels x h x w)
     hidden: tuple[int, ...] = (400,)
     activation: str = "relu"
     likelihood: str = "bernoulli"  # bernoulli (BCE) | gaussian (MSE) | laplace (L1)
@@ -42,6 +46,8 @@ class ModelConfig:
     beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
     kl_warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to beta over this many epochs
     input_noise: float = 0.0  # denoising: std of Gaussian noise added to the encoder's input
+    channel: str = "none"  # none | awgn (the code power-normalised, Gaussian noise added while training)
+    channel_sigma: float = 0.0  # awgn: the noise's standard deviation against a code of mean square 1
     iw_samples: int = 1  # > 1: train on the importance-weighted bound with K samples (IWAE)
 
 
@@ -71,8 +77,8 @@ class RunConfig:
 SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)  # section name -> its dataclass
 
 _POSITIVE = {
-    "data.val_size": 0, "data.train_size": 0, "model.latent_dim": 1, "model.beta": 0.0,
-    "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.obs_scale": 0.0, "model.iw_samples": 1,
+    "data.val_size": 0, "data.train_size": 0, "data.test_fraction": 0.0, "data.image_size": 4, "model.latent_dim": 1, "model.latent_channels": 0, "model.beta": 0.0,
+    "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.channel_sigma": 0.0, "model.obs_scale": 0.0, "model.iw_samples": 1,
     "train.epochs": 1, "train.batch_size": 1, "train.lr": 0.0, "train.lr_min": 0.0, "train.weight_decay": 0.0,
     "train.threads": 0, "train.eval_batch_size": 1, "train.log_every": 1,
 }

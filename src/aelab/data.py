@@ -72,6 +72,12 @@ class Dynamic(Grey):
         return torch.bernoulli(x, generator=generator)
 
 
+def _channels(images) -> torch.Tensor:
+    """(N, H, W) grey or (N, C, H, W) uint8 numpy -> (N, C, H, W) tensor (a copy)."""
+    t = torch.from_numpy(images.copy())
+    return t.unsqueeze(1) if t.dim() == 3 else t
+
+
 @dataclass(frozen=True)
 class ImageData:
     """Train/val/test splits of one dataset, held as uint8 tensors on one device, each already
@@ -81,13 +87,11 @@ class ImageData:
     val: Split
     test: Split
     binarizer: Grey
-    num_classes: int
+    class_names: tuple[str, ...]  # label c names class_names[c]
 
     @classmethod
-    def from_arrays(
-        cls, arrays: Arrays, binarizer: Grey, val_size: int, train_size: int = 0, num_classes: int = 10
-    ) -> "ImageData":
-        images = torch.from_numpy(arrays.train_images.copy()).unsqueeze(1)  # (N, 1, H, W)
+    def from_arrays(cls, arrays: Arrays, binarizer: Grey, val_size: int, train_size: int = 0) -> "ImageData":
+        images = _channels(arrays.train_images)  # (N, C, H, W)
         labels = torch.from_numpy(arrays.train_labels.astype("int64"))
         n_train = len(labels) - val_size
         if n_train < 1:
@@ -100,12 +104,16 @@ class ImageData:
             train=Split(train, labels[:keep]),
             val=Split(binarizer.once(images[n_train:], EVAL_BINARIZE_SEED["val"]), labels[n_train:]),
             test=Split(
-                binarizer.once(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1), EVAL_BINARIZE_SEED["test"]),
+                binarizer.once(_channels(arrays.test_images), EVAL_BINARIZE_SEED["test"]),
                 torch.from_numpy(arrays.test_labels.astype("int64")),
             ),
             binarizer=binarizer,
-            num_classes=num_classes,
+            class_names=tuple(arrays.class_names),
         )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

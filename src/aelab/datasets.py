@@ -5,6 +5,7 @@ Each source returns `Arrays`: uint8 images (N, H, W) and uint8 labels (N,), chec
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.metadata
@@ -43,10 +44,11 @@ CLASS_NAMES = {
 
 @dataclass(frozen=True)
 class Arrays:
-    train_images: np.ndarray  # (N, H, W) uint8
-    train_labels: np.ndarray  # (N,) uint8, 0..9
+    train_images: np.ndarray  # (N, H, W) grey or (N, C, H, W), uint8
+    train_labels: np.ndarray  # (N,) integers, 0 .. len(class_names) - 1
     test_images: np.ndarray
     test_labels: np.ndarray
+    class_names: tuple[str, ...] = tuple(CLASS_NAMES["mnist"])
 
 
 def idx_name(stem: str) -> str:
@@ -187,4 +189,4 @@ def load_fashion_mnist(root: str) -> Arrays:
         raise AelabError(
             f"{folder}: no such data directory; install Debian's dataset-fashion-mnist or set data.root"
         )
-    return read_idx_dir(folder, ("FashionMNIST",))
+    return dataclasses.replace(read_idx_dir(folder, ("FashionMNIST",)), class_names=tuple(CLASS_NAMES["fashion-mnist"]))

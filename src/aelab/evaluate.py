@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -14,6 +15,7 @@ import torch
 
 from . import classifier, registry
 from .data import ImageData, Split
+from .errors import AelabError
 from .metrics import (active_units, denoising_quality, image_quality, nll_importance_sampled, posterior_means,
                       probe_accuracy, sample_scores)
 from .model import Autoencoder
@@ -76,12 +78,13 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         codes, labels = timed("codes_test", lambda: posterior_means(model, test()))
         if stochastic:
             out["active_units"] = active_units(codes)
-        # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).
-        train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)
-        train_codes, train_labels = timed("codes_train", lambda: posterior_means(model, data.eval_batches(train, bs)))
-        out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
+        if data.num_classes > 1:  # a single-class folder has no labels to read off the codes
+            # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).
+            train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)
+            train_codes, train_labels = timed("codes_train", lambda: posterior_means(model, data.eval_batches(train, bs)))
+            out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
         if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
-            arrays = registry.pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data.root)
+            arrays = registry.pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data)
             judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name))
             # Samples are the likelihood's means (grey levels), so they are held against the grey
             # test images, the kind of image the classifier was trained on.
@@ -91,9 +94,23 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
     return {**out, "seconds": timings}
 
 
-def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True) -> dict:
-    """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned."""
+def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True,
+                 latent_sigma: float | None = None, test_folder: str | None = None) -> dict:
+    """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned.
+    `test_folder` measures a model trained on an image folder on another folder (same
+    preprocessing); `latent_sigma` sets the channel's noise at evaluation. Either one makes a
+    measurement of something else than the run's own test set, so it is returned, not written."""
     model, cfg, payload = load_model(run, "best")
+    if latent_sigma is not None:
+        if not model.channel.active:
+            raise AelabError(f"--latent-sigma: the model of {run.path} has no channel to add noise to "
+                             f"(model.channel = {cfg.model.channel!r})")
+        model.channel.eval_sigma = latent_sigma
+    if test_folder is not None:
+        if cfg.data.name != "folder":
+            raise AelabError(f"--test-folder: {run.path} was trained on {cfg.data.name!r}, not on an image folder")
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_root=str(test_folder), test_fraction=0.0))
+        data = None
     data = (data if data is not None else registry.build_data(cfg)).to(registry.device(cfg))
     record = {
         "run": str(run.path),
@@ -101,6 +118,8 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         "dataset": cfg.data.name,
         "binarize": cfg.data.binarize,
         "split": "test",
+        **({"test_folder": str(test_folder)} if test_folder is not None else {}),
+        **({"latent_sigma": latent_sigma} if latent_sigma is not None else {}),
         "n_images": len(data.test),
         "checkpoint": "best.pt",
         "checkpoint_sha256": _sha256(run.best_path),
@@ -110,7 +129,8 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         "units": UNITS + "; psnr_db, ssim of reconstructions at the posterior mean; "
                  "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
     }
-    run.write_json(run.eval_path, record)
+    if latent_sigma is None and test_folder is None:
+        run.write_json(run.eval_path, record)
     return record
 
 

@@ -124,10 +124,18 @@ def manifold_uniform(s: Subject, a: float = 3.0, n: int = 15):
 
 
 def manifold_quantiles(s: Subject, n: int = 15):
-    model, data = s.model, s.data
-    axis = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n))
-    return plots.image_grid(_decode_grid(model, data, axis, axis), n, f"Decoded at Gaussian quantiles ({n} per axis)",
-                            col_labels=_ticks(axis), row_labels=_ticks(axis.flip(0)), xlabel="z_1", ylabel="z_2",
+    """The decoder at n evenly spaced quantiles per axis: of N(0, 1) where the codes were
+    trained towards the prior, else of the test codes themselves (an AE's codes crowd near
+    the origin with long arms, which a uniform grid spends most of its cells on)."""
+    probs = torch.linspace(0.5 / n, 1 - 0.5 / n, n)
+    if s.model.latent.stochastic:
+        xs = ys = torch.distributions.Normal(0.0, 1.0).icdf(probs)
+        title = f"Decoded at Gaussian quantiles ({n} per axis)"
+    else:
+        xs, ys = (torch.quantile(s.codes[0][:, j].float(), probs) for j in range(2))
+        title = f"Decoded at the test codes' quantiles ({n} per axis)"
+    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, title,
+                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
 
@@ -245,9 +253,10 @@ FIGURES = {
     "manifold": (manifold_uniform, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
                  "The decoder over a uniform grid of the 2-D latent space (the prior's [-3, 3]^2; for a "
                  "deterministic AE, the range its test codes span); axes give z."),
-    "manifold_quantiles": (manifold_quantiles,
-                           lambda m: m.latent_dim == 2 and m.condition.dim == 0 and m.latent.stochastic,
-                           "The decoder at evenly spaced quantiles of N(0, 1) on each axis (each cell holds equal prior mass)."),
+    "manifold_quantiles": (manifold_quantiles, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
+                           "The decoder at evenly spaced quantiles on each axis: of N(0, 1) for a model with a prior "
+                           "(each cell holds equal prior mass); for a deterministic AE, of its test codes (each row and "
+                           "column holds an equal share of them)."),
     "strip": (strip, lambda m: m.latent_dim == 1 and m.condition.dim == 0,
               "The decoder along the 1-D latent ([-3, 3]; for a deterministic AE, the range its test codes span)."),
     "traversals": (traversals, lambda m: m.latent_dim > 2,

@@ -20,7 +20,6 @@ import torch
 from . import classifier, config, registry, report, study, train
 from .config import RunConfig
 from .data import ImageData
-from .datasets import CLASS_NAMES
 from .errors import AelabError
 from .evaluate import cached_or_evaluate, load_model
 from .rundir import RunDir
@@ -78,7 +77,7 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     model, cfg, _ = load_model(run, "best")
     start = time.perf_counter()
     drawn = draw_run(model, data.to(registry.device(cfg)), run.metrics_path, out / "figures" / name, name,
-                     CLASS_NAMES.get(cfg.data.name, [str(c) for c in range(data.num_classes)]))
+                     list(data.class_names))
     done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
     return report.Entry(name, cfg, record, run.metrics_path, done.get("train_seconds"), drawn,
                         time.perf_counter() - start)

@@ -1,10 +1,11 @@
 """The one model: an autoencoder composed of parts.
 
-    corruption -> encoder -> latent (posterior q(z|x)) -> decoder -> likelihood p(x|z)
-                     ^                                      ^
-                     +------------ condition(y) ------------+
+    corruption -> encoder -> latent (posterior q(z|x)) -> channel -> decoder -> likelihood p(x|z)
+                     ^                                                 ^
+                     +------------------ condition(y) -----------------+
 
-AE, denoising AE, VAE and CVAE differ only in the parts they are built from (registry.py).
+AE, denoising AE, VAE, CVAE and an AE trained through a noisy channel differ only in the
+parts they are built from (registry.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .channels import Noiseless
 from .conditions import Unconditional
 from .corruption import Clean
 from .data import Batch
@@ -22,23 +24,25 @@ from .objectives import ELBO
 class Autoencoder(nn.Module):
     def __init__(self, *, encoder: nn.Module, decoder: nn.Module, latent, likelihood: nn.Module,
                  latent_dim: int, image_shape: tuple[int, ...], condition=None, corruption=None,
-                 objective=None):
+                 objective=None, channel: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent = latent
         self.condition = condition or Unconditional()
         self.corruption = corruption or Clean()
         self.objective = objective or ELBO()
+        self.channel = channel or Noiseless()
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z|x[, y]) for images x: (B, C, H, W)."""
-        return self.latent.posterior(self.encoder(x, self.condition(y)))
+        return self.latent.posterior(self.channel.normalise(self.encoder(x, self.condition(y))))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The likelihood's raw parameters for codes z: (B, D) -> (B, C, H, W)."""
-        return self.decoder(z, self.condition(y))
+        """The likelihood's raw parameters for codes z: (B, D) -> (B, C, H, W), received
+        through the channel (noisy while training a noisy-channel model)."""
+        return self.decoder(self.channel(z), self.condition(y))
 
     def loss(self, batch: Batch, progress: float | None = None) -> dict[str, torch.Tensor]:
         """The objective part's loss and its parts (objectives.py), nats/image. `progress` is

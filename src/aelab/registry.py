@@ -12,7 +12,8 @@ import math
 import torch
 from torch import nn
 
-from . import datasets
+from . import datasets, folders
+from .channels import Noiseless, PowerNormalizedAWGN
 from .conditions import OneHotLabel, Unconditional
 from .config import RunConfig
 from .corruption import Clean, GaussianNoise
@@ -33,11 +34,16 @@ MODEL_KINDS = {
 # model.network: `model.hidden` is the hidden layers' widths (mlp) or the convolutions'
 # channels (cnn).
 NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "cnn": (ConvEncoder, ConvDecoder)}
+# model.channel: what the code goes through between encoder and decoder (channels.py)
+CHANNELS = {"none": lambda sigma: Noiseless(), "awgn": PowerNormalizedAWGN}
 LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
                "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}
 RECON_REDUCTIONS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
-DATASETS = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
+# data.name -> Arrays from the data config
+DATASETS = {"mnist": lambda d: datasets.load_mnist(d.root),
+            "fashion-mnist": lambda d: datasets.load_fashion_mnist(d.root),
+            "folder": lambda d: folders.load_arrays(d.root, d.test_root, d.test_fraction, d.image_size)}
 BINARIZERS = {"none": Grey, "static": Threshold, "dynamic": Dynamic}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # learning rate at `fraction` (0 to 1) of training, from `lr` (and `lr_min`)
@@ -61,6 +67,7 @@ def check(cfg: RunConfig) -> None:
     m = cfg.model
     pick(MODEL_KINDS, "model.kind", m.kind)
     pick(NETWORKS, "model.network", m.network)
+    pick(CHANNELS, "model.channel", m.channel)
     likelihood = pick(LIKELIHOODS, "model.likelihood", m.likelihood)
     pick(ACTIVATIONS, "model.activation", m.activation)
     pick(RECON_REDUCTIONS, "model.recon_reduction", m.recon_reduction)
@@ -75,20 +82,32 @@ def check(cfg: RunConfig) -> None:
         raise AelabError(f"model.iw_samples: the importance-weighted bound needs a stochastic latent, not {m.kind!r}")
     if m.iw_samples > 1 and (m.beta != 1 or m.kl_warmup_epochs or m.recon_reduction != "sum"):
         raise AelabError("model.iw_samples: the IWAE bound takes no beta, KL warm-up or mean reduction")
+    if m.channel != "none" and MODEL_KINDS[m.kind]["latent"].stochastic:
+        raise AelabError(f"model.channel: {m.channel!r} sends a deterministic code; use model.kind = 'ae', not {m.kind!r}")
+    if m.channel == "none" and m.channel_sigma:
+        raise AelabError("model.channel_sigma: set model.channel = 'awgn' for a noisy channel")
+    d = cfg.data
+    if d.name == "folder":
+        if not d.root:
+            raise AelabError("data.root: data.name 'folder' needs the folder of training images")
+        if bool(d.test_root) == bool(d.test_fraction):
+            raise AelabError("data.test_root, data.test_fraction: a folder dataset needs exactly one of them "
+                             "(a test folder, or the fraction of data.root to hold out)")
+        if d.test_fraction >= 1:
+            raise AelabError(f"data.test_fraction: must be below 1, got {d.test_fraction}")
+    elif d.test_root or d.test_fraction:
+        raise AelabError(f"data.test_root, data.test_fraction: only for data.name 'folder', not {d.name!r}")
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
 
 
 def build_data(cfg: RunConfig) -> ImageData:
     check(cfg)
-    arrays = pick(DATASETS, "data.name", cfg.data.name)(cfg.data.root)
+    arrays = pick(DATASETS, "data.name", cfg.data.name)(cfg.data)
     n = len(arrays.train_labels)
     if cfg.data.val_size >= n:
         raise AelabError(f"data.val_size: {cfg.data.val_size} leaves none of the {n} training images")
-    return ImageData.from_arrays(
-        arrays, BINARIZERS[cfg.data.binarize](), cfg.data.val_size, cfg.data.train_size,
-        num_classes=datasets.NUM_CLASSES,
-    )
+    return ImageData.from_arrays(arrays, BINARIZERS[cfg.data.binarize](), cfg.data.val_size, cfg.data.train_size)
 
 
 def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
@@ -102,14 +121,15 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
     likelihood = LIKELIHOODS[m.likelihood](m.obs_scale, m.learn_scale)
     return Autoencoder(
         encoder=encoder_cls(image_shape, m.hidden, latent.params_per_dim * m.latent_dim,
-                            condition.dim, activation),
-        decoder=decoder_cls(image_shape, m.hidden, m.latent_dim, condition.dim, activation),
+                            condition.dim, activation, m.latent_channels),
+        decoder=decoder_cls(image_shape, m.hidden, m.latent_dim, condition.dim, activation, m.latent_channels),
         latent=latent,
         likelihood=likelihood,
         latent_dim=m.latent_dim,
         image_shape=image_shape,
         condition=condition,
         corruption=GaussianNoise(m.input_noise) if m.input_noise > 0 else Clean(),
+        channel=CHANNELS[m.channel](m.channel_sigma),
         objective=IWAE(m.iw_samples) if m.iw_samples > 1 else ELBO(
             KLWeight(m.beta, m.kl_warmup_epochs),
             RECON_REDUCTIONS[m.recon_reduction](math.prod(image_shape)),

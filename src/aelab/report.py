@@ -49,7 +49,9 @@ IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "trai
 
 def metrics_text(record: dict) -> str:
     head = (f"{record['run']}: {record['kind']} on {record['dataset']} (binarize={record['binarize']}), "
-            f"{record['split']} set of {record['n_images']} images, {record['checkpoint']} of epoch {record['epoch']}")
+            f"{record.get('test_folder', record['split'] + ' set')} of {record['n_images']} images, "
+            f"{record['checkpoint']} of epoch {record['epoch']}"
+            + (f", channel noise sigma {record['latent_sigma']:g}" if "latent_sigma" in record else ""))
     lines = [head]
     for key, (label, unit, fmt) in METRICS.items():
         if key in record:
@@ -149,7 +151,7 @@ def _settings(e: Entry) -> str:
 
 TITLES = {"compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions", "samples": "Samples from the prior",
           "label_grid": "Label-conditioned samples", "manifold": "Latent manifold (uniform grid)",
-          "manifold_quantiles": "Latent manifold (Gaussian quantiles)", "strip": "1-D latent strip",
+          "manifold_quantiles": "Latent manifold (quantile grid)", "strip": "1-D latent strip",
           "traversals": "Latent traversals", "scatter": "Latent space by class", "tsne": "t-SNE of the codes",
           "interpolation": "Interpolation", "denoising": "Denoising"}
 

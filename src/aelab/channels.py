@@ -1,0 +1,44 @@
+"""Channel parts: what happens to the code on its way from the encoder to the decoder (the
+idea behind deep joint source-channel coding, Bourtsoulatze et al. 2019).
+
+`normalise` acts on the code the encoder gives (so every code shown or fitted is the one that
+is sent); `forward` acts on every code the decoder receives: noise at `sigma` while training,
+at `eval_sigma` (0 = clean unless set) otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Noiseless(nn.Module):
+    """The code reaches the decoder as it is."""
+
+    active = False
+
+    def normalise(self, code: torch.Tensor) -> torch.Tensor:
+        return code
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class PowerNormalizedAWGN(nn.Module):
+    """Each code is scaled to mean square 1 over its D values (average power 1), then zero-mean
+    Gaussian noise of standard deviation sigma is added to each value, so sigma^2 is the
+    noise-to-signal power ratio (SNR = -20 log10 sigma dB)."""
+
+    active = True
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = sigma
+        self.eval_sigma = 0.0
+
+    def normalise(self, code: torch.Tensor) -> torch.Tensor:
+        return code * torch.rsqrt(code.pow(2).mean(-1, keepdim=True).clamp_min(1e-12))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sigma = self.sigma if self.training else self.eval_sigma
+        return z + sigma * torch.randn_like(z) if sigma > 0 else z
