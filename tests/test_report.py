@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import browser
-from aelab import classifier, figures, registry, report, theory
+from aelab import classifier, figures, registry, report, subject, theory
 from aelab.cli import main
 from conftest import tiny
 
@@ -40,7 +40,7 @@ set = ["model.kind=cvae", "model.latent_dim=3"]
 """
 EXPECTED = {
     "dae": {"curves", "reconstructions", "samples", "manifold", "manifold_quantiles", "scatter", "interpolation",
-            "denoising"},
+            "denoising", "gaussian_samples", "code_noise"},
     "cvae3": {"curves", "reconstructions", "samples", "label_grid", "traversals", "scatter", "tsne", "interpolation"},
 }
 
@@ -140,7 +140,7 @@ def test_the_browser_check_catches_a_broken_image(study_out, tmp_path):
 
 
 def test_fixed_indices_are_the_first_of_each_class(small_data):
-    idx = figures.fixed_indices(small_data.test.labels, 2)
+    idx = subject.fixed_indices(small_data.test.labels, 2)
     labels = small_data.test.labels[idx]
     assert labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert idx[0] == int((small_data.test.labels == 0).nonzero()[0])

@@ -40,6 +40,27 @@ def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> d
     return {NAMES[k]: v.item() / len(data.test) for k, v in sums.items()}
 
 
+CHANNEL_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)  # evaluation noise levels of the PSNR curve
+
+
+def channel_quality(model: Autoencoder, batches) -> dict:
+    """For a model with a noisy channel: PSNR and SSIM with the channel's noise at its training
+    sigma, and the PSNR at each of CHANNEL_SIGMAS (and at the training sigma). `batches` is a
+    function giving the test batches afresh. The evaluation noise is put back afterwards."""
+    channel, before = model.channel, model.channel.eval_sigma
+    sigmas = sorted({*CHANNEL_SIGMAS, channel.sigma})
+    quality = {}
+    try:
+        for sigma in sigmas:
+            channel.eval_sigma = sigma
+            quality[sigma] = image_quality(model, batches())
+    finally:
+        channel.eval_sigma = before
+    return {"psnr_train_sigma_db": quality[channel.sigma]["psnr_db"], "ssim_train_sigma": quality[channel.sigma]["ssim"],
+            "channel_sigmas": sigmas, "channel_psnr_db": [quality[v]["psnr_db"] for v in sigmas],
+            "channel_ssim": [quality[v]["ssim"] for v in sigmas]}
+
+
 def load_model(run: RunDir, which: str = "best"):
     """(model, cfg, payload) of a run's checkpoint `which`, on the run's device; no data is read."""
     payload, cfg = run.checkpoint(which)
@@ -70,6 +91,8 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         out.update(timed("image_quality", lambda: image_quality(model, test())))
         if model.corruption.active:
             out.update(timed("denoising", lambda: denoising_quality(model, test())))
+        if model.channel.active:
+            out.update(timed("channel", lambda: channel_quality(model, test)))
         if not deep:
             return {**out, "seconds": timings}
         if stochastic:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from . import plots
+from . import codespace, plots
 from .data import ImageData
-from .metrics import posterior_means
 from .model import Autoencoder
+from .subject import FIGURE_SEED, Subject, cond, fixed_indices, random_indices, randn, test_images
 
-FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption
 SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
 TRAVERSED_DIMS = 8
 
@@ -32,45 +30,23 @@ class Drawn:
     caption: str
 
 
-class Subject:
-    """What a figure is drawn from: the model, its data, the class names, and the test codes
-    (encoded once, on first use, for every figure that needs them)."""
-
-    def __init__(self, model: Autoencoder, data: ImageData, names: list[str]):
-        self.model, self.data, self.names = model, data, names
-
-    @cached_property
-    def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, D) posterior means E[z|x] of the test images, and their (N,) labels."""
-        return posterior_means(self.model, self.data.eval_batches(self.data.test, 1000))
-
-
-def fixed_indices(labels: torch.Tensor, per_class: int = 1, classes: int = 10) -> torch.Tensor:
-    """The first `per_class` test images of each class, class by class: the same images for
-    every run on the same dataset."""
-    picks = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(classes)]
-    return torch.cat([p for p in picks if len(p)]).cpu()
-
-
-def _batch(data: ImageData, idx: torch.Tensor):
-    x = data.test.images[idx.to(data.device)].float().div_(255)
-    return x, data.test.labels[idx.to(data.device)]
-
-
-def _cond(model: Autoencoder, y: torch.Tensor | None):
-    return y if model.condition.dim else None
-
-
-def _randn(n: int, d: int, device: torch.device) -> torch.Tensor:
-    """Seeded normal draws, made on the CPU so that every device draws the same."""
-    return torch.randn(n, d, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(device)
+def _examples(data: ImageData, per_class: int) -> tuple[torch.Tensor, bool]:
+    """Test indices to show and whether they go class by class: the first `per_class` of each
+    class where there are classes, else 9 x per_class images drawn once with the figure seed."""
+    if data.num_classes >= 2:
+        return fixed_indices(data.test.labels, per_class, data.num_classes), True
+    return random_indices(len(data.test), 9 * per_class), False
 
 
 def reconstructions(s: Subject):
     model, data, names = s.model, s.data, s.names
+    if data.num_classes < 2:  # no classes: 9 test images drawn once
+        x, y = test_images(data, random_indices(len(data.test), 9))
+        return plots.image_rows([x, model.reconstruct(x, cond(model, y))], ["test", "recon."],
+                                "Test images and their reconstructions")
     idx = fixed_indices(data.test.labels, 2, data.num_classes)
-    x, y = _batch(data, idx)
-    r = model.reconstruct(x, _cond(model, y))
+    x, y = test_images(data, idx)
+    r = model.reconstruct(x, cond(model, y))
     half = len(idx) // 2
     rows = [x[0::2], r[0::2], x[1::2], r[1::2]] if len(idx) == 2 * half else [x, r]
     return plots.image_rows(rows, ["test", "recon.", "test", "recon."][:len(rows)], "Test images and their reconstructions",
@@ -79,7 +55,7 @@ def reconstructions(s: Subject):
 
 def prior_samples(s: Subject):
     model, data = s.model, s.data
-    z = _randn(64, model.latent_dim, data.device)
+    z = randn(64, model.latent_dim, data.device)
     y = model.condition.default_labels(64, data.device)
     images = model.likelihood.mean(model.decode(z, y))
     return plots.image_grid(images, 8, "Decoded from z ~ N(0, I)" + (" (labels 0-9 in turn)" if y is not None else ""))
@@ -88,7 +64,7 @@ def prior_samples(s: Subject):
 def label_grid(s: Subject):
     model, data, names = s.model, s.data, s.names
     c = model.condition.dim
-    z = _randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same z_j in every row
+    z = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same z_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
     images = model.likelihood.mean(model.decode(z, y))
     return plots.image_grid(images, 10, "Row: the label; column: one z ~ N(0, I) held fixed",
@@ -196,31 +172,32 @@ def interpolations(s: Subject, steps: int = 10):
     from digit c to digit c+1; a conditioned model between two images of the same digit,
     with that label held."""
     model, data, names = s.model, s.data, s.names
-    idx = fixed_indices(data.test.labels, 2, data.num_classes)
+    idx, by_class = _examples(data, 2)
     first, second = idx[0::2], idx[1::2]
-    ends = (first[:6], second[:6]) if model.condition.dim else (first[:6], first[1:7])
-    xa, ya = _batch(data, ends[0])
-    xb, _ = _batch(data, ends[1])
-    za, zb = model.encode(xa, _cond(model, ya)).mean, model.encode(xb, _cond(model, ya)).mean
+    ends = (first[:6], second[:6]) if model.condition.dim or not by_class else (first[:6], first[1:7])
+    xa, ya = test_images(data, ends[0])
+    xb, _ = test_images(data, ends[1])
+    za, zb = model.encode(xa, cond(model, ya)).mean, model.encode(xb, cond(model, ya)).mean
     t = torch.linspace(0, 1, steps, device=data.device).view(1, -1, 1)
     z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).flatten(0, 1)
-    y = _cond(model, ya.repeat_interleave(steps))
+    y = cond(model, ya.repeat_interleave(steps))
     images = model.likelihood.mean(model.decode(z, y))
-    pairs = [f"{names[int(a)]} to {names[int(b)]}" for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
+    pairs = ([f"{names[int(a)]} to {names[int(b)]}" for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
+             if by_class else [f"pair {i + 1}" for i in range(len(ya))])
     return plots.image_grid(images, steps, "Interpolation between the codes of two test images", row_labels=pairs,
                             col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel="t in (1 - t) z_a + t z_b")
 
 
 def denoising(s: Subject):
     model, data, names = s.model, s.data, s.names
-    idx = fixed_indices(data.test.labels, 1, data.num_classes)
-    x, y = _batch(data, idx)
+    idx, by_class = _examples(data, 1)
+    x, y = test_images(data, idx)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(FIGURE_SEED)
         noisy = model.corruption(x.cpu()).to(data.device)
-    return plots.image_rows([x, noisy, model.reconstruct(noisy, _cond(model, y))], ["clean", "noisy", "denoised"],
+    return plots.image_rows([x, noisy, model.reconstruct(noisy, cond(model, y))], ["clean", "noisy", "denoised"],
                             "Clean, corrupted, and reconstructed from the corrupted input",
-                            col_labels=[names[int(c)] for c in y])
+                            col_labels=[names[int(c)] for c in y] if by_class else None)
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -268,6 +245,16 @@ FIGURES = {
                       "Decoded points on the straight line between two test images' codes."),
     "denoising": (denoising, lambda m: m.corruption.active,
                   "The first test image of each class, corrupted as in training (seeded), then reconstructed."),
+    "gaussian_samples": (codespace.gaussian_samples, lambda m: not m.latent.stochastic,
+                         f"A Gaussian (mean and full covariance) fitted to the codes of {codespace.FIT_CODES} training "
+                         f"images: {codespace.SHOWN} samples decoded; the same samples pulled toward real codes "
+                         f"({codespace.PULL:g} x sample + {1 - codespace.PULL:g} x code); the real codes decoded; the "
+                         "images. An AE's codes fill only part of the space a Gaussian spreads over."),
+    "code_noise": (codespace.code_noise, lambda m: not m.latent.stochastic,
+                   "Test images' codes with Gaussian noise added (sd relative to each code's RMS), then decoded."),
+    "code_maps": (codespace.code_maps, lambda m: getattr(m.decoder, "code_shape", None) is not None,
+                  "Each test image beside the channels of its code map (a channel's colours span its range over "
+                  "the images shown; upsampled, nearest)."),
 }
 
 
@@ -301,6 +288,8 @@ def comparison_curves(runs: dict[str, Path], path: Path) -> Drawn:
                                                                         [r[f"{split}_{part}"] for r in rows])
     fig = plots.curves([(title, "nats / image", lines) for title, lines in panels.values() if lines],
                        "All runs: validation loss per epoch (training loss where a run holds out no validation set)",
-                       colors)
+                       colors, shared_legend=True)
     return Drawn("compare_curves", plots.save(fig, path),
-                 "The runs' curves on shared axes; nats per image, summed over pixels.")
+                 "The runs' curves on shared axes; nats per image, summed over pixels. The objective and the "
+                 "reconstruction term of runs with different likelihoods or reductions differ by constants and "
+                 "scales: compare their shapes, and the KL.")

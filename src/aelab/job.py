@@ -167,11 +167,18 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
 
 def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
             failed: dict[str, str] | None = None) -> Path:
-    from .figures import comparison_curves
+    from .figures import Drawn, comparison_curves
+
+    from .codespace import channel_curve
 
     overview = []
     if len(entries) > 1:
         overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png"))
+    channels = {e.name: e.record for e in entries if "channel_psnr_db" in e.record}
+    if channels:
+        overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png"),
+                              "Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
+                              "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged)."))
     html = report.write(out, title, question, entries, overview, failed or {})
     print(report.table_text(entries))
     return html

@@ -105,21 +105,34 @@ def scatter(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str, yla
 
 
 def curves(panels: list[tuple[str, str, dict[str, tuple[list, list]]]], title: str,
-           colors: dict[str, object] | None = None) -> plt.Figure:
+           colors: dict[str, object] | None = None, shared_legend: bool = False) -> plt.Figure:
     """Side-by-side panels; each is (panel title, y-axis label, {line label: (x, y)}). Lines
-    whose label starts with "val" are dashed; `colors` fixes a line's colour in every panel."""
+    whose label starts with "val" are dashed; `colors` fixes a line's colour in every panel.
+    With `shared_legend`, one legend for all panels sits below them (many runs), else each
+    panel has its own."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
+    handles: dict[str, object] = {}
     for ax, (name, ylabel, lines) in zip(axes[0], panels):
         for label, (x, y) in lines.items():
-            ax.plot(x, y, marker="o" if len(x) <= 30 else None, ms=3, label=label,
-                    linestyle="--" if label.startswith("val") else "-", color=(colors or {}).get(label))
+            (line,) = ax.plot(x, y, marker="o" if len(x) <= 30 else None, ms=3, label=label,
+                              linestyle="--" if label.startswith("val") else "-", color=(colors or {}).get(label))
+            handles.setdefault(label, line)
         ax.set_title(name), ax.set_xlabel("epoch"), ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if lines:
+        if lines and not shared_legend:
             ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    if shared_legend and handles:
+        ncol = min(len(handles), 4)
+        rows = -(-len(handles) // ncol)
+        legend_h = 0.2 * rows + 0.05  # inches
+        fig.set_figheight(3.3 + legend_h)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 0))
+        fig.tight_layout(rect=(0, legend_h / fig.get_figheight(), 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
@@ -127,3 +140,22 @@ def palette(names: list[str]) -> dict[str, object]:
     """One colour per name, fixed by its position."""
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def colormap(values: torch.Tensor, name: str = "viridis") -> torch.Tensor:
+    """Values in [0, 1] of any shape (...) -> colours (..., 3, H, W) for (..., H, W) input."""
+    rgb = plt.get_cmap(name)(values.detach().cpu().numpy())[..., :3]  # (..., H, W, 3)
+    return torch.from_numpy(np.moveaxis(rgb, -1, -3)).float()
+
+
+def xy(lines: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str) -> plt.Figure:
+    """Lines (one per label) on one pair of axes, with a legend."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    colors = palette(list(lines))
+    for label, (x, y) in lines.items():
+        ax.plot(x, y, marker="o", ms=3, label=label, color=colors[label])
+    ax.set_title(title), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -32,6 +32,8 @@ METRICS = {
     "mse": ("reconstruction MSE", "per pixel", ".5f"),
     "psnr_db": ("reconstruction PSNR", "dB", ".2f"),
     "ssim": ("reconstruction SSIM", "", ".4f"),
+    "psnr_train_sigma_db": ("PSNR with channel noise at the training sigma", "dB", ".2f"),
+    "ssim_train_sigma": ("SSIM with channel noise at the training sigma", "", ".4f"),
     "psnr_noisy_db": ("PSNR of the noisy input", "dB", ".2f"),
     "psnr_denoised_db": ("PSNR of the denoised output", "dB", ".2f"),
     "active_units": ("active units (Var E[z|x] > 0.01)", "dims", "d"),
@@ -41,7 +43,8 @@ METRICS = {
     "fd_classifier": ("Frechet distance, classifier features", "not Inception FID", ".2f"),
     "classifier_test_acc": ("reference classifier test accuracy", "", ".4f"),
 }
-COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "psnr_noisy_db", "psnr_denoised_db",
+COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "psnr_train_sigma_db", "ssim_train_sigma",
+           "psnr_noisy_db", "psnr_denoised_db",
            "active_units", "probe_acc",
            "cond_acc", "sample_class_entropy", "fd_classifier"]
 IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
@@ -144,16 +147,26 @@ def _theory(entries: list[Entry]) -> list[tuple[str, list[str]]]:
 
 def _settings(e: Entry) -> str:
     m, t, d = e.cfg.model, e.cfg.train, e.cfg.data
+    extras = [f"recon {m.recon_reduction} over pixels" if m.recon_reduction != "sum" else "",
+              f"beta {m.beta:g}" if m.beta != 1 else "",
+              f"KL warm-up {m.kl_warmup_epochs:g} epochs" if m.kl_warmup_epochs else "",
+              f"noise {m.input_noise:g}" if m.input_noise else "",
+              f"channel {m.channel} sigma {m.channel_sigma:g}" if m.channel != "none" else ""]
+    train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
+             f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else ""]
     return (f"{m.kind}, {m.network} {'-'.join(map(str, m.hidden))}, latent {m.latent_dim}, {m.likelihood}"
-            f"{f', noise {m.input_noise:g}' if m.input_noise else ''}; {d.name} ({d.binarize}); "
-            f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}")
+            + "".join(f", {x}" for x in extras if x) + f"; {d.name} ({d.binarize}); "
+            f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
+            + f", seed {t.seed}")
 
 
 TITLES = {"compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions", "samples": "Samples from the prior",
           "label_grid": "Label-conditioned samples", "manifold": "Latent manifold (uniform grid)",
           "manifold_quantiles": "Latent manifold (quantile grid)", "strip": "1-D latent strip",
           "traversals": "Latent traversals", "scatter": "Latent space by class", "tsne": "t-SNE of the codes",
-          "interpolation": "Interpolation", "denoising": "Denoising"}
+          "interpolation": "Interpolation", "denoising": "Denoising",
+          "gaussian_samples": "Sampling a Gaussian fitted to the codes", "code_noise": "Noise on the codes",
+          "code_maps": "Code maps", "channel_curves": "PSNR against channel noise"}
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}

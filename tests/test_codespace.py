@@ -1,0 +1,37 @@
+"""Code-space figures' maths: the fitted Gaussian, and the channel's quality sweep."""
+
+import numpy as np
+import pytest
+import torch
+
+from aelab import codespace, registry
+from aelab.evaluate import CHANNEL_SIGMAS, channel_quality
+from aelab.metrics import image_quality
+
+from conftest import tiny
+
+
+def test_the_fitted_gaussian_has_the_codes_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 4))
+    codes = torch.from_numpy(rng.standard_normal((5000, 4)) @ a + np.arange(4))
+    g = codespace.fitted_gaussian(codes)
+    assert torch.allclose(g.mean, codes.mean(0))
+    assert np.allclose(g.covariance_matrix.numpy(), np.cov(codes.numpy(), rowvar=False), rtol=1e-4, atol=1e-6)
+    few = codespace.fitted_gaussian(torch.randn(10, 64))  # fewer codes than dimensions: singular covariance
+    assert few.sample((3,)).shape == (3, 64) and torch.isfinite(few.scale_tril).all()
+
+
+def test_channel_quality_sweeps_the_evaluation_noise_and_puts_it_back(small_data):
+    cfg = tiny("ae", model={"channel": "awgn", "channel_sigma": 0.12, "latent_dim": 8})
+    model = registry.build_model(cfg, small_data.image_shape, 10).eval()
+    model.channel.eval_sigma = 0.0
+    batches = lambda: small_data.eval_batches(small_data.val, 256)  # noqa: E731
+    torch.manual_seed(0)
+    got = channel_quality(model, batches)
+    assert got["channel_sigmas"] == sorted({*CHANNEL_SIGMAS, 0.12}) and model.channel.eval_sigma == 0.0
+    clean = image_quality(model, batches())
+    assert got["channel_psnr_db"][0] == pytest.approx(clean["psnr_db"], rel=1e-9)  # sigma 0: the clean codes
+    at = got["channel_sigmas"].index(0.12)
+    assert got["psnr_train_sigma_db"] == got["channel_psnr_db"][at] and len(got["channel_ssim"]) == len(got["channel_sigmas"])
+    assert got["channel_psnr_db"][-1] != got["channel_psnr_db"][0]  # sigma 0.3 changes what is decoded
