@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, help_, study_help in [
         ("study", "run a study: its runs trained (complete ones skipped), evaluated and compared in one report",
-         "the study file, e.g. studies/latent_size.toml"),
+         "the study file, or the name of a shipped one (compare, losses, latent_size, sweep, denoising)"),
         ("run", "the main job: a study (default: AE, VAE and CVAE on MNIST) trained, evaluated, reported",
          "the study (default: the packaged compare.toml)"),
     ]:

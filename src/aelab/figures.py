@@ -221,7 +221,8 @@ def learning_curves(metrics_path: Path, title: str):
 # key -> (drawing function, applies to this model?, caption)
 FIGURES = {
     "reconstructions": (reconstructions, lambda m: True,
-                        "The first two test images of each class (same for every run), reconstructed at the posterior mean."),
+                        "The first two test images of each class (without classes: 9 test images drawn once), the "
+                        "same for every run, reconstructed at the posterior mean."),
     "samples": (prior_samples, lambda m: True,
                 "64 decodings of z ~ N(0, I), seeded. An AE is not trained towards this prior, so its samples show "
                 "what lies where no code landed."),

@@ -172,7 +172,8 @@ CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
 h1{margin-bottom:.1em} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0} th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight:600}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight:600;white-space:nowrap}
+.wide-table{overflow-x:auto;max-width:100%}
 .row{display:grid;gap:1em;align-items:start}
 figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.5em;background:#fff}
 figure img{width:100%;height:auto;display:block} figure.wide{max-width:1200px} figcaption{font-size:13px;color:#444;margin-top:.3em}
@@ -200,8 +201,8 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
              f"<h1>{e(title)}</h1><p class='sub'>{e(question)}</p><p class='sub'>{e(stamp)}</p>",
              f"<h2>Test-set metrics</h2><p class='caption'>{e(UNITS + _k_note(entries))}. "
              "Training, evaluation and drawing times are wall-clock seconds on the machine that made this report.</p>",
-             "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
+             "<div class='wide-table'><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
+             + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table></div>",
              "".join(f"<p class='failed'>{e(n)}</p>" for n in notes),
              "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(_settings(x))}</li>" for x in entries) + "</ul>",
              "<h2>What the models optimise</h2><div class='theory'>"]

@@ -78,8 +78,21 @@ def value_text(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def load(path: str | Path) -> Study:
+def find(path: str | Path) -> Path:
+    """A study file: the path as given, else a shipped study of that name (`latent_size`,
+    `latent_size.toml` or `studies/latent_size.toml` from anywhere)."""
     path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (STUDY_DIR / path.name, STUDY_DIR / f"{path.name}.toml"):
+        if candidate.is_file():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in STUDY_DIR.glob("*.toml")))
+    raise AelabError(f"{path}: no such study file (shipped studies: {shipped})")
+
+
+def load(path: str | Path) -> Study:
+    path = find(path)
     try:
         tree = tomllib.loads(path.read_text())
     except FileNotFoundError:
