@@ -89,3 +89,13 @@ def test_registry_rejects_a_scale_on_bernoulli():
     cfg = config.with_overrides(config.RunConfig(), ["model.learn_scale=true"])
     with pytest.raises(AelabError, match="bernoulli' has no scale"):
         registry.check(cfg)
+
+
+def test_the_dogs_config_has_an_8x8x16_code():
+    import torch
+
+    cfg = config.load(CONFIG_DIR / "dogs_ae.toml")
+    model = registry.build_model(cfg, (3, 64, 64), 1).eval()
+    assert model.decoder.code_shape == (16, 8, 8) and model.channel.active
+    code = model.encode(torch.rand(2, 3, 64, 64)).mean
+    assert code.shape == (2, 1024) and torch.allclose(code.pow(2).mean(1), torch.ones(2), atol=1e-5)

@@ -268,7 +268,8 @@ def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path,
     subject = Subject(model, data, names)
     drawn = [Drawn("curves", plots.save(learning_curves(metrics_path, f"Learning curves: {title}"), out / "curves.png"),
                    "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; "
-                   "nats per image, summed over pixels.")]
+                   "nats per image, summed over pixels. With KL annealing the training objective weights the KL as "
+                   "it was weighted then; validation always at full weight.")]
     for key, (fn, applies, caption) in FIGURES.items():
         if applies(model):
             drawn.append(Drawn(key, plots.save(fn(subject), out / f"{key}.png"), caption))
