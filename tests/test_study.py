@@ -54,6 +54,12 @@ set = ["model.kind=ae"]
     assert run.varied == {"model.kind": "ae", "model.hidden": [128, 64], "train.lr": 1e-3}
 
 
+def test_figure_options_of_a_study(tmp_path):
+    s = study.load(_write(tmp_path, 'config = "base.toml"\n[figures]\npull = 0.5\nnoise_levels = [0, 2]\n'))
+    assert (s.figures.pull, s.figures.noise_levels, s.figures.fit_codes) == (0.5, (0.0, 2.0), 256)
+    assert study.load(_write(tmp_path, 'config = "base.toml"\n')).figures.pull == 0.25
+
+
 def test_a_grid_alone_and_a_variant_with_its_own_config(tmp_path):
     (tmp_path / "other.toml").write_text('[model]\nkind = "ae"\nlatent_dim = 3\n')
     s = study.load(_write(tmp_path, """
@@ -81,6 +87,10 @@ config = "dae_mnist.toml"
     ('config = "base.toml"\n[grid]\n"train.lr" = [0.1, 0.1]\n', ["share the name"]),
     ('config = "base.toml"\nnll_k = 0\n', ["nll_k"]),
     ('config = "base.toml"\n[grid\n', ["not valid TOML"]),
+    ('config = "base.toml"\n[figures]\npull = 1.5\n', ["figures.pull must be a number from 0 to 1"]),
+    ('config = "base.toml"\n[figures]\nfit_codes = 1\n', ["figures.fit_codes"]),
+    ('config = "base.toml"\n[figures]\nnoise_levels = [-1]\n', ["figures.noise_levels"]),
+    ('config = "base.toml"\n[figures]\ndelta = 0.2\n', ["figures", "unknown key 'delta'"]),
 ])
 def test_bad_studies_are_refused_naming_the_file_and_key(tmp_path, text, words):
     with pytest.raises(AelabError) as e:
@@ -95,7 +105,7 @@ def test_run_with_a_missing_study_exits_2_writing_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4}
+SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -106,7 +116,9 @@ def test_every_shipped_study_loads_and_its_runs_build(name):
     assert len(s.runs) == SHIPPED[name] and s.title and s.question
     assert {r.config.data for r in s.runs} == {s.runs[0].config.data}  # one dataset: runs comparable
     for r in s.runs:
-        registry.build_model(r.config, (1, 28, 28), 10)  # sizes fit the images
+        d = r.config.data
+        shape = (3, d.image_size, d.image_size) if d.name == "folder" else (1, 28, 28)
+        registry.build_model(r.config, shape, 10)  # sizes fit the images
 
 
 def test_study_shipped_settings():
@@ -165,7 +177,7 @@ def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     assert main(["study", "missing.toml"]) == 2
     err = capsys.readouterr().err
-    assert "missing.toml: no such study file (shipped studies: compare, denoising, latent_size, losses, sweep" in err
+    assert "missing.toml: no such study file (shipped studies: compare, denoising, dogs, latent_size, losses, sweep" in err
     assert not (tmp_path / "runs").exists()
     # a shipped study by name, from anywhere
     assert study.load("latent_size").path == study.load("studies/latent_size.toml").path == study.STUDY_DIR / "latent_size.toml"

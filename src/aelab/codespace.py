@@ -12,9 +12,6 @@ import torch
 from . import plots
 from .subject import FIGURE_SEED, Subject, cond, random_indices, test_images
 
-FIT_CODES = 256  # training codes the Gaussian is fitted to
-PULL = 0.25  # delta in delta * sample + (1 - delta) * code
-NOISE_LEVELS = (0.0, 0.1, 0.2, 0.5, 1.0)  # noise sd, relative to each code's root mean square
 SHOWN = 9
 
 
@@ -33,20 +30,20 @@ def fitted_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNorm
 
 
 def gaussian_samples(s: Subject):
-    """Codes of the first FIT_CODES training images; SHOWN samples of the Gaussian fitted to
+    """Codes of the first `fit_codes` training images; SHOWN samples of the Gaussian fitted to
     them, and the same samples pulled toward real codes (delta * sample + (1 - delta) * code)."""
-    data = s.data
-    codes = s.train_codes(FIT_CODES)
+    data, pull = s.data, s.options.pull
+    codes = s.train_codes(s.options.fit_codes)
     g = torch.Generator().manual_seed(FIGURE_SEED)
     dist = fitted_gaussian(codes)
     eps = torch.randn(SHOWN, len(dist.mean), generator=g, dtype=torch.float64)
     samples = dist.mean + eps @ dist.scale_tril.T
     real = codes[:SHOWN].double()
-    pulled = PULL * samples + (1 - PULL) * real
+    pulled = pull * samples + (1 - pull) * real
     y = data.train.labels[:SHOWN]
     x = data.train.images[:SHOWN].float().div(255)
     rows = [_decode(s, z.float().to(data.device), y) for z in (samples, pulled, real)] + [x]
-    return plots.image_rows(rows, ["sampled", f"pulled ({PULL:g})", "real code", "image"],
+    return plots.image_rows(rows, ["sampled", f"pulled ({pull:g})", "real code", "image"],
                             f"Decoded from a Gaussian fitted to {len(codes)} training codes, and pulled toward real codes")
 
 
@@ -57,8 +54,9 @@ def code_noise(s: Subject):
     code = model.encode(x, cond(model, y)).mean
     rms = code.pow(2).mean(-1, keepdim=True).sqrt()
     eps = torch.randn(code.shape, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(code.device)
-    rows = [x] + [_decode(s, code + level * rms * eps, y) for level in NOISE_LEVELS]
-    return plots.image_rows(rows, ["test"] + [f"noise {level:g}" for level in NOISE_LEVELS],
+    levels = s.options.noise_levels
+    rows = [x] + [_decode(s, code + level * rms * eps, y) for level in levels]
+    return plots.image_rows(rows, ["test"] + [f"noise {level:g}" for level in levels],
                             "Noise added to the codes (sd relative to each code's RMS), then decoded")
 
 

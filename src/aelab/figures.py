@@ -17,7 +17,7 @@ import torch
 from . import codespace, plots
 from .data import ImageData
 from .model import Autoencoder
-from .subject import FIGURE_SEED, Subject, cond, fixed_indices, random_indices, randn, test_images
+from .subject import FIGURE_SEED, FigureOptions, Subject, cond, fixed_indices, random_indices, randn, test_images
 
 SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
 TRAVERSED_DIMS = 8
@@ -247,9 +247,9 @@ FIGURES = {
     "denoising": (denoising, lambda m: m.corruption.active,
                   "The first test image of each class, corrupted as in training (seeded), then reconstructed."),
     "gaussian_samples": (codespace.gaussian_samples, lambda m: not m.latent.stochastic,
-                         f"A Gaussian (mean and full covariance) fitted to the codes of {codespace.FIT_CODES} training "
-                         f"images: {codespace.SHOWN} samples decoded; the same samples pulled toward real codes "
-                         f"({codespace.PULL:g} x sample + {1 - codespace.PULL:g} x code); the real codes decoded; the "
+                         "A Gaussian (mean and full covariance) fitted to the codes of the first training images: "
+                         f"{codespace.SHOWN} samples decoded; the same samples pulled toward real codes "
+                         "(delta x sample + (1 - delta) x code, delta in the row's label); the real codes decoded; the "
                          "images. An AE's codes fill only part of the space a Gaussian spreads over."),
     "code_noise": (codespace.code_noise, lambda m: not m.latent.stochastic,
                    "Test images' codes with Gaussian noise added (sd relative to each code's RMS), then decoded."),
@@ -261,11 +261,11 @@ FIGURES = {
 
 @torch.no_grad()
 def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path, title: str,
-             names: list[str]) -> list[Drawn]:
+             names: list[str], options: FigureOptions = FigureOptions()) -> list[Drawn]:
     """Every figure that applies to `model`, written to `out/KEY.png`."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    subject = Subject(model, data, names)
+    subject = Subject(model, data, names, options)
     drawn = [Drawn("curves", plots.save(learning_curves(metrics_path, f"Learning curves: {title}"), out / "curves.png"),
                    "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; "
                    "nats per image, summed over pixels. With KL annealing the training objective weights the KL as "

@@ -23,6 +23,7 @@ from .data import ImageData
 from .errors import AelabError
 from .evaluate import cached_or_evaluate, load_model
 from .rundir import RunDir
+from .subject import FigureOptions
 
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
@@ -69,7 +70,8 @@ def check_report_dir(out: Path) -> None:
         raise AelabError(f"{out}: not empty and holds no report; choose another --out")
 
 
-def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool) -> report.Entry:
+def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
+          figures: FigureOptions = FigureOptions()) -> report.Entry:
     """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name."""
     from .figures import draw_run  # matplotlib: imported only when figures are drawn
 
@@ -77,16 +79,16 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     model, cfg, _ = load_model(run, "best")
     start = time.perf_counter()
     drawn = draw_run(model, data.to(registry.device(cfg)), run.metrics_path, out / "figures" / name, name,
-                     list(data.class_names))
+                     list(data.class_names), figures)
     done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
     return report.Entry(name, cfg, record, run.metrics_path, done.get("train_seconds"), drawn,
                         time.perf_counter() - start)
 
 
-def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, data_of: "DataCache",
-               progress: bool | None) -> report.Entry:
+def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions,
+               data_of: "DataCache", progress: bool | None) -> report.Entry:
     run = ensure_trained(cfg, out / "runs" / name, data_of(cfg), progress=progress)
-    return entry(name, run, data_of(cfg), out, k=k, deep=deep)
+    return entry(name, run, data_of(cfg), out, k=k, deep=deep, figures=figures)
 
 
 _worker_data: "DataCache | None" = None
@@ -101,8 +103,8 @@ def _worker_start(threads: int, judge: "classifier.ClassifierConfig") -> None:
     _worker_data = DataCache()
 
 
-def _worker_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool) -> report.Entry:
-    return _study_run(name, cfg, out, k, deep, _worker_data, progress=False)
+def _worker_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions) -> report.Entry:
+    return _study_run(name, cfg, out, k, deep, figures, _worker_data, progress=False)
 
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
@@ -124,7 +126,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
                                  initargs=(threads, classifier.CLASSIFIER)) as pool:
-            futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep) for name, cfg in runs}
+            futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep, s.figures) for name, cfg in runs}
             for name, future in futures.items():
                 try:
                     results[name] = future.result()
@@ -134,7 +136,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         data_of = DataCache()
         for name, cfg in runs:
             try:
-                results[name] = _study_run(name, cfg, out, k, deep, data_of, progress=None)
+                results[name] = _study_run(name, cfg, out, k, deep, s.figures, data_of, progress=None)
             except (AelabError, train.Diverged) as e:
                 results[name] = _failed(name, e)
     entries = [r for r in results.values() if isinstance(r, report.Entry)]

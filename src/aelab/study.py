@@ -13,6 +13,11 @@
     [grid]                               # ... crossed with a grid of values (optional)
     "train.lr" = [1e-3, 1e-2]
 
+    [figures]                            # settings of the code-space figures (optional)
+    pull = 0.25                          # delta in delta * Gaussian sample + (1 - delta) * real code
+    fit_codes = 256                      # training codes the Gaussian is fitted to
+    noise_levels = [0, 0.1, 0.5]         # noise sd on codes, relative to their RMS
+
 Every run is the base config with the study's overrides, then its variant's, then its grid
 point's. A run's name is its variant's name joined to the grid values (`vae-lr=0.01`).
 """
@@ -27,11 +32,12 @@ from pathlib import Path
 from . import config, registry
 from .config import RunConfig
 from .errors import AelabError
+from .subject import FigureOptions
 
 PACKAGED = Path(__file__).parent
 CONFIG_DIR = PACKAGED / "configs"  # the shipped configs (also `configs/` in the repository)
 STUDY_DIR = PACKAGED / "studies"  # the shipped studies (also `studies/`)
-STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid"}
+STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures"}
 VARIANT_KEYS = {"config", "set"}
 
 
@@ -49,6 +55,7 @@ class Study:
     question: str
     nll_k: int
     runs: tuple[Run, ...]
+    figures: FigureOptions = FigureOptions()
 
 
 def find_config(name: str, beside: Path) -> Path:
@@ -146,4 +153,21 @@ def load(path: str | Path) -> Study:
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
-    return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs))
+    return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs),
+                 _figure_options(tree.get("figures", {}), path))
+
+
+def _figure_options(table: object, path: Path) -> FigureOptions:
+    """The [figures] table: fit_codes (an integer >= 2), pull (0 to 1), noise_levels (numbers >= 0)."""
+    if not isinstance(table, dict):
+        raise AelabError(f"{path}: figures must be a table, e.g. [figures] pull = 0.25")
+    _unknown(table, {"fit_codes", "pull", "noise_levels"}, f"{path}: figures")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    fit, pull, levels = table.get("fit_codes", 256), table.get("pull", 0.25), table.get("noise_levels", [0, 0.1, 0.2, 0.5, 1])
+    if isinstance(fit, bool) or not isinstance(fit, int) or fit < 2:
+        raise AelabError(f"{path}: figures.fit_codes must be an integer of at least 2, got {fit!r}")
+    if not number(pull) or not 0 <= pull <= 1:
+        raise AelabError(f"{path}: figures.pull must be a number from 0 to 1, got {pull!r}")
+    if not isinstance(levels, list) or not levels or not all(number(v) and v >= 0 for v in levels):
+        raise AelabError(f"{path}: figures.noise_levels must be a list of numbers of at least 0, got {levels!r}")
+    return FigureOptions(fit, float(pull), tuple(float(v) for v in levels))

@@ -3,6 +3,7 @@ fixed test images and seeds that make the same figure of two runs comparable."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import torch
@@ -14,12 +15,22 @@ from .model import Autoencoder
 FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption, picked images
 
 
+@dataclass(frozen=True)
+class FigureOptions:
+    """Settings of the code-space figures; a study sets them in its [figures] table."""
+
+    fit_codes: int = 256  # training codes the Gaussian is fitted to
+    pull: float = 0.25  # delta in delta * sample + (1 - delta) * real code
+    noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.5, 1.0)  # noise sd on codes, relative to their RMS
+
+
 class Subject:
     """The model and its data, with the test codes encoded once, on first use, for every
     figure that needs them."""
 
-    def __init__(self, model: Autoencoder, data: ImageData, names: list[str]):
-        self.model, self.data, self.names = model, data, names
+    def __init__(self, model: Autoencoder, data: ImageData, names: list[str],
+                 options: FigureOptions = FigureOptions()):
+        self.model, self.data, self.names, self.options = model, data, names, options
 
     @cached_property
     def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
