@@ -96,9 +96,10 @@ def scatter(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str, yla
     colors = plt.get_cmap("tab10")(np.arange(len(class_names)) % 10)
     order = np.random.default_rng(0).permutation(len(points))
     ax.scatter(points[order, 0], points[order, 1], s=3, alpha=0.6, c=colors[labels[order]], rasterized=True)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[c], label=name)
-               for c, name in enumerate(class_names)]
-    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if len(class_names) > 1:  # one class (an image folder without subfolders): nothing to tell apart
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[c], label=name)
+                   for c, name in enumerate(class_names)]
+        ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title)
     fig.tight_layout()
     return fig

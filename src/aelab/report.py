@@ -176,7 +176,8 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight
 .wide-table{overflow-x:auto;max-width:100%}
 .row{display:grid;gap:1em;align-items:start}
 figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.5em;background:#fff}
-figure img{width:100%;height:auto;display:block} figure.wide{max-width:1200px} figcaption{font-size:13px;color:#444;margin-top:.3em}
+figure img{width:100%;height:auto;display:block} figure.wide{width:fit-content;max-width:100%}
+figure.wide img{width:auto;max-width:100%} figcaption{font-size:13px;color:#444;margin-top:.3em}
 .caption{color:#444;margin:.2em 0 .6em} .failed{color:#a00;font-weight:600} .theory p{max-width:60em} code{background:#f5f5f5;padding:0 .2em}
 """
 

@@ -61,6 +61,15 @@ WEIGHT_DECAY = ("L2 regularisation", [
     "The loss here is summed over pixels, so λ is set against a loss of about a hundred nats per image.",
 ])
 
+CHANNEL = ("Noise on the code (a channel)", [
+    "The code is scaled to mean square 1, z = √D · c / ‖c‖ for a code c of D numbers, so that its average "
+    "power is fixed; while training, Gaussian noise of standard deviation σ is added before the decoder, "
+    "ẑ = z + σ ε, ε ~ N(0, I), so the noise-to-signal power ratio is σ² (an SNR of −20 log10 σ dB). The "
+    "decoder learns to reconstruct from a code it receives through a noisy channel, as in deep joint "
+    "source-channel coding (Bourtsoulatze et al. 2019). PSNR is measured with clean codes, at the training "
+    "σ, and against σ at evaluation.",
+])
+
 CONVOLUTIONS = ("Convolutional networks", [
     "The cnn networks replace the fully connected layers with stride-2 convolutions (kernel 4), each "
     "halving height and width, then one linear layer to the code; the decoder mirrors them with "
@@ -85,6 +94,7 @@ def sections(cfgs) -> list[tuple[str, list[str]]]:
          or any(m.recon_reduction != "sum" for m in models)),
         (ANNEALING, any(m.kl_warmup_epochs > 0 for m in models)),
         (WEIGHT_DECAY, any(c.train.weight_decay > 0 for c in cfgs)),
+        (CHANNEL, any(m.channel != "none" for m in models)),
         (CONVOLUTIONS, any(m.network == "cnn" for m in models)),
     ]
     return out + [section for section, present in extras if present] + [CONVENTION]
