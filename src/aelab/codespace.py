@@ -10,9 +10,7 @@ from pathlib import Path
 import torch
 
 from . import plots
-from .subject import FIGURE_SEED, Subject, cond, random_indices, test_images
-
-SHOWN = 9
+from .subject import FIGURE_SEED, SHOWN, Subject, cond, shown_images
 
 
 def _decode(s: Subject, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,7 +48,7 @@ def gaussian_samples(s: Subject):
 def code_noise(s: Subject):
     """SHOWN test images' codes with Gaussian noise of sd = level x the code's root mean square."""
     data, model = s.data, s.model
-    x, y = test_images(data, random_indices(len(data.test), SHOWN))
+    x, y = shown_images(data)
     code = model.encode(x, cond(model, y)).mean
     rms = code.pow(2).mean(-1, keepdim=True).sqrt()
     eps = torch.randn(code.shape, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(code.device)
@@ -64,7 +62,7 @@ def code_maps(s: Subject):
     """SHOWN test images, each beside the channels of its code map (each channel scaled to
     its own range over the images shown), upsampled to the image's size."""
     data, model = s.data, s.model
-    x, y = test_images(data, random_indices(len(data.test), SHOWN))
+    x, y = shown_images(data)
     channels, h, w = model.decoder.code_shape
     maps = model.encode(x, cond(model, y)).mean.view(-1, channels, h, w)
     lo = maps.amin((0, 2, 3), keepdim=True)

@@ -17,7 +17,8 @@ import torch
 from . import codespace, plots
 from .data import ImageData
 from .model import Autoencoder
-from .subject import FIGURE_SEED, FigureOptions, Subject, cond, fixed_indices, random_indices, randn, test_images
+from .subject import (FIGURE_SEED, SHOWN, FigureOptions, Subject, cond, fixed_indices, random_indices, randn,
+                      shown_images, test_images)
 
 SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
 TRAVERSED_DIMS = 8
@@ -32,16 +33,16 @@ class Drawn:
 
 def _examples(data: ImageData, per_class: int) -> tuple[torch.Tensor, bool]:
     """Test indices to show and whether they go class by class: the first `per_class` of each
-    class where there are classes, else 9 x per_class images drawn once with the figure seed."""
+    class where there are classes, else SHOWN x per_class images drawn once with the figure seed."""
     if data.num_classes >= 2:
         return fixed_indices(data.test.labels, per_class, data.num_classes), True
-    return random_indices(len(data.test), 9 * per_class), False
+    return random_indices(len(data.test), SHOWN * per_class), False
 
 
 def reconstructions(s: Subject):
     model, data, names = s.model, s.data, s.names
-    if data.num_classes < 2:  # no classes: 9 test images drawn once
-        x, y = test_images(data, random_indices(len(data.test), 9))
+    if data.num_classes < 2:  # no classes: SHOWN test images drawn once
+        x, y = shown_images(data)
         return plots.image_rows([x, model.reconstruct(x, cond(model, y))], ["test", "recon."],
                                 "Test images and their reconstructions")
     idx = fixed_indices(data.test.labels, 2, data.num_classes)
@@ -248,7 +249,7 @@ FIGURES = {
                   "The first test image of each class, corrupted as in training (seeded), then reconstructed."),
     "gaussian_samples": (codespace.gaussian_samples, lambda m: not m.latent.stochastic,
                          "A Gaussian (mean and full covariance) fitted to the codes of the first training images: "
-                         f"{codespace.SHOWN} samples decoded; the same samples pulled toward real codes "
+                         f"{SHOWN} samples decoded; the same samples pulled toward real codes "
                          "(delta x sample + (1 - delta) x code, delta in the row's label); the real codes decoded; the "
                          "images. An AE's codes fill only part of the space a Gaussian spreads over."),
     "code_noise": (codespace.code_noise, lambda m: not m.latent.stochastic,

@@ -163,7 +163,10 @@ def _figure_options(table: object, path: Path) -> FigureOptions:
         raise AelabError(f"{path}: figures must be a table, e.g. [figures] pull = 0.25")
     _unknown(table, {"fit_codes", "pull", "noise_levels"}, f"{path}: figures")
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    fit, pull, levels = table.get("fit_codes", 256), table.get("pull", 0.25), table.get("noise_levels", [0, 0.1, 0.2, 0.5, 1])
+    default = FigureOptions()
+    fit = table.get("fit_codes", default.fit_codes)
+    pull = table.get("pull", default.pull)
+    levels = table.get("noise_levels", list(default.noise_levels))
     if isinstance(fit, bool) or not isinstance(fit, int) or fit < 2:
         raise AelabError(f"{path}: figures.fit_codes must be an integer of at least 2, got {fit!r}")
     if not number(pull) or not 0 <= pull <= 1:

@@ -13,6 +13,7 @@ from .metrics import posterior_means
 from .model import Autoencoder
 
 FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption, picked images
+SHOWN = 9  # images in a row of the code-space figures; the test images picked where there are no classes
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def test_images(data: ImageData, idx: torch.Tensor) -> tuple[torch.Tensor, torch
     """Test images (in [0, 1]) and labels at `idx`, on the data's device."""
     x = data.test.images[idx.to(data.device)].float().div_(255)
     return x, data.test.labels[idx.to(data.device)]
+
+
+def shown_images(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SHOWN test images drawn once with the figure seed, and their labels."""
+    return test_images(data, random_indices(len(data.test), SHOWN))
 
 
 def cond(model: Autoencoder, y: torch.Tensor | None):
