@@ -78,6 +78,7 @@ def test_configs_are_frozen():
     ("model.kind=vea", "model.kind"), ("model.likelihood=mse", "model.likelihood"),
     ("model.activation=relu6", "model.activation"), ("data.binarize=yes", "data.binarize"),
     ("data.name=cifar", "data.name"), ("model.recon_reduction=avg", "model.recon_reduction"),
+    ("train.precision=half", "train.precision"),
 ])
 def test_registry_rejects_unknown_names_listing_choices(override, key):
     cfg = config.with_overrides(config.RunConfig(), [override])

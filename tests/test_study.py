@@ -130,6 +130,10 @@ def test_study_shipped_settings():
     dae = by("denoising")
     assert {c.model.input_noise for c in dae.values()} == {0.4} and {c.model.latent_dim for c in dae.values()} == {2}
     assert dae["cnn-l2"].model.network == "cnn" and dae["cnn-l2"].train.weight_decay > 0 == dae["cnn"].train.weight_decay
+    dogs = by("dogs")
+    assert [c.model.channel_sigma for c in dogs.values()] == [0, 0.05, 0.1, 0.15, 0]
+    assert [c.model.latent_dim for c in dogs.values()] == [1024] * 4 + [4096]
+    assert {c.train.precision for c in dogs.values()} == {"bfloat16"}
 
 
 JOBS_BASE = """

@@ -120,3 +120,26 @@ def test_resume_drops_metrics_of_epochs_without_a_checkpoint(tmp_path, small_dat
     run.append_metrics({"epoch": 2, "train_loss": 0.0})  # killed between metrics and checkpoint
     train.fit(cfg, run, small_data, resume=True)
     assert [r["epoch"] for r in run.metrics()] == [1, 2] and run.metrics()[1]["train_loss"] > 0
+
+
+def test_bfloat16_training_runs_the_layers_in_bfloat16_and_keeps_float32_weights(tmp_path, small_data, monkeypatch):
+    """train.precision = 'bfloat16' autocasts the training forward pass only: the layers
+    compute in bfloat16, the weights, checkpoints and validation stay float32, and the
+    model learns as the float32 one does."""
+    final, setup = {}, train.setup
+    for precision in ("float32", "bfloat16"):
+        cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16]}, train={"epochs": 2, "precision": precision})
+        run = RunDir.create(tmp_path / precision, cfg)
+        state, seen = setup(cfg, small_data), []
+        first_conv = next(m for m in state.model.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_hook(lambda module, inputs, output: seen.append((module.training, output.dtype)))
+        monkeypatch.setattr(train, "setup", lambda c, d: state)  # observe the model that fit trains
+        train.fit(cfg, run, small_data)
+        assert {dtype for training, dtype in seen if training} == {
+            torch.bfloat16 if precision == "bfloat16" else torch.float32}
+        assert {dtype for training, dtype in seen if not training} == {torch.float32}  # validation
+        assert all(v.dtype == torch.float32 for v in _weights(run.last_path).values() if v.is_floating_point())
+        losses = [r["val_loss"] for r in run.metrics()]
+        assert losses[1] < losses[0]
+        final[precision] = losses[-1]
+    assert abs(final["bfloat16"] - final["float32"]) < 0.05 * final["float32"]

@@ -63,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    precision: str = "float32"  # float32 | bfloat16 (mixed precision in the training forward pass)
     eval_batch_size: int = 1000
     log_every: int = 50  # steps between progress-bar refreshes (each one syncs)
 

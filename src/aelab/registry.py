@@ -51,6 +51,9 @@ LR_SCHEDULES = {
     "constant": lambda lr, lr_min, fraction: lr,
     "cosine": lambda lr, lr_min, fraction: lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))),
 }
+# train.precision -> the dtype the training forward pass is autocast to (None: plain float32).
+# Weights, optimizer state, losses and every evaluation stay float32.
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 DEVICES = {"auto": lambda: "cuda" if torch.cuda.is_available() else "cpu",
            "cpu": lambda: "cpu", "cuda": lambda: "cuda"}
 
@@ -76,6 +79,7 @@ def check(cfg: RunConfig) -> None:
     pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
     pick(LR_SCHEDULES, "train.lr_schedule", cfg.train.lr_schedule)
     pick(DEVICES, "train.device", cfg.train.device)
+    pick(PRECISIONS, "train.precision", cfg.train.precision)
     if likelihood.default_scale is None and (m.obs_scale or m.learn_scale):
         raise AelabError(f"model.likelihood: {m.likelihood!r} has no scale to set or learn")
     if m.iw_samples > 1 and not MODEL_KINDS[m.kind]["latent"].stochastic:
@@ -150,3 +154,11 @@ def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
 
 def device(cfg: RunConfig) -> torch.device:
     return torch.device(pick(DEVICES, "train.device", cfg.train.device)())
+
+
+def autocast(cfg: RunConfig, device: torch.device):
+    """The context the training forward pass runs in: mixed precision for train.precision
+    'bfloat16' (matrix products and convolutions in bfloat16, reductions and losses in
+    float32, as torch.autocast decides per operation); a no-op for 'float32'."""
+    dtype = pick(PRECISIONS, "train.precision", cfg.train.precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

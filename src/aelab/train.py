@@ -90,7 +90,8 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, bar: tqdm) -> di
         progress = state.epoch + (step - 1) / steps  # in epochs
         for group in opt.param_groups:
             group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
-        out = model.loss(batch, progress=progress)
+        with registry.autocast(cfg, data.device):
+            out = model.loss(batch, progress=progress)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
