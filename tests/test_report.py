@@ -161,6 +161,8 @@ def test_figures_follow_the_model_parts(kind, model, expect, absent):
 
 def test_every_model_kind_has_its_theory():
     assert set(registry.MODEL_KINDS) <= set(theory.THEORY)
+    headings = lambda *cfgs: [heading for heading, _ in theory.sections(cfgs)]  # noqa: E731
+    assert theory.SAMPLING_CODES[0] in headings(tiny("vae"), tiny("ae")) and theory.SAMPLING_CODES[0] not in headings(tiny("vae"))
     assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.kind"]
 
 

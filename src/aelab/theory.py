@@ -3,6 +3,8 @@ so that the same words serve the HTML and the Markdown report)."""
 
 from __future__ import annotations
 
+from . import registry
+
 # model.kind -> (heading, paragraphs)
 THEORY = {
     "ae": ("Autoencoder (AE)", [
@@ -77,6 +79,18 @@ CONVOLUTIONS = ("Convolutional networks", [
     "than an MLP of the same capacity and know that neighbouring pixels belong together.",
 ])
 
+SAMPLING_CODES = ("Sampling an autoencoder's code space", [
+    "An AE is trained only to decode the codes of real images. To sample it anyway, fit a Gaussian "
+    "N(m, S) to the codes of n training images and decode draws from it. With fewer codes than "
+    "dimensions (256 codes of 1,024 numbers for an 8x8x16 code), S has rank at most n − 1: every draw is "
+    "the mean code plus a random mix of the centred training codes, a blend of many images at once that "
+    "the decoder never saw. The reconstruction loss puts no demand on what such codes decode to.",
+    "Pulled codes, δ·sample + (1 − δ)·code, stay near one real code and show how far from it the decoder "
+    "still gives that image. Noise on the code in training (the channel) teaches the decoder codes within "
+    "about σ√D of real ones, σ times a code's own length; it asks nothing about the space between codes. "
+    "A VAE's KL term, which draws the codes towards N(0, I), is what makes a code space one to sample from.",
+])
+
 CONVENTION = ("Units", [
     "Every loss is summed over the pixels of an image and averaged over images: nats per image. "
     "mse is per pixel on [0, 1] images; PSNR = 10 log10(1 / mse) in dB; SSIM on the same reconstructions.",
@@ -96,5 +110,6 @@ def sections(cfgs) -> list[tuple[str, list[str]]]:
         (WEIGHT_DECAY, any(c.train.weight_decay > 0 for c in cfgs)),
         (CHANNEL, any(m.channel != "none" for m in models)),
         (CONVOLUTIONS, any(m.network == "cnn" for m in models)),
+        (SAMPLING_CODES, any(not registry.MODEL_KINDS[m.kind]["latent"].stochastic for m in models)),
     ]
     return out + [section for section, present in extras if present] + [CONVENTION]
