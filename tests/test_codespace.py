@@ -35,3 +35,23 @@ def test_channel_quality_sweeps_the_evaluation_noise_and_puts_it_back(small_data
     at = got["channel_sigmas"].index(0.12)
     assert got["psnr_train_sigma_db"] == got["channel_psnr_db"][at] and len(got["channel_ssim"]) == len(got["channel_sigmas"])
     assert got["channel_psnr_db"][-1] != got["channel_psnr_db"][0]  # sigma 0.3 changes what is decoded
+
+
+def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
+    """Figure cells grow with the image: a 64x64 photo gets at least 64 pixels a side (it
+    was shrunk to 62 before), a 28x28 digit keeps the 0.62-inch cell, and wide rows stay
+    within plots.WIDE where the 0.62-inch cell allows."""
+    from aelab import plots
+
+    def cell_inches(images):
+        fig = plots.image_rows([images, images], ["a", "b"], "t")
+        width = fig.get_size_inches()[0]
+        plots.plt.close(fig)
+        return (width - 1.2) / len(images)
+
+    assert cell_inches(torch.rand(9, 3, 64, 64)) * plots.DPI >= 2 * 64 - 1e-6
+    assert cell_inches(torch.rand(9, 1, 28, 28)) == pytest.approx(0.62)
+    assert cell_inches(torch.rand(16, 3, 64, 64)) * 16 == pytest.approx(plots.WIDE)
+    fig = plots.image_grid(torch.rand(16, 3, 64, 64), 8, "t")
+    assert fig.get_size_inches()[0] >= 8 * 128 / plots.DPI
+    plots.plt.close(fig)

@@ -41,11 +41,21 @@ def _canvas(images: torch.Tensor, nrow: int, pad: int) -> np.ndarray:
     return np.asarray(grid(images, nrow=nrow, pad=pad, scale=1))
 
 
+WIDE = 12.0  # inches: image figures grow with their images up to this width
+
+
+def _cell(base: float, height: int, columns: int) -> float:
+    """Inches per image cell: `base` (for 28x28 digits), or up to twice the image's own pixels
+    for larger images while the figure stays within WIDE, so that photos are not shrunk."""
+    return max(base, min(2 * height / DPI, WIDE / columns))
+
+
 def image_rows(rows: list[torch.Tensor], row_labels: list[str], title: str,
                col_labels: list[str] | None = None, cell: float = 0.62) -> plt.Figure:
     """Rows of images (each (N, C, H, W) in [0, 1], same N), a label left of each row and
     optionally one above each column."""
     n = rows[0].shape[0]
+    cell = _cell(cell, rows[0].shape[-2], n)
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, n * cell + 1.2), len(rows) * cell * 1.1 + 0.5),
                              squeeze=False)
     for ax, images, label in zip(axes[:, 0], rows, row_labels):
@@ -74,6 +84,7 @@ def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[
     rows = math.ceil(n / nrow)
     pad = 1 if (row_labels or col_labels) else 2
     canvas = _canvas(images, nrow, pad)
+    cell = _cell(cell, h, nrow)
     fig, ax = plt.subplots(figsize=(nrow * cell + 1.3, rows * cell + 0.9))
     _show(ax, canvas)
     centre = lambda i, size: pad + i * (size + pad) + size / 2  # noqa: E731
