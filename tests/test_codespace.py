@@ -55,3 +55,16 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
     fig = plots.image_grid(torch.rand(16, 3, 64, 64), 8, "t")
     assert fig.get_size_inches()[0] >= 8 * 128 / plots.DPI
     plots.plt.close(fig)
+
+
+def test_traversal_rows_name_a_code_maps_channel_and_position():
+    from aelab import figures
+
+    cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16, 32], "latent_channels": 4, "latent_dim": 256})
+    model = registry.build_model(cfg, (3, 64, 64), 1)
+    assert model.decoder.code_shape == (4, 8, 8)
+    assert figures._dimension(model, 3 * 64 + 5 * 8 + 2) == "c3 y5 x2"
+    code = torch.zeros(1, 256)
+    code[0, 3 * 64 + 5 * 8 + 2] = 1  # the same index, placed where the decoder reads it
+    assert code.view(1, 4, 8, 8)[0, 3, 5, 2] == 1
+    assert figures._dimension(registry.build_model(tiny("ae"), (1, 28, 28), 10), 3) == "z3"

@@ -123,6 +123,15 @@ def strip(s: Subject, a: float = 3.0, n: int = 21):
                             xlabel="z", cell=0.55)
 
 
+def _dimension(model, d: int) -> str:
+    """A code dimension's name: z17, or channel and position in a code map (c13 y1 x1)."""
+    shape = getattr(model.decoder, "code_shape", None)
+    if shape is None:
+        return f"z{d}"
+    _, h, w = shape
+    return f"c{d // (h * w)} y{d // w % h} x{d % w}"
+
+
 def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
     """Each row varies one of the most active dimensions across its test-set spread
     (mean +- 3 sd of the posterior means), the others held at their test-set mean."""
@@ -137,7 +146,7 @@ def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
     y = model.condition.default_labels(1, data.device)
     y = None if y is None else y.repeat(len(z))  # a conditioned model: drawn as label 0
     images = model.likelihood.mean(model.decode(z.float().to(data.device), y))
-    rows = [f"z{int(d)} (sd {sd[d]:.2f})" for d in dims]
+    rows = [f"{_dimension(model, int(d))} (sd {sd[d]:.2f})" for d in dims]
     return plots.image_grid(images, steps, "Traversals of the most active dimensions" + (", label 0" if y is not None else ""),
                             row_labels=rows, col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
                             xlabel="offset from the test-set mean, in sd of that dimension", cell=0.5)
