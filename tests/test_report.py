@@ -195,3 +195,16 @@ def test_an_ae_manifold_spans_its_codes_and_a_vae_manifold_the_prior(small_data)
             assert xs[0] == pytest.approx(torch.quantile(codes[:, 0].float(), 0.005).item(), rel=1e-4)
             assert ys[-1] == pytest.approx(torch.quantile(codes[:, 1].float(), 0.995).item(), rel=1e-4)
             assert xs[-1] - xs[0] > 6  # wider than the prior's box
+
+
+def test_run_settings_name_the_image_folder_the_binarisation_and_the_precision():
+    from types import SimpleNamespace
+
+    from aelab import config
+    from aelab.study import CONFIG_DIR
+
+    dogs = config.load(CONFIG_DIR / "dogs_ae.toml")
+    words = report._settings(SimpleNamespace(cfg=dogs))
+    assert "folder dogs64/train at 64x64;" in words and "bfloat16 training" in words and "binaris" not in words
+    digits = report._settings(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"})))
+    assert "mnist (dynamic binarisation);" in digits and "training" not in digits

@@ -153,9 +153,12 @@ def _settings(e: Entry) -> str:
               f"noise {m.input_noise:g}" if m.input_noise else "",
               f"channel {m.channel} sigma {m.channel_sigma:g}" if m.channel != "none" else ""]
     train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
-             f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else ""]
+             f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
+             f"{t.precision} training" if t.precision != "float32" else ""]
+    data = (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
+        f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
     return (f"{m.kind}, {m.network} {'-'.join(map(str, m.hidden))}, latent {m.latent_dim}, {m.likelihood}"
-            + "".join(f", {x}" for x in extras if x) + f"; {d.name} ({d.binarize}); "
+            + "".join(f", {x}" for x in extras if x) + f"; {data}; "
             f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
             + f", seed {t.seed}")
 

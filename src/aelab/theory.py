@@ -10,7 +10,7 @@ THEORY = {
     "ae": ("Autoencoder (AE)", [
         "The encoder maps an image to one code, z = f(x); the decoder gives the parameters of p(x | z). "
         "Training minimises the reconstruction loss alone: L_AE(x) = −log p(x | f(x)). With the Bernoulli "
-        "likelihood this is the binary cross-entropy summed over the 784 pixels.",
+        "likelihood this is the binary cross-entropy summed over the pixels (784 for a digit).",
         "Nothing asks the codes to follow any distribution, so decoding z ~ N(0, I) only shows what the "
         "decoder does where codes may never have landed; the AE has no ELBO and no NLL.",
     ]),
