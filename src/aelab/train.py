@@ -86,11 +86,12 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, bar: tqdm) -> di
     keys, sums = None, None  # the loss dict's keys; their image-weighted sums, one tensor
     window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
+    autocast = registry.autocast(cfg, data.device)  # entered once per step; it restores what it changed
     for step, batch in enumerate(data.train_batches(t.batch_size, state.generator), start=1):
         progress = state.epoch + (step - 1) / steps  # in epochs
         for group in opt.param_groups:
             group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
-        with registry.autocast(cfg, data.device):
+        with autocast:
             out = model.loss(batch, progress=progress)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
