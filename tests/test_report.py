@@ -197,14 +197,22 @@ def test_an_ae_manifold_spans_its_codes_and_a_vae_manifold_the_prior(small_data)
             assert xs[-1] - xs[0] > 6  # wider than the prior's box
 
 
-def test_run_settings_name_the_image_folder_the_binarisation_and_the_precision():
+def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_the_budget():
     from types import SimpleNamespace
 
     from aelab import config
     from aelab.study import CONFIG_DIR
 
     dogs = config.load(CONFIG_DIR / "dogs_ae.toml")
-    words = report._settings(SimpleNamespace(cfg=dogs))
-    assert "folder dogs64/train at 64x64;" in words and "bfloat16 training" in words and "binaris" not in words
-    digits = report._settings(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"})))
-    assert "mnist (dynamic binarisation);" in digits and "training" not in digits
+    trained = [{"from_epoch": 0, "device": "cpu", "precision": "float32", "processes": 1},
+               {"from_epoch": 7, "device": "cuda:0", "precision": "bfloat16", "processes": 4}]
+    words = report._settings(SimpleNamespace(cfg=dogs, done={"epochs_reached": 19.625}, training=trained))
+    assert "folder dogs64/train at 64x64;" in words and "binaris" not in words
+    assert "20-minute budget (19.625 epochs reached), batch 64" in words
+    assert "trained in float32 on cpu then bfloat16 on cuda:0 x 4 processes" in words
+    unfinished = report._settings(SimpleNamespace(cfg=dogs, done={}, training=trained[:1]))
+    assert "20-minute budget, batch 64" in unfinished and "trained in float32 on cpu," in unfinished
+    digits = report._settings(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"}), done={}, training=[]))
+    assert "mnist (dynamic binarisation);" in digits and "train" not in digits and "2 epochs" in digits
+    old = tiny("vae", train={"precision": "bfloat16"})  # a run from before meta.json kept the resolved choice
+    assert "bfloat16 training" in report._settings(SimpleNamespace(cfg=old, done={}, training=[]))

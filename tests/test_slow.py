@@ -34,3 +34,11 @@ def test_paper_protocol_nll_with_5000_samples(tmp_path, capsys):
     assert main(["eval", str(run), "--k", "5000", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["nll_k"] == 5000 and record["nll_is"] < record["neg_elbo"]
+
+
+@pytest.mark.slow
+def test_bench_times_a_dogs_epoch_when_asked(capsys):
+    """Needs ../shared/data/dogs64 (run from the repository root); on a GPU the bench does this unasked."""
+    assert main(["bench", "--quick", "--epochs", "2", "--ref-epochs", "1", "--dogs"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["dogs_images"] == 256 and r["dogs_epoch_s"] > 0 and r["dogs_precision"] == r["precision"]

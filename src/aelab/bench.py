@@ -8,6 +8,7 @@ is overhead above the floor. The last line printed is one JSON object with every
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import resource
@@ -31,14 +32,21 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
-def _time_mm(m: int, k: int, n: int, repeat: int) -> float:
-    """Seconds for one (m x k) @ (k x n) product, best of `repeat`."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.device("cpu")) -> float:
+    """Seconds for one (m x k) @ (k x n) product on `device`, best of `repeat`."""
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
     torch.mm(a, b)
+    _sync(device)
     best = math.inf
     for _ in range(repeat):
         start = time.perf_counter()
         torch.mm(a, b)
+        _sync(device)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -56,7 +64,7 @@ def training_floor(model, batch: int, images: int, repeat: int = 20) -> dict[str
                 products.append((batch, fan_out, fan_in))  # input grad
             for m, k, n in products:
                 flops += 2 * m * k * n
-                seconds += _time_mm(m, k, n, repeat)
+                seconds += _time_mm(m, k, n, repeat, next(model.parameters()).device)
         first = False
     steps = images / batch
     return {"flops": flops * steps, "seconds": seconds * steps, "gflops": flops / seconds / 1e9}
@@ -67,7 +75,7 @@ def nll_floor(model, images: int, k: int, rows: int, repeat: int = 5) -> dict[st
     flops = seconds = 0.0
     for lin in _linears(model.decoder):
         flops += 2 * rows * lin.in_features * lin.out_features
-        seconds += _time_mm(rows, lin.in_features, lin.out_features, repeat)
+        seconds += _time_mm(rows, lin.in_features, lin.out_features, repeat, next(model.parameters()).device)
     chunks = images * k / rows
     return {"flops": flops * chunks, "seconds": seconds * chunks}
 
@@ -87,9 +95,11 @@ class PerSampleDigits(torch.utils.data.Dataset):
 
 def reference_loop(cfg, data, epochs: int) -> list[float]:
     """The same model trained the way most users write it: DataLoader over a per-sample
-    Dataset, plain Adam, `.item()` every step. Returns seconds per epoch."""
+    Dataset, plain Adam, `.item()` every step, each batch moved to the device. Returns
+    seconds per epoch."""
     torch.manual_seed(cfg.train.seed)
-    model = registry.build_model(cfg, data.image_shape, data.num_classes)
+    device = registry.device(cfg)
+    model = registry.build_model(cfg, data.image_shape, data.num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     images = data.train.images[:, 0].numpy()
     loader = torch.utils.data.DataLoader(PerSampleDigits(images, data.train.labels.numpy()),
@@ -100,7 +110,7 @@ def reference_loop(cfg, data, epochs: int) -> list[float]:
         model.train()
         for x, y in loader:
             opt.zero_grad()
-            loss = model.loss(Batch(x, y))["loss"]
+            loss = model.loss(Batch(x.to(device), y.to(device)))["loss"]
             loss.backward()
             opt.step()
             total += loss.item()
@@ -114,12 +124,31 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = False) -> dict:
+def dogs_epoch(quick: bool = False) -> dict:
+    """Seconds of one training epoch of the dogs model (configs/dogs_ae.toml: a conv AE on
+    64x64 photos) in the precision `auto` chooses here, validation excluded."""
+    sets = ["train.epochs=2"] + (["data.train_size=256", "data.val_size=64"] if quick else [])
+    cfg = config.load(CONFIG_DIR / "dogs_ae.toml", sets)
+    data = registry.build_data(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunDir.create(tmp + "/run", cfg)
+        train.fit(cfg, run, data, progress=False)
+        rows = run.metrics()
+    device = registry.device(cfg)
+    return {"dogs_images": len(data.train), "dogs_precision": registry.precision(cfg, device),
+            "dogs_epoch_s_first": rows[0]["step_seconds"],
+            "dogs_epoch_s": round(rows[1]["step_seconds"] - rows[0]["step_seconds"], 3)}
+
+
+def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = False, dogs: bool | None = None) -> dict:
     sets = [f"train.epochs={epochs}"] + (["data.train_size=6400"] if quick else [])
     cfg = config.load(CONFIG_DIR / "vae_mnist.toml", sets)
     data = registry.build_data(cfg)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-    log(f"aelab training {len(data.train)} images x {epochs} epochs, {torch.get_num_threads()} threads")
+    device = registry.device(cfg)
+    precision = registry.precision(cfg, device)
+    log(f"aelab training {len(data.train)} images x {epochs} epochs on {device} in {precision}, "
+        f"{torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(tmp + "/run", cfg)
         state = train.fit(cfg, run, data, progress=False)
@@ -138,13 +167,19 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
     rows = 25_000
     log(f"nll_is with K={k} on {test_images} test images")
     batches = list(data.eval_batches(data.test, cfg.train.eval_batch_size))[: max(1, test_images // cfg.train.eval_batch_size)]
+    batches = [type(b)(b.x.to(device), b.y.to(device)) for b in batches]
     start = time.perf_counter()
     with torch.no_grad():
         nll = nll_importance_sampled(model, batches, k, rows_per_chunk=rows)
+    _sync(device)
     nll_s = time.perf_counter() - start
     nfloor = nll_floor(model, test_images, k, rows)
+    extra = {}
+    if dogs if dogs is not None else device.type != "cpu":  # default: on a GPU, where an epoch takes seconds
+        log("one epoch of the dogs model (configs/dogs_ae.toml)")
+        extra = dogs_epoch(quick)
     return {
-        "config": "vae_mnist.toml", "quick": quick, "device": str(next(model.parameters()).device),
+        "config": "vae_mnist.toml", "quick": quick, "device": str(device), "precision": precision,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "train_images": len(data.train), "epochs": epochs,
         "epoch_s_first": round(times[0], 3), "epoch_s_median": round(epoch_s, 3),
@@ -155,6 +190,7 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
         "reference_epoch_s": round(ref_s, 3), "speedup_vs_reference": round(ref_s / epoch_s, 2),
         "nll_k": k, "nll_images": test_images, "nll_is": round(nll, 3), "nll_s": round(nll_s, 2),
         "nll_floor_s": round(nfloor["seconds"], 2), "nll_floor_ratio": round(nll_s / nfloor["seconds"], 2),
+        **extra,
     }
 
 
@@ -163,16 +199,16 @@ def add_arguments(p) -> None:
     p.add_argument("--ref-epochs", type=int, default=2, help="epochs of the reference loop")
     p.add_argument("--k", type=int, default=5000, help="importance samples per test image")
     p.add_argument("--quick", action="store_true", help="a few hundred steps: checks that it runs, not how fast")
+    p.add_argument("--dogs", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time an epoch of the dogs model (default: on a GPU only; it needs ../shared/data/dogs64)")
 
 
 def run(args) -> int:
-    print(json.dumps(bench(args.epochs, args.ref_epochs, args.k, args.quick)))
+    print(json.dumps(bench(args.epochs, args.ref_epochs, args.k, args.quick, args.dogs)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m aelab.bench", description=__doc__.splitlines()[0])
     add_arguments(p)
     return run(p.parse_args(argv))

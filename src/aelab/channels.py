@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import noise
+
 
 class Noiseless(nn.Module):
     """The code reaches the decoder as it is."""
@@ -41,4 +43,4 @@ class PowerNormalizedAWGN(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = self.sigma if self.training else self.eval_sigma
-        return z + sigma * torch.randn_like(z) if sigma > 0 else z
+        return z + sigma * noise.randn_like(z) if sigma > 0 else z

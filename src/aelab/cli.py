@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from . import bench, config, job, registry, report, train
+from . import bench, config, distributed, job, registry, report, train
 from .errors import AelabError
 from .evaluate import evaluate_run, load_model
 from .images import save_images
 from .rundir import RunDir
 
-RESUMABLE_KEYS = {"train.epochs", "train.threads", "train.log_every", "train.eval_batch_size"}
+RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size"}
 
 
 def _at_least_one(option: str, value: int) -> None:
@@ -28,6 +30,8 @@ def _at_least_one(option: str, value: int) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """`aelab train`, also as one of several processes under torchrun: every process checks
+    and loads the same config and data; rank 0 alone writes the run directory."""
     if args.resume:
         if args.config or args.out:
             raise AelabError("--resume RUN_DIR takes no CONFIG and no --out")
@@ -37,13 +41,21 @@ def _train(args: argparse.Namespace) -> int:
             raise AelabError(f"--set {sorted(keys - RESUMABLE_KEYS)[0]}: cannot change on --resume; "
                              f"allowed: {', '.join(sorted(RESUMABLE_KEYS))}")
         cfg = config.with_overrides(run.config(), args.set)
-        run.checkpoint("last")  # fail now if it is missing or does not match
-        if run.is_done() and cfg.train.epochs <= json.loads(run.done_path.read_text())["epochs"]:
-            print(f"{run.path}: already trained for {cfg.train.epochs} epochs; nothing to do", file=sys.stderr)
-            return 0
+        fresh = not run.last_path.is_file()  # created, then killed before its first checkpoint
+        if not fresh:
+            payload, _ = run.checkpoint("last")  # fail now if it does not match
+            if run.is_done() and train.finished(cfg, int(payload["epoch"]), float(payload.get("step_seconds", 0))):
+                print(f"{run.path}: already trained ({_length(cfg)}); nothing to do", file=sys.stderr)
+                return 0
         data = registry.build_data(cfg)
-        run.done_path.unlink(missing_ok=True)
-        run.write_config(cfg)
+        group = distributed.start(cfg.train.device)
+        if group.main:
+            if fresh:
+                print(f"{run.path}: no checkpoint yet; training from the start with its stored config and seed",
+                      file=sys.stderr)
+                run.keep_metrics_until(0)
+            run.done_path.unlink(missing_ok=True)
+            run.write_config(cfg)
     else:
         if not args.config:
             raise AelabError("train needs a CONFIG.toml (or --resume RUN_DIR)")
@@ -51,12 +63,23 @@ def _train(args: argparse.Namespace) -> int:
         registry.check(cfg)
         data = registry.build_data(cfg)  # bad data fails before anything is written
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunDir.create(out, cfg)
-    print(f"run directory: {run.path}", file=sys.stderr)
-    train.fit(cfg, run, data, resume=bool(args.resume), progress=False if args.quiet else None)
-    print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
-    print(f"for the NLL, probe and sample scores: aelab eval {run.path}", file=sys.stderr)
+        group = distributed.start(cfg.train.device)
+        run = RunDir.create(out, cfg) if group.main else RunDir(out)
+        fresh = True
+    if group.main:
+        print(f"run directory: {run.path}", file=sys.stderr)
+    train.fit(cfg, run, data, resume=not fresh, progress=False if args.quiet else None, group=group)
+    distributed.finish(group)  # after a failure the process just ends: torchrun stops the others
+    if group.main and not args.no_eval:
+        print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
+        print(f"for the NLL, probe and sample scores: aelab eval {run.path}", file=sys.stderr)
     return 0
+
+
+def _length(cfg: config.RunConfig) -> str:
+    t = cfg.train
+    return " or ".join(([f"{t.epochs} epochs"] if t.epochs else []) + (
+        [f"{t.time_budget_min:g} minutes"] if t.time_budget_min else []))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -101,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
     _at_least_one("--jobs", args.jobs)
     study = Path(args.study) if args.study else None
     out = Path(args.out or Path("runs") / study.stem)
+    if args.list:
+        for command in job.pending(study, out, epochs=args.epochs):
+            print(shlex.join(command))
+        return 0
     html, failed = job.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
     print(f"report: {html}")
     if failed:
@@ -128,6 +155,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory to create (default runs/CONFIG-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-eval", action="store_true",
+                   help="skip the test-set summary after training (`aelab eval` or the study measures the run later)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="test-set metrics of a run (also written to RUN/eval.json)")
@@ -165,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
                        help="runs trained at once, each in its own process with an equal share of the cores (default 1)")
         r.add_argument("--epochs", type=int, help="override train.epochs of every run")
         r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
+        r.add_argument("--list", action="store_true",
+                       help="print the `aelab train` command of every run still missing, one a line, and exit "
+                       "(for a cluster's job scheduler; run the study again afterwards for the report)")
         r.set_defaults(func=_run)
 
     o = sub.add_parser("report", help="an HTML + Markdown report of trained runs, figures side by side")
@@ -186,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AelabError as e:
-        print(f"aelab: error: {e}", file=sys.stderr)
+        print(f"aelab: {_rank()}error: {e}", file=sys.stderr)
         return 2
     except train.Diverged as e:
         print(f"aelab: training stopped: {e}; the last good checkpoint is kept", file=sys.stderr)
@@ -194,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aelab: interrupted; resume with aelab train --resume RUN_DIR", file=sys.stderr)
         return 130
+
+
+def _rank() -> str:
+    """'rank 1 of 4: ' in a process started by torchrun, so its errors say which one failed."""
+    if not distributed.launched():
+        return ""
+    return f"rank {os.environ.get('RANK', '?')} of {os.environ.get('WORLD_SIZE', '?')}: "
 
 
 def entry() -> None:

@@ -53,17 +53,18 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # with a time budget, the most epochs (0 = no limit but the budget)
+    time_budget_min: float = 0.0  # > 0: stop when this many minutes of training steps are spent (see train.py)
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min over all epochs)
+    lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min over the epochs or the time budget)
     lr_min: float = 0.0
     weight_decay: float = 0.0  # L2 penalty on the weights (Adam's weight_decay)
     optimizer: str = "adam"
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto (CUDA, else MPS, else CPU) | cpu | cuda | mps
     threads: int = 0  # torch intra-op threads; 0 = torch's default
-    precision: str = "float32"  # float32 | bfloat16 (mixed precision in the training forward pass)
+    precision: str = "auto"  # auto (bfloat16 where the hardware has it, else float32) | float32 | bfloat16
     eval_batch_size: int = 1000
     log_every: int = 50  # steps between progress-bar refreshes (each one syncs)
 
@@ -80,7 +81,7 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)  # section name -> 
 _POSITIVE = {
     "data.val_size": 0, "data.train_size": 0, "data.test_fraction": 0.0, "data.image_size": 4, "model.latent_dim": 1, "model.latent_channels": 0, "model.beta": 0.0,
     "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.channel_sigma": 0.0, "model.obs_scale": 0.0, "model.iw_samples": 1,
-    "train.epochs": 1, "train.batch_size": 1, "train.lr": 0.0, "train.lr_min": 0.0, "train.weight_decay": 0.0,
+    "train.epochs": 0, "train.time_budget_min": 0.0, "train.batch_size": 1, "train.lr": 0.0, "train.lr_min": 0.0, "train.weight_decay": 0.0,
     "train.threads": 0, "train.eval_batch_size": 1, "train.log_every": 1,
 }
 _STRICTLY_POSITIVE = {"train.lr"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from . import noise
+
 
 class Clean:
     active = False
@@ -22,4 +24,4 @@ class GaussianNoise:
         self.sigma = sigma
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.sigma * torch.randn_like(x)).clamp_(0, 1)
+        return (x + self.sigma * noise.randn_like(x)).clamp_(0, 1)

@@ -7,7 +7,7 @@ model selection) and test (the test file, for final evaluation only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import dataclasses
 from dataclasses import dataclass
 
@@ -128,13 +128,22 @@ class ImageData:
             self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
         )
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """One epoch of training batches in a fresh random order (the last may be smaller)."""
+    def train_batches(self, batch_size: int, generator: torch.Generator,
+                      rows: Callable[[int], tuple[int, int]] = lambda n: (0, n)) -> Iterator[Batch]:
+        """One epoch of training batches in a fresh random order (the last may be smaller).
+        `rows(n)` -> (first, count): the rows of each batch of n this process trains on (all
+        of them for one process; a share under torchrun). Per-batch binarisation is drawn for
+        the whole batch, so every share is the one a single process would have drawn."""
         order = torch.randperm(len(self.train), generator=generator, device=generator.device)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            x = self.train.images[idx].float().div_(255)
-            yield Batch(self.binarizer.per_batch(x, generator), self.train.labels[idx])
+            first, count = rows(len(idx))
+            mine = idx[first:first + count]
+            if self.binarizer.fresh_per_batch:
+                x = self.binarizer.per_batch(self.train.images[idx].float().div_(255), generator)[first:first + count]
+            else:
+                x = self.train.images[mine].float().div_(255)
+            yield Batch(x, self.train.labels[mine])
 
     def eval_batches(self, split: Split, batch_size: int) -> Iterator[Batch]:
         """`split` in its stored order, already binarised."""

@@ -28,14 +28,22 @@ from .subject import FigureOptions
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
 
+def _existing(cfg: RunConfig, path: Path) -> RunDir | None:
+    """The run directory at `path` if one was started there (of `cfg`, else an error)."""
+    if not (path / "config.toml").is_file():
+        return None
+    run = RunDir.open(path)
+    changed = config.diff(run.config(), cfg)
+    if changed:
+        raise AelabError(f"{path}: holds a run of another config ({'; '.join(changed)}); "
+                         "remove it or choose another --out")
+    return run
+
+
 def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None) -> RunDir:
     """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained."""
-    if (path / "config.toml").is_file():
-        run = RunDir.open(path)
-        changed = config.diff(run.config(), cfg)
-        if changed:
-            raise AelabError(f"{path}: holds a run of another config ({'; '.join(changed)}); "
-                             "remove it or choose another --out")
+    run = _existing(cfg, path)
+    if run:
         if run.is_done():
             print(f"{path}: complete, skipped", file=sys.stderr)
             return run
@@ -48,6 +56,29 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool |
     print(f"{path}: training {cfg.model.kind}", file=sys.stderr)
     train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
     return RunDir.open(path)
+
+
+def train_command(r: study.Run, path: Path, epochs: int | None = None) -> list[str] | None:
+    """The `aelab train` command that trains study run `r` into `path` by itself (a job of a
+    cluster's scheduler, say), or None where it is complete. An interrupted run resumes. The
+    study evaluates its runs itself, so the command does not."""
+    run = _existing(_with_epochs(r.config, epochs), path)
+    if run:
+        return None if run.is_done() else ["aelab", "train", "--resume", str(path), "--no-eval"]
+    sets = [*r.sets, *([f"train.epochs={epochs}"] if epochs else [])]
+    return ["aelab", "train", str(r.source), *[a for s in sets for a in ("--set", s)], "--out", str(path), "--no-eval"]
+
+
+def _with_epochs(cfg: RunConfig, epochs: int | None) -> RunConfig:
+    return config.with_overrides(cfg, [f"train.epochs={epochs}"]) if epochs else cfg
+
+
+def pending(path: Path | None, out: Path, *, epochs: int | None = None) -> list[list[str]]:
+    """The train command of every run of the study at `path` still missing under out/runs:
+    run them anywhere (in parallel), then `aelab study` finds them done and reports."""
+    s = study.load(path or DEFAULT_STUDY)
+    commands = [train_command(r, out / "runs" / r.name, epochs) for r in s.runs]
+    return [c for c in commands if c]
 
 
 class DataCache:
@@ -81,7 +112,7 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     drawn = draw_run(model, data.to(registry.device(cfg)), run.metrics_path, out / "figures" / name, name,
                      list(data.class_names), figures)
     done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
-    return report.Entry(name, cfg, record, run.metrics_path, done.get("train_seconds"), drawn,
+    return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
                         time.perf_counter() - start)
 
 
@@ -116,8 +147,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     s = study.load(path or DEFAULT_STUDY)
     check_report_dir(out)
     k = k or s.nll_k
-    runs = [(r.name, config.with_overrides(r.config, [f"train.epochs={epochs}"]) if epochs else r.config)
-            for r in s.runs]
+    runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
     results: dict[str, report.Entry | str] = {}
     if jobs > 1 and len(runs) > 1:
         jobs = min(jobs, len(runs))

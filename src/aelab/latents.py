@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from . import noise
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -45,7 +47,7 @@ class DiagonalGaussian:
     def rsample(self, k: int | None = None) -> torch.Tensor:
         """The reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I). (B, D) or (k, B, D)."""
         shape = self.mean.shape if k is None else (k, *self.mean.shape)
-        eps = torch.randn(shape, dtype=self.mean.dtype, device=self.mean.device)
+        eps = noise.randn(shape, batch_dim=len(shape) - 2, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.std * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -71,9 +71,14 @@ class Entry:
     cfg: RunConfig
     record: dict  # eval.json
     metrics_path: Path  # the run's metrics.jsonl
-    train_seconds: float | None
+    done: dict  # done.json: epochs, seconds, what stopped training ({} while unfinished)
+    training: list[dict] = field(default_factory=list)  # meta.json's record of how it trained
     figures: list["Drawn"] = field(default_factory=list)
     draw_seconds: float = 0.0
+
+    @property
+    def train_seconds(self) -> float | None:
+        return self.done.get("train_seconds")
 
 
 def _cell(value, fmt: str = "") -> str:
@@ -145,6 +150,26 @@ def _theory(entries: list[Entry]) -> list[tuple[str, list[str]]]:
     return theory.sections([x.cfg for x in entries])
 
 
+def _trained_on(e: Entry) -> str:
+    """How the run trained, from meta.json: resolved precision, device, processes
+    ('float32 on cpu'); the config's own precision for runs trained before that was kept."""
+    if not e.training:
+        p = e.cfg.train.precision
+        return "" if p in ("float32", "auto") else f"{p} training"
+    ways = dict.fromkeys(f"{r['precision']} on {r['device']}" + (f" x {r['processes']} processes" if r.get("processes", 1) > 1 else "")
+                         for r in e.training)
+    return "trained in " + " then ".join(ways)
+
+
+def _length(e: Entry) -> str:
+    """'10 epochs', or a budgeted run's budget and the epochs it reached."""
+    t = e.cfg.train
+    if not t.time_budget_min:
+        return f"{t.epochs} epochs"
+    reached = e.done.get("epochs_reached")
+    return f"{t.time_budget_min:g}-minute budget" + (f" ({reached:g} epochs reached)" if reached is not None else "")
+
+
 def _settings(e: Entry) -> str:
     m, t, d = e.cfg.model, e.cfg.train, e.cfg.data
     extras = [f"recon {m.recon_reduction} over pixels" if m.recon_reduction != "sum" else "",
@@ -154,12 +179,12 @@ def _settings(e: Entry) -> str:
               f"channel {m.channel} sigma {m.channel_sigma:g}" if m.channel != "none" else ""]
     train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
              f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
-             f"{t.precision} training" if t.precision != "float32" else ""]
+             _trained_on(e)]
     data = (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
         f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
     return (f"{m.kind}, {m.network} {'-'.join(map(str, m.hidden))}, latent {m.latent_dim}, {m.likelihood}"
             + "".join(f", {x}" for x in extras if x) + f"; {data}; "
-            f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
+            f"{_length(e)}, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
             + f", seed {t.seed}")
 
 

@@ -1,11 +1,11 @@
 """The run directory, the unit of record.
 
     RUN/config.toml    the resolved config
-    RUN/meta.json      seed, versions, git SHA, command, device
+    RUN/meta.json      seed, versions, git SHA, command; how training ran (device, precision, processes)
     RUN/metrics.jsonl  one line per epoch: train and validation metrics
     RUN/last.pt        checkpoint after the latest epoch (for --resume)
     RUN/best.pt        checkpoint with the lowest validation loss (for evaluation)
-    RUN/done.json      written when training finished: epochs, seconds
+    RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
     RUN/eval.json      test metrics (aelab eval)
 """
 
@@ -123,6 +123,21 @@ class RunDir:
         """Drop lines of epochs after `epoch` (written by a run killed before its checkpoint)."""
         kept = [r for r in self.metrics() if r["epoch"] <= epoch]
         write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def record_training(self, how: dict, from_epoch: int) -> None:
+        """Add to meta.json how training ran from `from_epoch` on (device, resolved precision,
+        threads, processes): one entry per start or resume, as hardware may differ between them."""
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.is_file() else {}
+        meta["training"] = [e for e in meta.get("training", []) if e.get("from_epoch", 0) < from_epoch]
+        meta["training"].append({"from_epoch": from_epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **how})
+        self.write_json(self.meta_path, meta)
+
+    def training(self) -> list[dict]:
+        """meta.json's record of how training ran (empty for runs trained before it was kept)."""
+        try:
+            return json.loads(self.meta_path.read_text()).get("training", [])
+        except (OSError, ValueError):
+            return []
 
     def write_json(self, path: Path, record: dict) -> None:
         write_atomic(path, json.dumps(record, indent=2) + "\n")

@@ -46,6 +46,8 @@ class Run:
     name: str
     config: RunConfig
     varied: dict  # the settings that make this run differ from the base: key -> value
+    source: Path = Path()  # the config file it starts from ...
+    sets: tuple[str, ...] = ()  # ... and the overrides that make it: config.load(source, sets) == config
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def load(path: str | Path) -> Study:
         name = "-".join(parts) or where.stem
         varied = dict(config.parse_override(s) for s in vset)
         varied.update(dict(zip(grid, point)))
-        runs.append(Run(name, cfg, varied))
+        runs.append(Run(name, cfg, varied, where, tuple(common + vset + grid_set)))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, config, registry
+from . import budget, checkpoint, config, distributed, noise, registry
 from .config import RunConfig
-from .data import ImageData
+from .data import Batch, ImageData
+from .errors import AelabError
 from .model import Autoencoder
 from .rundir import RunDir
 
@@ -27,9 +30,38 @@ class State:
     model: Autoencoder
     optimizer: torch.optim.Optimizer
     generator: torch.Generator  # data order and per-batch binarisation
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # epochs completed (the last one of a budgeted run may be partial)
     best_val: float = math.inf
-    seconds: float = 0.0  # training time so far, across resumes
+    seconds: float = 0.0  # training time so far, validation included, across resumes
+    step_seconds: float = 0.0  # time in training steps only: what the time budget counts
+    reached: float = 0.0  # epochs reached, with the share of a partial last epoch
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How this process trains: on which device, in which precision, in which group."""
+
+    device: torch.device
+    precision: str  # resolved: "float32" | "bfloat16"
+    group: distributed.Group
+
+    def describe(self) -> str:
+        return (f"training on {self.device}, {self.precision}, {torch.get_num_threads()} thread(s), "
+                f"{self.group.describe()}")
+
+    def record(self) -> dict:
+        return {"device": str(self.device), "precision": self.precision, "threads": torch.get_num_threads(),
+                "processes": self.group.world, "backend": self.group.backend or None}
+
+
+def plan(cfg: RunConfig, data: ImageData, group: distributed.Group = distributed.SINGLE) -> Plan:
+    device = registry.device(cfg)
+    if group.world > 1:  # every process needs rows of every batch
+        smallest = len(data.train) % cfg.train.batch_size or cfg.train.batch_size
+        if smallest < group.world:
+            raise AelabError(f"train.batch_size: the last batch of each epoch holds {smallest} image(s), fewer than "
+                             f"the {group.world} processes; choose another batch size or data.train_size")
+    return Plan(device, registry.precision(cfg, device), group)
 
 
 def setup(cfg: RunConfig, data: ImageData) -> State:
@@ -46,24 +78,28 @@ def setup(cfg: RunConfig, data: ImageData) -> State:
 
 def _payload(state: State, cfg: RunConfig, data: ImageData) -> dict:
     rng = {"torch": torch.get_rng_state(), "data": state.generator.get_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    if data.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(data.device)
     return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
             "epoch": state.epoch, "best_val": state.best_val, "seconds": state.seconds,
+            "step_seconds": state.step_seconds, "reached": state.reached,
             "rng": rng, "config": config.dumps(cfg),
             # enough to rebuild the model without loading the data
             "data": {"image_shape": list(data.image_shape), "num_classes": data.num_classes}}
 
 
-def _restore(state: State, payload: dict) -> None:
+def _restore(state: State, payload: dict, device: torch.device) -> None:
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.epoch, state.best_val = int(payload["epoch"]), float(payload["best_val"])
     state.seconds = float(payload.get("seconds", 0.0))
+    state.step_seconds = float(payload.get("step_seconds", 0.0))
+    state.reached = float(payload.get("reached", state.epoch))
     torch.set_rng_state(payload["rng"]["torch"])
     state.generator.set_state(payload["rng"]["data"])
-    if "cuda" in payload["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    if "cuda" in payload["rng"] and device.type == "cuda":
+        saved = payload["rng"]["cuda"]  # this device's state (a list of all devices' in older checkpoints)
+        torch.cuda.set_rng_state(saved[0] if isinstance(saved, list) else saved, device)
 
 
 @torch.no_grad()
@@ -79,68 +115,123 @@ def validate(model: Autoencoder, data: ImageData, batch_size: int) -> dict[str, 
     return {k: v.item() / len(data.val) for k, v in sums.items()}
 
 
-def _train_epoch(state: State, cfg: RunConfig, data: ImageData, bar: tqdm) -> dict[str, float]:
-    model, opt, t = state.model, state.optimizer, cfg.train
+class _Objective(nn.Module):
+    """`model.loss` as a module's forward, so that DistributedDataParallel sees every step."""
+
+    def __init__(self, model: Autoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+        return self.model.loss(Batch(x, y), progress=progress)
+
+
+def _fraction(cfg: RunConfig, progress: float, clock: budget.Clock) -> float:
+    """How far training is (0 to 1) for the schedule: the share of the epochs or of the time
+    budget, whichever is further."""
+    by_epochs = progress / cfg.train.epochs if cfg.train.epochs else 0.0
+    return max(by_epochs, clock.fraction()) if clock.budget_s else by_epochs
+
+
+def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step_fn: nn.Module,
+                 clock: budget.Clock, bar: tqdm) -> tuple[dict[str, float], int]:
+    """One epoch, or the part of it the time budget leaves. `step_fn(x, y, progress)` is the
+    model's loss (wrapped for DistributedDataParallel under torchrun). Returns the mean loss
+    parts over the images trained on and the steps taken."""
+    model, opt, t, group = state.model, state.optimizer, cfg.train, plan.group
     model.train()
     steps = data.steps_per_epoch(t.batch_size)
     keys, sums = None, None  # the loss dict's keys; their image-weighted sums, one tensor
     window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
-    autocast = registry.autocast(cfg, data.device)  # entered once per step; it restores what it changed
-    for step, batch in enumerate(data.train_batches(t.batch_size, state.generator), start=1):
+    autocast = registry.autocast(plan.precision, data.device)  # entered once per step; it restores what it changed
+    set_lr = lambda fraction: [g.__setitem__("lr", lr_at(t.lr, t.lr_min, fraction)) for g in opt.param_groups]  # noqa: E731
+    set_lr(_fraction(cfg, state.epoch, clock))
+    clock.start()
+    images, step, stop, synced = 0, 0, False, 0  # synced: the step of the last sync
+    for step, batch in enumerate(data.train_batches(t.batch_size, state.generator, group.rows), start=1):
         progress = state.epoch + (step - 1) / steps  # in epochs
-        for group in opt.param_groups:
-            group["lr"] = lr_at(t.lr, t.lr_min, progress / t.epochs)
-        with autocast:
-            out = model.loss(batch, progress=progress)
+        total = min(t.batch_size, len(data.train) - (step - 1) * t.batch_size)  # images in the global batch
+        with autocast, noise.share(*group.rows(total), total) if group.world > 1 else nullcontext():
+            out = step_fn(batch.x, batch.y, progress)
         opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        # DDP averages the processes' gradients: weight each by its share of the global batch
+        (out["loss"] * (len(batch.y) * group.world / total) if group.world > 1 else out["loss"]).backward()
         opt.step()
+        clock.step()
+        images += total
         parts = torch.stack([v.detach() for v in out.values()])
         if sums is None:
             keys, sums = list(out), torch.zeros_like(parts)
             at_loss = keys.index("loss")
         sums.add_(parts, alpha=len(batch.y))
-        window[(step - 1) % t.log_every] = parts[at_loss]
-        if step % t.log_every == 0 or step == steps:  # the only host syncs of the loop
-            done = step % t.log_every or t.log_every
-            losses = window[:done].tolist()
+        window[step - 1 - synced] = parts[at_loss] * (len(batch.y) / total)
+        # the only host syncs of the loop; near the budget's end (by the estimate), every step
+        if step % t.log_every == 0 or step == steps or clock.out():
+            clock.read()
+            stop = clock.out()  # the budget is spent: by the clock, agreed by every process
+            done, synced = step - synced, step
+            losses = group.sum(window[:done]).tolist()  # the global batches' losses
             bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
             if bad is not None:
                 raise Diverged(f"loss became {losses[bad]} at epoch {state.epoch + 1}, step {step - done + 1 + bad}")
             bar.set_postfix_str(f"loss {sum(losses) / done:.2f} nats/image", refresh=False)
             bar.update(done)
-    return dict(zip(keys, (sums / len(data.train)).tolist()))
+        # the learning rate of the next step; the last step of a budgeted run leaves lr_min
+        set_lr(1.0 if stop else _fraction(cfg, state.epoch + step / steps, clock))
+        if stop:
+            break
+    return dict(zip(keys, (group.sum(sums) / images).tolist())), step
 
 
 def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
-        until_epoch: int | None = None, progress: bool | None = None) -> State:
-    """Train for cfg.train.epochs epochs (or stop after `until_epoch`), checkpointing every epoch.
+        until_epoch: int | None = None, progress: bool | None = None,
+        group: distributed.Group = distributed.SINGLE) -> State:
+    """Train until cfg.train.epochs epochs or the time budget are spent (or stop after
+    `until_epoch`), checkpointing every epoch.
 
-    With `resume`, continue from RUN/last.pt: model, optimizer and both RNG streams are
-    restored, so the result is the one an uninterrupted run would have reached.
+    With `resume`, continue from RUN/last.pt: model, optimizer, both RNG streams and the time
+    spent are restored, so the result is the one an uninterrupted run would have reached (to
+    the bit without a time budget; with one, the same budget is spent in all). Under
+    torchrun (`group`), every process trains its share and rank 0 alone writes.
     """
-    data = data.to(registry.device(cfg))
+    how = plan(cfg, data, group)
+    data = data.to(how.device)
     state = setup(cfg, data)
+    step_fn = group.wrap(_Objective(state.model), how.device)
     if resume:
         payload, _ = run.checkpoint("last")
-        _restore(state, payload)
-        run.keep_metrics_until(state.epoch)
-    stop = min(cfg.train.epochs, until_epoch or cfg.train.epochs)
-    steps = data.steps_per_epoch(cfg.train.batch_size)
-    while state.epoch < stop:
+        _restore(state, payload, how.device)
+        if group.main:
+            run.keep_metrics_until(state.epoch)
+    t = cfg.train
+    clock = budget.Clock(state.step_seconds, t.time_budget_min * 60, lambda s: group.max(s, how.device))
+    if group.main:
+        warning = registry.precision_warning(cfg, how.device)
+        if warning:
+            print(f"aelab: warning: {warning}", file=sys.stderr)
+        print(how.describe(), file=sys.stderr)
+        run.record_training(how.record(), state.epoch)
+    stop = min(until_epoch or math.inf, t.epochs or math.inf)
+    steps = data.steps_per_epoch(t.batch_size)
+    while state.epoch < stop and not clock.out():
         start = time.perf_counter()
-        desc = f"epoch {state.epoch + 1}/{cfg.train.epochs}"
         # progress None: a bar only on a terminal
-        with tqdm(total=steps, desc=desc, unit="step", leave=False, file=sys.stderr,
-                  disable=None if progress is None else not progress) as bar:
-            train = _train_epoch(state, cfg, data, bar)
-        val = validate(state.model, data, cfg.train.eval_batch_size)
+        with tqdm(total=steps, desc=_desc(state.epoch + 1, cfg, clock), unit="step", leave=False, file=sys.stderr,
+                  disable=(None if progress is None else not progress) if group.main else True) as bar:
+            train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar)
+        val = validate(state.model, data, t.eval_batch_size) if group.main else {}
+        group.share_rng(how.device)
         seconds = time.perf_counter() - start
         state.epoch += 1
+        state.reached = state.epoch - 1 + taken / steps
         state.seconds += seconds
-        record = {"epoch": state.epoch, "seconds": round(seconds, 3),
+        state.step_seconds = clock.spent
+        if not group.main:
+            continue
+        record = {"epoch": state.epoch, "seconds": round(seconds, 3), "step_seconds": round(clock.spent, 3),
                   "lr": state.optimizer.param_groups[0]["lr"],
+                  **({"steps": taken} if taken < steps else {}),
                   **state.model.objective.schedule(state.epoch),
                   **{f"train_{k}": v for k, v in train.items()},
                   **{f"val_{k}": v for k, v in val.items()}}
@@ -153,17 +244,33 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         checkpoint.save(run.last_path, payload)
         if improved:
             checkpoint.save(run.best_path, payload)
-        tqdm.write(_epoch_line(record, cfg.train.epochs, improved), file=sys.stderr)
-    if state.epoch >= cfg.train.epochs:
-        run.write_json(run.done_path, {"epochs": state.epoch, "train_seconds": round(state.seconds, 2),
-                                       "best_val_loss": state.best_val if math.isfinite(state.best_val) else None})
+        tqdm.write(_epoch_line(record, cfg, clock, improved), file=sys.stderr)
+    if finished(cfg, state.epoch, clock.spent) and group.main:
+        run.write_json(run.done_path, {
+            "epochs": state.epoch, "epochs_reached": round(state.reached, 3),
+            "stopped_by": "time budget" if clock.out() else "epochs",
+            "train_seconds": round(state.seconds, 2), "step_seconds": round(clock.spent, 2),
+            "time_budget_min": t.time_budget_min or None,
+            "best_val_loss": state.best_val if math.isfinite(state.best_val) else None})
     return state
 
 
-def _epoch_line(r: dict, epochs: int, improved: bool) -> str:
+def finished(cfg: RunConfig, epochs: int, step_seconds: float) -> bool:
+    """Whether a run that trained `epochs` epochs in `step_seconds` of steps is complete."""
+    t = cfg.train
+    return bool(t.epochs and epochs >= t.epochs) or bool(t.time_budget_min and step_seconds >= t.time_budget_min * 60)
+
+
+def _desc(epoch: int, cfg: RunConfig, clock: budget.Clock) -> str:
+    of = f"/{cfg.train.epochs}" if cfg.train.epochs else ""
+    spent = f" ({clock.spent / 60:.1f} of {cfg.train.time_budget_min:g} min)" if clock.budget_s else ""
+    return f"epoch {epoch}{of}{spent}"
+
+
+def _epoch_line(r: dict, cfg: RunConfig, clock: budget.Clock, improved: bool) -> str:
     split = "val" if "val_loss" in r else "train"
     parts = f"recon {r[f'{split}_recon']:.2f}" + (f" + kl {r[f'{split}_kl']:.2f}" if f"{split}_kl" in r else "")
-    return (f"epoch {r['epoch']:>3}/{epochs}  train {r['train_loss']:.2f}  "
+    return (f"{_desc(r['epoch'], cfg, clock)}  train {r['train_loss']:.2f}  "
             + (f"val {r['val_loss']:.2f} " if split == "val" else "(no validation split) ")
             + f"({split}: {parts}) nats/image  mse {r[f'{split}_mse']:.4f}/pixel  {r['seconds']:.1f} s"
             + ("  *best" if improved and split == "val" else ""))

@@ -1,0 +1,70 @@
+"""The GPU path: training, evaluation and figures on CUDA. Skipped where torch sees no GPU
+(the CPU suite is unchanged); two NCCL processes need two GPUs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from aelab import checkpoint, registry, train
+from aelab.evaluate import evaluate_run
+from aelab.rundir import RunDir
+
+from conftest import tiny
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_auto_trains_on_the_gpu_and_evaluates_and_draws_there(tmp_path, small_data):
+    from aelab.figures import draw_run
+
+    cfg = tiny("cvae", train={"epochs": 2})
+    assert registry.device(cfg).type == "cuda"
+    run = RunDir.create(tmp_path / "run", cfg)
+    state = train.fit(cfg, run, small_data)
+    assert next(state.model.parameters()).is_cuda
+    (record,) = run.training()
+    assert record["device"].startswith("cuda") and record["precision"] == registry.precision(cfg, registry.device(cfg))
+    metrics = evaluate_run(run, small_data, k=50)
+    assert metrics["nll_is"] > 0 and metrics["cond_acc"] >= 0
+    model = state.model.eval()
+    drawn = draw_run(model, small_data.to(registry.device(cfg)), run.metrics_path, tmp_path / "figures", "cvae",
+                     list(small_data.class_names))
+    assert {d.key for d in drawn} >= {"samples", "label_grid", "reconstructions"}
+
+
+def test_gpu_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, small_data):
+    cfg = tiny("vae", train={"epochs": 3}, model={"input_noise": 0.1})
+    whole, part = RunDir.create(tmp_path / "whole", cfg), RunDir.create(tmp_path / "part", cfg)
+    train.fit(cfg, whole, small_data)
+    train.fit(cfg, part, small_data, until_epoch=1)
+    train.fit(cfg, part, small_data, resume=True)
+    a, b = (checkpoint.load(r.last_path)["model"] for r in (whole, part))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bfloat16_on_a_gpu_that_has_it(tmp_path, small_data):
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
+        pytest.skip("this GPU only emulates bfloat16")
+    cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16]}, train={"epochs": 2})
+    run = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run, small_data)
+    assert run.training()[0]["precision"] == "bfloat16"
+    losses = [r["val_loss"] for r in run.metrics()]
+    assert losses[1] < losses[0]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_nccl_processes(tmp_path):
+    out = tmp_path / "two"
+    sets = ["data.val_size=256", "data.train_size=4096", "model.hidden=[64]", "train.epochs=2"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(out),
+                           *[a for s in sets for a in ("--set", s)]],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes (nccl)" in proc.stderr
+    assert json.loads((out / "done.json").read_text())["epochs"] == 2
