@@ -142,3 +142,15 @@ def test_epochs_zero_needs_a_budget():
 
     with pytest.raises(AelabError, match="train.epochs: 0 .* needs a train.time_budget_min"):
         registry.check(tiny("vae", train={"epochs": 0}))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_device_that_is_not_there_is_refused_in_one_line(tmp_path):
+    from aelab.errors import AelabError
+
+    assert registry.device(tiny("vae")) == CPU  # auto, here
+    for name, words in (("cuda", "no CUDA device"), ("mps", "no Apple MPS device")):
+        if name == "mps" and registry.mps_available():
+            continue
+        with pytest.raises(AelabError, match=f"train.device: '{name}' asked for, but torch sees {words}"):
+            registry.check(tiny("vae", train={"device": name}))

@@ -63,12 +63,20 @@ def mps_available() -> bool:
 
 def _cuda() -> str:
     """The CUDA device of this process (torchrun's LOCAL_RANK, set by distributed.start)."""
+    if not torch.cuda.is_available():
+        raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
     return f"cuda:{torch.cuda.current_device()}"
+
+
+def _mps() -> str:
+    if not mps_available():
+        raise AelabError("train.device: 'mps' asked for, but torch sees no Apple MPS device")
+    return "mps"
 
 
 # train.device: "auto" takes CUDA, else Apple's MPS, else the CPU.
 DEVICES = {"auto": lambda: _cuda() if torch.cuda.is_available() else "mps" if mps_available() else "cpu",
-           "cpu": lambda: "cpu", "cuda": _cuda, "mps": lambda: "mps"}
+           "cpu": lambda: "cpu", "cuda": _cuda, "mps": _mps}
 
 
 def pick(table: dict, key: str, name: str):
@@ -114,10 +122,7 @@ def check(cfg: RunConfig) -> None:
             raise AelabError(f"data.test_fraction: must be below 1, got {d.test_fraction}")
     elif d.test_root or d.test_fraction:
         raise AelabError(f"data.test_root, data.test_fraction: only for data.name 'folder', not {d.name!r}")
-    if cfg.train.device == "cuda" and not torch.cuda.is_available():
-        raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
-    if cfg.train.device == "mps" and not mps_available():
-        raise AelabError("train.device: 'mps' asked for, but torch sees no Apple MPS device")
+    device(cfg)  # 'cuda' or 'mps' where torch sees none: refused here
     if cfg.train.epochs == 0 and not cfg.train.time_budget_min:
         raise AelabError("train.epochs: 0 (no limit) needs a train.time_budget_min")
 
