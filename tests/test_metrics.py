@@ -131,6 +131,22 @@ def test_classifier_is_cached_and_reused(tmp_path, monkeypatch, mnist):
     assert acc2 == acc and all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def test_test_features_are_computed_once_per_classifier_and_test_set(monkeypatch, mnist):
+    from aelab.datasets import Arrays
+
+    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
+    calls = []
+    compute = lambda: calls.append(1) or torch.randn(3, 2)  # noqa: E731
+    first = classifier.test_features(mnist, "mnist", compute)
+    assert classifier.test_features(mnist, "mnist", compute) is first and len(calls) == 1
+    classifier.test_features(mnist, "mnist", compute, classifier.ClassifierConfig(epochs=2, train_size=3000))
+    assert len(calls) == 2  # another classifier
+    fewer = Arrays(mnist.train_images, mnist.train_labels, mnist.test_images[:100], mnist.test_labels[:100],
+                   mnist.class_names)
+    classifier.test_features(fewer, "mnist", compute)
+    assert len(calls) == 3  # other test images
+
+
 def test_sample_scores_on_real_digits(small_data, mnist):
     judge, _ = classifier.reference_classifier(mnist, "mnist")
 

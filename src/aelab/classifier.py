@@ -102,10 +102,28 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
     return model.eval(), acc
 
 
+# (classifier file, hash of the test images) -> the classifier's features of those images:
+# every run of a study is held against the same test features, computed once per process.
+_TEST_FEATURES: dict[tuple[str, str], torch.Tensor] = {}
+
+
+def test_features(arrays: Arrays, name: str, compute, cfg: ClassifierConfig | None = None) -> torch.Tensor:
+    """The reference classifier's features of `arrays`' test images: `compute()` the first
+    time in this process, the kept tensor after that."""
+    key = (_path(arrays, name, cfg or CLASSIFIER).name, hashlib.sha256(arrays.test_images.tobytes()).hexdigest())
+    if key not in _TEST_FEATURES:
+        _TEST_FEATURES[key] = compute()
+    return _TEST_FEATURES[key]
+
+
+def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):
+    return cache_dir() / "classifiers" / f"{name}-{_key(arrays, cfg)[:20]}.pt"
+
+
 def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig | None = None) -> tuple[DigitCNN, float]:
     """The cached classifier of this training data, trained first if there is none."""
     cfg = cfg or CLASSIFIER
-    path = cache_dir() / "classifiers" / f"{name}-{_key(arrays, cfg)[:20]}.pt"
+    path = _path(arrays, name, cfg)
     if path.is_file():
         payload = checkpoint.load(path)
         model = DigitCNN()

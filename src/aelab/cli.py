@@ -122,6 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         _at_least_one("--epochs", args.epochs)
     _at_least_one("--jobs", args.jobs)
+    if distributed.launched():
+        raise AelabError("a study is not run under torchrun: list its runs with `aelab study STUDY --list` "
+                         "and launch each `aelab train` command with torchrun")
     study = Path(args.study) if args.study else None
     out = Path(args.out or Path("runs") / study.stem)
     if args.list:

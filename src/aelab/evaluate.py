@@ -16,8 +16,8 @@ import torch
 from . import classifier, registry
 from .data import ImageData, Split
 from .errors import AelabError
-from .metrics import (active_units, denoising_quality, image_quality, nll_importance_sampled, posterior_means,
-                      probe_accuracy, sample_scores)
+from .metrics import (active_units, denoising_quality, features, image_quality, nll_importance_sampled,
+                      posterior_means, probe_accuracy, sample_scores)
 from .model import Autoencoder
 from .rundir import UNITS, RunDir
 
@@ -112,7 +112,10 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             # Samples are the likelihood's means (grey levels), so they are held against the grey
             # test images, the kind of image the classifier was trained on.
             grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
-            out.update(timed("samples", lambda: sample_scores(model, judge, data.eval_batches(grey, bs))))
+            # the test images' features: computed once per process and classifier, shared by every run
+            test_feats = lambda: classifier.test_features(  # noqa: E731
+                arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)))
+            out.update(timed("samples", lambda: sample_scores(model, judge, None, test_features=test_feats())))
             out["classifier_test_acc"] = judge_acc
     return {**out, "seconds": timings}
 

@@ -129,12 +129,19 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
+def features(classifier, batches) -> torch.Tensor:
+    """The classifier's features of every image of `batches`, (N, F) float64 on the CPU."""
+    return torch.cat([classifier.features(b.x).double().cpu() for b in batches])
+
+
+@torch.no_grad()
 def sample_scores(model: Autoencoder, classifier, test_batches, n: int = 10_000, seed: int = 0,
-                  batch: int = 1000) -> dict[str, float]:
+                  batch: int = 1000, test_features: torch.Tensor | None = None) -> dict[str, float]:
     """Judge n prior samples with the reference classifier: `fd_classifier` against the test
-    images; for a conditioned model `cond_acc` (samples of label c classified as c, n / C per
-    label), else `sample_class_entropy` (entropy of the predicted-class histogram, nats;
-    log C when every class is equally present)."""
+    images (or `test_features`, their features computed once already); for a conditioned
+    model `cond_acc` (samples of label c classified as c, n / C per label), else
+    `sample_class_entropy` (entropy of the predicted-class histogram, nats; log C when every
+    class is equally present)."""
     device = next(model.parameters()).device
     classifier = classifier.to(device).eval()
     g = torch.Generator(device=device).manual_seed(seed)
@@ -146,7 +153,7 @@ def sample_scores(model: Autoencoder, classifier, test_batches, n: int = 10_000,
         f = classifier.features(model.sample(min(batch, n - start), y, generator=g))
         feats.append(f.double().cpu())
         preds.append(classifier.out(f).argmax(1).cpu())
-    test_feats = torch.cat([classifier.features(b.x).double().cpu() for b in test_batches])
+    test_feats = features(classifier, test_batches) if test_features is None else test_features
     pred = torch.cat(preds)
     scores = {"fd_classifier": frechet_distance(torch.cat(feats).numpy(), test_feats.numpy())}
     if labels is not None:
