@@ -100,7 +100,7 @@ def test_a_budgeted_run_ends_on_budget_at_lr_min(tmp_path, small_data, monkeypat
     assert done["stopped_by"] == "time budget" and done["step_seconds"] == pytest.approx(39 / 64, abs=0.005)
     assert done["epochs"] == 5 and done["epochs_reached"] == 4.875  # 4 epochs and 7 of 8 steps
     rows = run.metrics()
-    assert rows[-1]["steps"] == 7 and all("steps" not in r for r in rows[:-1])
+    assert rows[-1]["steps"] == 7 and rows[-1]["reached"] == 4.875 and all("steps" not in r for r in rows[:-1])
     assert rows[-1]["lr"] == 1e-4  # the schedule followed the budget to its end
     assert [r["lr"] for r in rows] == sorted((r["lr"] for r in rows), reverse=True)
     assert train.finished(cfg, done["epochs"], done["step_seconds"])

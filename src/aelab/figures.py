@@ -214,9 +214,15 @@ def _metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _epochs(rows: list[dict]) -> list[float]:
+    """Where each record sits on the epoch axis: a partial last epoch (a time budget ran out)
+    at the epochs it reached."""
+    return [r.get("reached", r["epoch"]) for r in rows]
+
+
 def learning_curves(metrics_path: Path, title: str):
     rows = _metrics(metrics_path)
-    epochs = [r["epoch"] for r in rows]
+    epochs = _epochs(rows)
 
     def lines(part: str) -> dict:
         return {f"{split} {part}": (epochs, [r[f"{split}_{part}"] for r in rows])
@@ -296,7 +302,7 @@ def comparison_curves(runs: dict[str, Path], path: Path) -> Drawn:
         for part, (_, lines) in panels.items():
             split = "val" if all(f"val_{part}" in r for r in rows) else "train"
             if all(f"{split}_{part}" in r for r in rows):
-                lines[name if split == "val" else f"{name} (train)"] = ([r["epoch"] for r in rows],
+                lines[name if split == "val" else f"{name} (train)"] = (_epochs(rows),
                                                                         [r[f"{split}_{part}"] for r in rows])
     fig = plots.curves([(title, "nats / image", lines) for title, lines in panels.values() if lines],
                        "All runs: validation loss per epoch (training loss where a run holds out no validation set)",

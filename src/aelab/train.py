@@ -145,7 +145,11 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
     window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
     autocast = registry.autocast(plan.precision, data.device)  # entered once per step; it restores what it changed
-    set_lr = lambda fraction: [g.__setitem__("lr", lr_at(t.lr, t.lr_min, fraction)) for g in opt.param_groups]  # noqa: E731
+
+    def set_lr(fraction: float) -> None:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(t.lr, t.lr_min, fraction)
+
     set_lr(_fraction(cfg, state.epoch, clock))
     clock.start()
     images, step, stop, synced = 0, 0, False, 0  # synced: the step of the last sync
@@ -231,7 +235,7 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
             continue
         record = {"epoch": state.epoch, "seconds": round(seconds, 3), "step_seconds": round(clock.spent, 3),
                   "lr": state.optimizer.param_groups[0]["lr"],
-                  **({"steps": taken} if taken < steps else {}),
+                  **({"steps": taken, "reached": round(state.reached, 3)} if taken < steps else {}),  # a partial epoch
                   **state.model.objective.schedule(state.epoch),
                   **{f"train_{k}": v for k, v in train.items()},
                   **{f"val_{k}": v for k, v in val.items()}}
