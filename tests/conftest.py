@@ -54,3 +54,12 @@ def _small_reference_classifier(monkeypatch):
     from aelab import classifier
 
     monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
+
+
+@pytest.fixture(autouse=True)
+def _fewer_judged_samples(monkeypatch):
+    """Evaluations in the default suite judge 2,000 prior samples, not 10,000 (the suite checks
+    that the scores are there and in range; test_metrics checks sample_scores itself at 10,000)."""
+    from aelab import evaluate
+
+    monkeypatch.setattr(evaluate, "SAMPLES", 2000)

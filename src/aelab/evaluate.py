@@ -70,6 +70,9 @@ def load_model(run: RunDir, which: str = "best"):
     return model.to(registry.device(cfg)).eval(), cfg, payload
 
 
+SAMPLES = 10_000  # prior samples the reference classifier judges (as many as test images)
+
+
 def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True) -> dict:
     """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
     only the loss parts and image quality. Adds `seconds` per group of metrics."""
@@ -115,7 +118,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             # the test images' features: computed once per process and classifier, shared by every run
             test_feats = lambda: classifier.test_features(  # noqa: E731
                 arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)))
-            out.update(timed("samples", lambda: sample_scores(model, judge, None, test_features=test_feats())))
+            out.update(timed("samples", lambda: sample_scores(model, judge, None, n=SAMPLES, test_features=test_feats())))
             out["classifier_test_acc"] = judge_acc
     return {**out, "seconds": timings}
 
