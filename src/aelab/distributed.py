@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import registry
 from .errors import AelabError
-from .registry import mps_available
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ def start(device_setting: str) -> Group:
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device_setting in ("auto", "cuda") and torch.cuda.is_available()
-    if device_setting == "mps" or (device_setting == "auto" and not cuda and mps_available()):
+    kind = torch.device(registry.pick(registry.DEVICES, "train.device", device_setting)()).type
+    cuda = kind == "cuda"
+    if kind == "mps":
         raise AelabError("train.device: several processes on Apple MPS are not supported by torch; "
                          "set train.device = 'cpu' or run one process")
     if cuda:

@@ -172,10 +172,10 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
         window[step - 1 - synced] = parts[at_loss] * (len(batch.y) / total)
         # the only host syncs of the loop; near the budget's end (by the estimate), every step
         if step % t.log_every == 0 or step == steps or clock.out():
-            clock.read()
-            stop = clock.out()  # the budget is spent: by the clock, agreed by every process
             done, synced = step - synced, step
-            losses = group.sum(window[:done]).tolist()  # the global batches' losses
+            losses = group.sum(window[:done]).tolist()  # the global batches' losses (waits for the device)
+            clock.read()  # after the wait, so that on a GPU the reading includes the queued steps
+            stop = clock.out()  # the budget is spent: by the clock, agreed by every process
             bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
             if bad is not None:
                 raise Diverged(f"loss became {losses[bad]} at epoch {state.epoch + 1}, step {step - done + 1 + bad}")
