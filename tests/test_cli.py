@@ -49,7 +49,8 @@ def test_train_prints_test_metrics_with_units(runs):
     assert "nats per image" in record["units"]
 
 
-COMMON = {"loss", "recon_nats", "mse", "psnr_db", "ssim", "probe_acc", "fd_classifier", "classifier_test_acc"}
+COMMON = {"loss", "recon_nats", "mse", "psnr_db", "ssim", "probe_acc", "fd_classifier", "samples_judged",
+          "classifier_test_acc"}
 KEYS = {
     "ae": COMMON | {"sample_class_entropy"},
     "vae": COMMON | {"neg_elbo", "kl", "nll_is", "nll_k", "active_units", "sample_class_entropy"},
@@ -71,6 +72,7 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
     assert 3 < record["psnr_db"] < 40 and -1 < record["ssim"] < 1 and 0.1 < record["probe_acc"] <= 1  # 8 steps of training
     text = report.metrics_text(record)  # what `aelab eval` prints without --json
     assert "reconstruction PSNR" in text and "dB" in text and "sum over pixels, mean over images" in text
+    assert record["samples_judged"] == 2000 and "classifier features (N=2000)" in text
 
 
 def test_sample_png_and_npy(runs, tmp_path, capsys):

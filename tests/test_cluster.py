@@ -34,33 +34,27 @@ def _weights(run):
 
 
 def test_two_gloo_processes_train_the_weights_of_one_and_resume(tmp_path):
-    epochs = 3  # 195 steps
+    """Two processes for one epoch, resumed under torchrun for the second: the weights of one
+    process's two uninterrupted epochs (130 steps)."""
+    epochs = 2
     cfg = config.load("configs/vae_mnist.toml", SETS + [f"train.epochs={epochs}", "train.threads=1"])
     one = RunDir.create(tmp_path / "one", cfg)
     train.fit(cfg, one, registry.build_data(cfg), progress=False)
 
     two = tmp_path / "two"
-    proc = _torchrun("train", "configs/vae_mnist.toml", "--quiet", "--out", str(two), *_args(SETS + [f"train.epochs={epochs}"]))
+    proc = _torchrun("train", "configs/vae_mnist.toml", "--quiet", "--out", str(two), *_args(SETS + ["train.epochs=1"]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes (gloo)" in proc.stderr and proc.stderr.count("run directory:") == 1  # rank 0 alone speaks
+    proc = _torchrun("train", "--resume", str(two), "--quiet", "--set", f"train.epochs={epochs}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = _weights(one.path), _weights(two)
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a), f"largest difference {worst}"
     m1, m2 = one.metrics(), RunDir(two).metrics()
-    assert [r["epoch"] for r in m2] == [1, 2, 3]
+    assert [r["epoch"] for r in m2] == [1, 2]
     assert abs(m1[-1]["train_loss"] - m2[-1]["train_loss"]) < 1e-3 * abs(m1[-1]["train_loss"])
-    record = RunDir(two).training()[0]
-    assert record["processes"] == 2 and record["backend"] == "gloo"
-
-    # two processes for two epochs, then resumed under torchrun for the third
-    part = tmp_path / "part"
-    proc = _torchrun("train", "configs/vae_mnist.toml", "--quiet", "--out", str(part), *_args(SETS + ["train.epochs=2"]))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = _torchrun("train", "--resume", str(part), "--quiet", "--set", f"train.epochs={epochs}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    c = _weights(part)
-    assert all(torch.equal(b[k], c[k]) for k in b)
-    assert [r["epoch"] for r in RunDir(part).metrics()] == [1, 2, 3]
+    records = RunDir(two).training()
+    assert len(records) == 2 and all(r["processes"] == 2 and r["backend"] == "gloo" for r in records)
 
 
 def test_a_failing_process_brings_the_others_down_with_its_message(tmp_path):

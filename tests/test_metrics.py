@@ -131,20 +131,38 @@ def test_classifier_is_cached_and_reused(tmp_path, monkeypatch, mnist):
     assert acc2 == acc and all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
 
 
-def test_test_features_are_computed_once_per_classifier_and_test_set(monkeypatch, mnist):
+def test_test_features_are_computed_once_per_classifier_and_test_set(monkeypatch, mnist, tmp_path):
     from aelab.datasets import Arrays
 
+    monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
     monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
     calls = []
-    compute = lambda: calls.append(1) or torch.randn(3, 2)  # noqa: E731
+    compute = lambda: calls.append(1) or torch.randn(3, 2, dtype=torch.float64)  # noqa: E731
+    assert classifier.test_features(mnist, "mnist", compute) is classifier.test_features(mnist, "mnist", compute)
+    assert len(calls) == 1 and not any(tmp_path.rglob("*.pt"))  # no classifier file: kept in memory only
+
+    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
+    weights = classifier._path(mnist, "mnist", classifier.CLASSIFIER)
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"a classifier")
     first = classifier.test_features(mnist, "mnist", compute)
-    assert classifier.test_features(mnist, "mnist", compute) is first and len(calls) == 1
+    assert classifier.test_features(mnist, "mnist", compute) is first and len(calls) == 2
+    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})  # a new process: read from the file beside the classifier
+    assert torch.equal(classifier.test_features(mnist, "mnist", compute), first) and len(calls) == 2
     classifier.test_features(mnist, "mnist", compute, classifier.ClassifierConfig(epochs=2, train_size=3000))
-    assert len(calls) == 2  # another classifier
+    assert len(calls) == 3  # another classifier
     fewer = Arrays(mnist.train_images, mnist.train_labels, mnist.test_images[:100], mnist.test_labels[:100],
                    mnist.class_names)
     classifier.test_features(fewer, "mnist", compute)
-    assert len(calls) == 3  # other test images
+    assert len(calls) == 4  # other test images
+    weights.write_bytes(b"retrained")  # the same name, other weights: not the stored features
+    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
+    assert not torch.equal(classifier.test_features(mnist, "mnist", compute), first) and len(calls) == 5
+    for store in tmp_path.rglob("*-test-*.pt"):
+        store.write_bytes(b"torn")  # unreadable: computed again
+    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
+    classifier.test_features(mnist, "mnist", compute)
+    assert len(calls) == 6
 
 
 def test_sample_scores_on_real_digits(small_data, mnist):
@@ -169,7 +187,7 @@ def test_sample_scores_on_real_digits(small_data, mnist):
     scores = metrics.sample_scores(Replay(), judge, test, n=10_000)
     assert scores["sample_class_entropy"] > 2.25 and scores["fd_classifier"] < 1e-6
     cvae = registry.build_model(tiny("cvae"), (1, 28, 28), 10)
-    untrained = metrics.sample_scores(cvae, judge, test, n=1000)
+    untrained = metrics.sample_scores(cvae, judge, test[:1], n=1000)  # against 1,000 test digits
     assert 0 <= untrained["cond_acc"] <= 0.5 and len(untrained["cond_acc_per_label"]) == 10
     assert untrained["fd_classifier"] > 10
 

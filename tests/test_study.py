@@ -1,5 +1,7 @@
 """Study files: variants crossed with a grid, readable run names, every bad key refused."""
 
+import json
+
 import pytest
 
 from aelab import job, study
@@ -173,7 +175,8 @@ set = ["train.lr=1e30"]
     assert "<tr><td>blowup</td>" not in html and "blowup did not finish and is not in the table: diverged" in html
     for name in ("plain", "noisy"):
         assert (out / "runs" / name / "eval.json").is_file() and (out / "figures" / name / "samples.png").is_file()
-    assert "psnr_denoised_db" in (out / "runs" / "noisy" / "eval.json").read_text()
+    noisy = json.loads((out / "runs" / "noisy" / "eval.json").read_text())
+    assert "psnr_denoised_db" in noisy and noisy["samples_judged"] == 2000  # the workers judge as the parent does
 
 
 def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ comparable with Inception FIDs, only between models judged by the same classifie
 from __future__ import annotations
 
 import hashlib
+import io
 import sys
 from dataclasses import asdict, dataclass
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from . import checkpoint
 from .datasets import Arrays, cache_dir
+from .files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -103,17 +105,36 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
 
 
 # (classifier file, hash of the test images) -> the classifier's features of those images:
-# every run of a study is held against the same test features, computed once per process.
+# every run of a study is held against the same test features, computed once per machine.
 _TEST_FEATURES: dict[tuple[str, str], torch.Tensor] = {}
 
 
 def test_features(arrays: Arrays, name: str, compute, cfg: ClassifierConfig | None = None) -> torch.Tensor:
-    """The reference classifier's features of `arrays`' test images: `compute()` the first
-    time in this process, the kept tensor after that."""
-    key = (_path(arrays, name, cfg or CLASSIFIER).name, hashlib.sha256(arrays.test_images.tobytes()).hexdigest())
+    """The reference classifier's features of `arrays`' test images, (N, F) float64 on the CPU:
+    `compute()` the first time on this machine, then read from a file beside the classifier
+    (named by the classifier file's bytes and the test images, so a retrained classifier or
+    other test images never meet stale features), and kept in memory by this process."""
+    path = _path(arrays, name, cfg or CLASSIFIER)
+    key = (path.name, hashlib.sha256(arrays.test_images.tobytes()).hexdigest())
     if key not in _TEST_FEATURES:
-        _TEST_FEATURES[key] = compute()
+        _TEST_FEATURES[key] = _stored(path, key[1], compute)
     return _TEST_FEATURES[key]
+
+
+def _stored(classifier_path, images_digest: str, compute) -> torch.Tensor:
+    if not classifier_path.is_file():  # no classifier on disk to name the features by
+        return compute()
+    weights = hashlib.sha256(classifier_path.read_bytes()).hexdigest()[:16]
+    store = classifier_path.with_name(f"{classifier_path.stem}-test-{images_digest[:16]}-{weights}.pt")
+    try:
+        return torch.load(store, map_location="cpu", weights_only=True)["features"]
+    except Exception:  # noqa: BLE001 - none yet, or unreadable in any way (torch's safe unpickler
+        pass  # raises IndexError on a torn file): a cache, so computed again and rewritten
+    feats = compute()
+    buf = io.BytesIO()
+    torch.save({"features": feats}, buf)
+    write_atomic(store, buf.getvalue())
+    return feats
 
 
 def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):

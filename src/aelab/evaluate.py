@@ -119,6 +119,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             test_feats = lambda: classifier.test_features(  # noqa: E731
                 arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)))
             out.update(timed("samples", lambda: sample_scores(model, judge, None, n=SAMPLES, test_features=test_feats())))
+            out["samples_judged"] = SAMPLES
             out["classifier_test_acc"] = judge_acc
     return {**out, "seconds": timings}
 

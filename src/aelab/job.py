@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import classifier, config, registry, report, study, train
+from . import classifier, config, evaluate, registry, report, study, train
 from .config import RunConfig
 from .data import ImageData
 from .errors import AelabError
@@ -125,12 +125,14 @@ def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures
 _worker_data: "DataCache | None" = None
 
 
-def _worker_start(threads: int, judge: "classifier.ClassifierConfig") -> None:
+def _worker_start(threads: int, judge: "classifier.ClassifierConfig", samples: int) -> None:
     """A --jobs worker process: its thread budget, its own data cache, and the parent's
-    reference classifier settings (every run of a study is judged by the same classifier)."""
+    reference classifier settings and number of judged samples (every run of a study is
+    judged alike, whichever process evaluates it)."""
     global _worker_data
     torch.set_num_threads(threads)
     classifier.CLASSIFIER = judge
+    evaluate.SAMPLES = samples
     _worker_data = DataCache()
 
 
@@ -155,7 +157,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         print(f"{len(runs)} runs, {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
-                                 initargs=(threads, classifier.CLASSIFIER)) as pool:
+                                 initargs=(threads, classifier.CLASSIFIER, evaluate.SAMPLES)) as pool:
             futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep, s.figures) for name, cfg in runs}
             for name, future in futures.items():
                 try:

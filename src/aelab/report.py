@@ -47,6 +47,7 @@ COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "
            "psnr_noisy_db", "psnr_denoised_db",
            "active_units", "probe_acc",
            "cond_acc", "sample_class_entropy", "fd_classifier"]
+SAMPLE_SCORES = {"cond_acc", "sample_class_entropy", "fd_classifier"}  # over `samples_judged` prior samples
 IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
 
 
@@ -58,7 +59,8 @@ def metrics_text(record: dict) -> str:
     lines = [head]
     for key, (label, unit, fmt) in METRICS.items():
         if key in record:
-            extra = f" (K={record['nll_k']})" if key == "nll_is" else ""
+            extra = (f" (K={record['nll_k']})" if key == "nll_is" else
+                     f" (N={record['samples_judged']})" if key in SAMPLE_SCORES and "samples_judged" in record else "")
             lines.append(f"  {label + extra:<42} {format(record[key], fmt):>10}  {unit}")
     lines.append("  (losses: sum over pixels, mean over images)")
     return "\n".join(lines)
