@@ -24,11 +24,39 @@ def small_data(mnist) -> ImageData:
     return ImageData.from_arrays(mnist, Grey(), val_size=256, train_size=512)
 
 
+# the parts that make each kind of model
+KINDS = {"ae": {"latent": {"name": "point"}}, "vae": {"latent": {"name": "gaussian"}},
+         "cvae": {"latent": {"name": "gaussian"}, "condition": {"name": "label"}}}
+KIND_SETS = {"ae": ["model.latent.name=point"], "vae": [], "cvae": ["model.condition.name=label"]}
+
+
+def moved(value, f: dataclasses.Field):
+    """A value of field `f` off `value`: the next choice, the other truth value, a quarter
+    more, one more, each width one more (within the field's range)."""
+    if "choices" in f.metadata:
+        names = list(f.metadata["choices"])
+        return names[(names.index(value) + 1) % len(names)]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, float):
+        return value + 0.25
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, tuple):
+        return tuple(v + 1 for v in value)
+    raise TypeError(f"no moved value for {f.name} = {value!r}")
+
+
+def part_table(settings) -> dict:
+    """A part's settings as its config table: {"name": ..., field: value, ...}."""
+    return config.as_dict(settings)
+
+
 def tiny(kind: str = "vae", **sections) -> RunConfig:
     """A small fast config of `kind`; `sections` = {"model": {...}, "train": {...}, "data": {...}}."""
     base = config.from_dict(
         {"data": {"val_size": 256, "train_size": 512},
-         "model": {"kind": kind, "latent_dim": 4, "hidden": [32]},
+         "model": {"latent_dim": 4, "network": {"hidden": [32]}, **KINDS[kind]},
          "train": {"epochs": 2, "batch_size": 64, "eval_batch_size": 512, "log_every": 4}},
         "tiny",
     )

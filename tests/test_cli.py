@@ -13,7 +13,9 @@ from PIL import Image
 from aelab import datasets, idx, report
 from aelab.cli import main
 
-TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.hidden=[32]",
+from conftest import KIND_SETS
+
+TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.network.hidden=[32]",
         "--set", "model.latent_dim=4", "--set", "train.epochs=1", "--quiet"]
 
 
@@ -36,7 +38,7 @@ def runs(tmp_path_factory, mnist):
     """A tiny trained VAE and CVAE, shared by the tests that read runs."""
     root = tmp_path_factory.mktemp("runs")
     for kind in ("ae", "vae", "cvae"):
-        assert main(["train", "configs/vae_mnist.toml", "--set", f"model.kind={kind}", *TINY,
+        assert main(["train", "configs/vae_mnist.toml", *[a for s in KIND_SETS[kind] for a in ("--set", s)], *TINY,
                      "--out", str(root / kind)]) == 0
     return root
 
@@ -95,11 +97,27 @@ def test_bad_sample_requests(runs, tmp_path, capsys):
     assert (tmp_path / "keep.png").read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("sets, words", [
+    (["model.latent_channels=4"], "model.latent_channels has moved; use model.network.latent_channels"),
+    (["model.network.name=cnn", "model.network.latent_channels=4"], "set model.latent_dim = 196"),
+    (["model.network.name=cnn", "model.network.hidden=[4, 4, 4, 4, 4]"], "shrink a 28x28 image to nothing"),
+])
+def test_a_model_that_cannot_be_built_leaves_no_run_directory(tmp_path, capsys, sets, words):
+    _fails(capsys, ["train", "configs/ae_mnist.toml", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "X")],
+           words)
+    assert not (tmp_path / "X").exists()
+    (tmp_path / "s.toml").write_text(f'config = "ae_mnist.toml"\n[variants.bad]\nset = {json.dumps(sets)}\n')
+    assert main(["study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "study")]) == 2
+    assert not (tmp_path / "study" / "runs" / "bad").exists() and words in capsys.readouterr().err
+
+
 def test_unknown_key_writes_nothing(tmp_path, capsys):
     _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.latnt_dim=2", "--out", str(tmp_path / "r")],
            "unknown key 'model.latnt_dim'", "valid keys:")
-    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.kind=gan", "--out", str(tmp_path / "r")],
-           "model.kind: unknown 'gan'; choose from ae, vae, cvae")
+    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.latent.name=gan", "--out", str(tmp_path / "r")],
+           "model.latent.name: unknown 'gan'; choose from point, gaussian")
+    _fails(capsys, ["train", "configs/vae_mnist.toml", "--set", "model.kind=ae", "--out", str(tmp_path / "r")],
+           "model.kind has moved; use model.latent.name")
     _fails(capsys, ["train", str(tmp_path / "missing.toml")], "missing.toml: no such config file")
     assert not (tmp_path / "r").exists()
 

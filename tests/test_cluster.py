@@ -14,8 +14,8 @@ from aelab.rundir import RunDir
 
 # An MLP VAE on 4,090 real digits, dynamically binarised and corrupted (noise drawn in three
 # places), batch 63: shares of 32 + 31 images, and a last batch of 58 (29 + 29). 65 steps an epoch.
-SETS = ["data.binarize=dynamic", "data.val_size=256", "data.train_size=4090", "model.hidden=[64]",
-        "model.latent_dim=4", "model.input_noise=0.2", "train.batch_size=63", "train.log_every=10"]
+SETS = ["data.binarize=dynamic", "data.val_size=256", "data.train_size=4090", "model.network.hidden=[64]",
+        "model.latent_dim=4", "model.corruption.name=gaussian", "model.corruption.sigma=0.2", "train.batch_size=63", "train.log_every=10"]
 
 
 def _args(sets):
@@ -72,9 +72,9 @@ def test_a_failing_process_brings_the_others_down_with_its_message(tmp_path):
 STUDY = """
 title = "Cluster"
 config = "base.toml"
-set = ["data.val_size=500", "data.train_size=1000", "model.hidden=[32]", "model.latent_dim=2", "train.batch_size=100"]
+set = ["data.val_size=500", "data.train_size=1000", "model.network.hidden=[32]", "model.latent_dim=2", "train.batch_size=100"]
 [variants.ae]
-set = ["model.kind=ae"]
+set = ["model.latent.name=point"]
 [variants.vae]
 [grid]
 "train.lr" = [1e-3, 3e-3]
@@ -83,7 +83,7 @@ set = ["model.kind=ae"]
 
 def test_study_list_names_exactly_the_missing_runs_and_its_commands_make_them(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "base.toml").write_text('[model]\nkind = "vae"\n[train]\nepochs = 2\n')
+    (tmp_path / "base.toml").write_text('[model.latent]\nname = "gaussian"\n[train]\nepochs = 2\n')
     (tmp_path / "cluster.toml").write_text(STUDY)
     s = study.load(tmp_path / "cluster.toml")
     names = [r.name for r in s.runs]
@@ -117,7 +117,7 @@ def test_study_list_names_exactly_the_missing_runs_and_its_commands_make_them(tm
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_afresh(tmp_path, small_data, capsys):
-    cfg = config.load("configs/vae_mnist.toml", ["data.val_size=256", "data.train_size=512", "model.hidden=[32]",
+    cfg = config.load("configs/vae_mnist.toml", ["data.val_size=256", "data.train_size=512", "model.network.hidden=[32]",
                                                  "model.latent_dim=4", "train.epochs=2"])
     whole = RunDir.create(tmp_path / "whole", cfg)
     train.fit(cfg, whole, registry.build_data(cfg), progress=False)

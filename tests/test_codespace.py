@@ -23,7 +23,7 @@ def test_the_fitted_gaussian_has_the_codes_mean_and_covariance():
 
 
 def test_channel_quality_sweeps_the_evaluation_noise_and_puts_it_back(small_data):
-    cfg = tiny("ae", model={"channel": "awgn", "channel_sigma": 0.12, "latent_dim": 8})
+    cfg = tiny("ae", model={"channel": {"name": "awgn", "sigma": 0.12}, "latent_dim": 8})
     model = registry.build_model(cfg, small_data.image_shape, 10).eval()
     model.channel.eval_sigma = 0.0
     batches = lambda: small_data.eval_batches(small_data.val, 256)  # noqa: E731
@@ -60,7 +60,7 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
 def test_traversal_rows_name_a_code_maps_channel_and_position():
     from aelab import figures
 
-    cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16, 32], "latent_channels": 4, "latent_dim": 256})
+    cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16, 32], "latent_channels": 4}, "latent_dim": 256})
     model = registry.build_model(cfg, (3, 64, 64), 1)
     assert model.decoder.code_shape == (4, 8, 8)
     assert figures._dimension(model, 3 * 64 + 5 * 8 + 2) == "c3 y5 x2"

@@ -12,8 +12,9 @@ SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 
 def test_vae_mnist_is_the_pytorch_examples_setting():
     cfg = config.load(Path("configs/vae_mnist.toml"))
-    assert (cfg.model.kind, cfg.model.hidden, cfg.model.latent_dim) == ("vae", (400,), 20)
-    assert (cfg.model.activation, cfg.model.likelihood, cfg.data.binarize) == ("relu", "bernoulli", "none")
+    m = cfg.model
+    assert (m.latent.name, m.network.name, m.network.hidden, m.latent_dim) == ("gaussian", "mlp", (400,), 20)
+    assert (m.network.activation, m.likelihood.name, m.objective.name, cfg.data.binarize) == ("relu", "bernoulli", "elbo", "none")
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.epochs, cfg.train.optimizer) == (128, 1e-3, 10, "adam")
 
 
@@ -30,24 +31,44 @@ def test_repo_configs_dir_is_the_packaged_one():
 
 def test_overrides_are_typed():
     cfg = config.with_overrides(config.RunConfig(), [
-        "model.hidden=[512, 256]", "model.latent_dim=2", "train.lr=0.01", "model.kind=cvae",
-        "data.root=/some/where", "model.learn_scale=true", "model.beta=2",
+        "model.network.hidden=[512, 256]", "model.latent_dim=2", "train.lr=0.01", "model.condition.name=label",
+        "data.root=/some/where", "model.likelihood.learn_scale=true", "model.likelihood.name=gaussian",
+        "model.objective.beta=2",
     ])
-    assert cfg.model.hidden == (512, 256) and cfg.model.latent_dim == 2 and cfg.train.lr == 0.01
-    assert cfg.model.kind == "cvae" and cfg.data.root == "/some/where" and cfg.model.learn_scale is True
-    assert cfg.model.beta == 2.0 and isinstance(cfg.model.beta, float)
+    m = cfg.model
+    assert m.network.hidden == (512, 256) and m.latent_dim == 2 and cfg.train.lr == 0.01
+    assert m.short == "CVAE" and cfg.data.root == "/some/where" and m.likelihood.learn_scale is True
+    assert m.objective.beta == 2.0 and isinstance(m.objective.beta, float)
+
+
+def test_a_part_that_changes_name_starts_from_its_own_defaults():
+    base = config.with_overrides(config.RunConfig(), ["model.objective.beta=2", "model.network.hidden=[64]"])
+    iwae = config.with_overrides(base, ["model.objective.samples=50", "model.objective.name=iwae"])  # any order
+    assert (iwae.model.objective.name, iwae.model.objective.samples) == ("iwae", 50)
+    assert config.with_overrides(iwae, ["model.objective.name=elbo"]).model.objective.beta == 1.0  # not 2: reset
+    same = config.with_overrides(base, ["model.network.name=mlp"])
+    assert same.model.network.hidden == (64,)  # the same name keeps its settings
+    cnn = config.with_overrides(base, ["model.network.name=cnn"])
+    assert cnn.model.network.hidden == (32, 64) and config.diff(base, cnn) == ["model.network.name: 'mlp' vs 'cnn'"]
 
 
 @pytest.mark.parametrize("override, words", [
-    ("model.latnt_dim=2", ["unknown key 'model.latnt_dim'", "model.latent_dim", "train.lr"]),
+    ("model.latnt_dim=2", ["unknown key 'model.latnt_dim'", "model.latent_dim", "model.objective"]),
     ("modl.kind=ae", ["unknown key 'modl.kind'"]),
     ("model.latent_dim=abc", ["model.latent_dim must be an integer", "'abc'"]),
     ("model.latent_dim=2.5", ["model.latent_dim must be an integer"]),
-    ("model.hidden=[0]", ["model.hidden must be a list of positive integers"]),
+    ("model.network.hidden=[0]", ["model.network.hidden must be a list of positive integers"]),
     ("train.epochs=-1", ["train.epochs must be at least 0"]),
     ("train.time_budget_min=-5", ["train.time_budget_min must be at least 0"]),
     ("train.lr=0", ["train.lr must be greater than 0"]),
-    ("model.learn_scale=1", ["model.learn_scale must be true or false"]),
+    ("model.objective.beta=-1", ["model.objective.beta must be at least 0.0"]),
+    ("model.likelihood.learn_scale=true", ["unknown key 'model.likelihood.learn_scale'", "model.likelihood.name"]),
+    ("model.objective.samples=5", ["unknown key 'model.objective.samples'", "model.objective.beta"]),
+    ("model.network.latent_channels=4", ["unknown key 'model.network.latent_channels'", "model.network.hidden"]),
+    ("model.latent=point", ["model.latent is a table", "model.latent.name = 'point'", "point, gaussian"]),
+    ("model.objective.name=vi", ["model.objective.name: unknown 'vi'; choose from elbo, iwae"]),
+    ("model.network.activation=relu6", ["model.network.activation: unknown 'relu6'; choose from relu, tanh"]),
+    ("model.objective.recon_reduction=avg", ["model.objective.recon_reduction: unknown 'avg'; choose from sum, mean"]),
     ("latent_dim", ["expected KEY=VALUE"]),
 ])
 def test_bad_overrides_name_the_key(override, words):
@@ -57,10 +78,27 @@ def test_bad_overrides_name_the_key(override, words):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("old, new", [
+    ("model.kind=ae", "model.latent.name ('point' for an AE"), ("model.hidden=[64]", "model.network.hidden"),
+    ("model.input_noise=0.4", "model.corruption.name = 'gaussian' with model.corruption.sigma"),
+    ("model.iw_samples=50", "model.objective.name = 'iwae' with model.objective.samples"),
+    ("model.channel_sigma=0.1", "model.channel.sigma"), ("model.obs_scale=0.5", "model.likelihood.scale"),
+    ("model.latent_channels=4", "model.network.latent_channels"), ("model.beta=2", "model.objective.beta"),
+])
+def test_an_old_key_names_its_new_home(old, new):
+    with pytest.raises(AelabError) as e:
+        config.with_overrides(config.RunConfig(), [old])
+    assert str(e.value).startswith(f"--set: {old.split('=')[0]} has moved; use ") and new in str(e.value), str(e.value)
+
+
 def test_unknown_key_in_file_names_file_and_key(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[model]\nkind = 'vae'\nlatentdim = 3\n")
-    with pytest.raises(AelabError, match=r"bad.toml: unknown key 'model.latentdim'; valid keys: data.name"):
+    bad.write_text("[model]\nlatentdim = 3\n")
+    with pytest.raises(AelabError, match=r"bad.toml: unknown key 'model.latentdim'; valid keys: model.latent_dim"):
+        config.load(bad)
+    bad.write_text("[model.objective]\nname = 'iwae'\nbeta = 2\n")
+    with pytest.raises(AelabError, match=r"bad.toml: unknown key 'model.objective.beta'; valid keys: "
+                                         r"model.objective.name, model.objective.samples$"):
         config.load(bad)
     bad.write_text("[model\n")
     with pytest.raises(AelabError, match="bad.toml: not valid TOML"):
@@ -73,13 +111,12 @@ def test_configs_are_frozen():
     cfg = config.RunConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.model.latent_dim = 3  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.objective.beta = 3  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("override, key", [
-    ("model.kind=vea", "model.kind"), ("model.likelihood=mse", "model.likelihood"),
-    ("model.activation=relu6", "model.activation"), ("data.binarize=yes", "data.binarize"),
-    ("data.name=cifar", "data.name"), ("model.recon_reduction=avg", "model.recon_reduction"),
-    ("train.precision=half", "train.precision"),
+    ("data.binarize=yes", "data.binarize"), ("data.name=cifar", "data.name"), ("train.precision=half", "train.precision"),
 ])
 def test_registry_rejects_unknown_names_listing_choices(override, key):
     cfg = config.with_overrides(config.RunConfig(), [override])
@@ -87,9 +124,13 @@ def test_registry_rejects_unknown_names_listing_choices(override, key):
         registry.check(cfg)
 
 
-def test_registry_rejects_a_scale_on_bernoulli():
-    cfg = config.with_overrides(config.RunConfig(), ["model.learn_scale=true"])
-    with pytest.raises(AelabError, match="bernoulli' has no scale"):
+@pytest.mark.parametrize("sets, words", [
+    (["model.objective.name=iwae", "model.latent.name=point"], "importance-weighted bound needs a stochastic latent"),
+    (["model.channel.name=awgn"], "'awgn' sends a deterministic code; use model.latent.name = 'point'"),
+])
+def test_parts_check_themselves_against_the_model(sets, words):
+    cfg = config.with_overrides(config.RunConfig(), sets)
+    with pytest.raises(AelabError, match=words):
         registry.check(cfg)
 
 

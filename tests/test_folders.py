@@ -100,8 +100,9 @@ def test_a_folder_dataset_through_the_registry(tmp_path, cache):
         assert ((split.images.float().mean((1, 2, 3)) > 128).long() == split.labels).all()
     again = registry.build_data(cfg)
     assert np.array_equal(again.test.images, data.test.images)  # the same held-out images every time
-    model = registry.build_model(config.from_dict({"model": {"kind": "cvae", "network": "cnn", "hidden": [8, 8],
-                                                             "likelihood": "gaussian", "latent_dim": 3}}, "t"),
+    model = registry.build_model(config.from_dict({"model": {
+        "condition": {"name": "label"}, "network": {"name": "cnn", "hidden": [8, 8]},
+        "likelihood": {"name": "gaussian"}, "latent_dim": 3}}, "t"),
                                  data.image_shape, data.num_classes)
     assert model.decode(torch.zeros(2, 3), torch.tensor([0, 1])).shape == (2, 3, 16, 16)
 
@@ -135,14 +136,18 @@ test_fraction = 0.2
 image_size = 32
 val_size = 50
 [model]
-kind = "ae"
-network = "cnn"
+latent_dim = 256
+[model.network]
+name = "cnn"
 hidden = [8, 16]
 latent_channels = 4
-latent_dim = 256
-likelihood = "gaussian"
-channel = "awgn"
-channel_sigma = 0.1
+[model.latent]
+name = "point"
+[model.likelihood]
+name = "gaussian"
+[model.channel]
+name = "awgn"
+sigma = 0.1
 [train]
 epochs = 1
 batch_size = 50

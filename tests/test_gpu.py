@@ -37,7 +37,7 @@ def test_auto_trains_on_the_gpu_and_evaluates_and_draws_there(tmp_path, small_da
 
 
 def test_gpu_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, small_data):
-    cfg = tiny("vae", train={"epochs": 3}, model={"input_noise": 0.1})
+    cfg = tiny("vae", train={"epochs": 3}, model={"corruption": {"name": "gaussian", "sigma": 0.1}})
     whole, part = RunDir.create(tmp_path / "whole", cfg), RunDir.create(tmp_path / "part", cfg)
     train.fit(cfg, whole, small_data)
     train.fit(cfg, part, small_data, until_epoch=1)
@@ -49,7 +49,7 @@ def test_gpu_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, small_da
 def test_bfloat16_on_a_gpu_that_has_it(tmp_path, small_data):
     if not torch.cuda.is_bf16_supported(including_emulation=False):
         pytest.skip("this GPU only emulates bfloat16")
-    cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16]}, train={"epochs": 2})
+    cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16]}}, train={"epochs": 2})
     run = RunDir.create(tmp_path / "run", cfg)
     train.fit(cfg, run, small_data)
     assert run.training()[0]["precision"] == "bfloat16"
@@ -60,7 +60,7 @@ def test_bfloat16_on_a_gpu_that_has_it(tmp_path, small_data):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_two_nccl_processes(tmp_path):
     out = tmp_path / "two"
-    sets = ["data.val_size=256", "data.train_size=4096", "model.hidden=[64]", "train.epochs=2"]
+    sets = ["data.val_size=256", "data.train_size=4096", "model.network.hidden=[64]", "train.epochs=2"]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                            "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(out),
                            *[a for s in sets for a in ("--set", s)]],

@@ -62,7 +62,7 @@ def test_the_resolved_precision_is_trained_in_and_recorded(tmp_path, small_data,
     first line say so; on one that does not, float32."""
     for native, expected in ((True, "bfloat16"), (False, "float32")):
         _hardware(monkeypatch, avx512_bf16=native)
-        cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16]}, train={"epochs": 1})
+        cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16]}}, train={"epochs": 1})
         run = RunDir.create(tmp_path / expected, cfg)
         state, seen, setup = train.setup(cfg, small_data), [], train.setup
         conv = next(m for m in state.model.modules() if isinstance(m, torch.nn.Conv2d))
@@ -125,7 +125,7 @@ def test_a_killed_budgeted_run_resumes_to_the_same_budget(tmp_path, small_data, 
 def test_a_budget_counts_real_training_time_not_validation(tmp_path, capsys):
     """`aelab train` with a 3-second budget on the real clock: it stops within a window of the budget."""
     out = tmp_path / "run"
-    sets = ["data.val_size=256", "data.train_size=2048", "model.hidden=[64]", "model.latent_dim=4",
+    sets = ["data.val_size=256", "data.train_size=2048", "model.network.hidden=[64]", "model.latent_dim=4",
             "train.epochs=0", "train.time_budget_min=0.05", "train.log_every=5", "train.threads=1"]
     args = [sys.executable, "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(out)]
     proc = subprocess.run(args + [a for s in sets for a in ("--set", s)], capture_output=True, text=True)

@@ -12,7 +12,7 @@ from aelab.latents import DiagonalGaussian, standard_normal_log_prob
 from aelab.likelihoods import Bernoulli, Gaussian, Laplace
 from aelab.objectives import KLWeight
 
-from conftest import tiny
+from conftest import KINDS, tiny
 
 
 def test_kl_of_known_gaussians():
@@ -74,7 +74,7 @@ def test_laplace_default_is_summed_absolute_error_plus_constant():
     assert torch.allclose(Laplace(0.2).log_prob(out, x), D.Laplace(m, 0.2).log_prob(x).flatten(1).sum(1), atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", list(registry.MODEL_KINDS))
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_loss_is_per_image_not_per_batch(kind, small_data):
     """A batch of 2 identical images gives the same nats/image as one of them."""
     model = registry.build_model(tiny(kind), small_data.image_shape, 10)
@@ -93,7 +93,7 @@ def _noiseless(q):
 
 
 def test_mean_reduction_divides_only_the_reconstruction(small_data):
-    model = registry.build_model(tiny("vae", model={"recon_reduction": "mean"}), small_data.image_shape, 10)
+    model = registry.build_model(tiny("vae", model={"objective": {"recon_reduction": "mean"}}), small_data.image_shape, 10)
     batch = Batch(small_data.train.images[:8].float() / 255, small_data.train.labels[:8])
     torch.manual_seed(0)
     out = model.loss(batch)

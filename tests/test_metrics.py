@@ -92,7 +92,7 @@ def test_iwae_objective_with_one_sample_is_the_elbo(small_data):
     # K = 1: the ELBO with a Monte Carlo KL in place of the closed form; equal in expectation.
     assert draws(IWAE(1)) == pytest.approx(elbo, rel=2e-3)
     assert draws(IWAE(50), 10) < elbo - 1  # a tighter bound
-    iw = registry.build_model(tiny("vae", model={"iw_samples": 5}), small_data.image_shape, 10)
+    iw = registry.build_model(tiny("vae", model={"objective": {"name": "iwae", "samples": 5}}), small_data.image_shape, 10)
     assert isinstance(iw.objective, IWAE) and iw.objective.samples == 5
 
 
@@ -213,7 +213,7 @@ def test_denoising_psnr_against_an_independent_computation(small_data):
     denoised output's PSNR is the reconstruction PSNR."""
     from aelab.corruption import GaussianNoise
 
-    model = registry.build_model(tiny("ae", model={"input_noise": 0.4}), small_data.image_shape, 10).eval()
+    model = registry.build_model(tiny("ae", model={"corruption": {"name": "gaussian", "sigma": 0.4}}), small_data.image_shape, 10).eval()
     batches = list(small_data.eval_batches(small_data.test, 1000))[:2]
     torch.manual_seed(0)
     got = metrics.denoising_quality(model, batches)

@@ -12,7 +12,7 @@ BASE = """
 [data]
 val_size = 500
 train_size = 2000
-[model]
+[model.network]
 hidden = [64]
 [train]
 epochs = 1
@@ -29,7 +29,7 @@ def _write(tmp_path, text, base=BASE):
 def test_the_default_study_is_ae_vae_cvae_on_identical_data():
     s = study.load(job.DEFAULT_STUDY)
     assert [r.name for r in s.runs] == ["ae", "vae", "cvae", "vae-2d"]
-    assert [r.config.model.kind for r in s.runs] == ["ae", "vae", "cvae", "vae"]
+    assert [r.config.model.short for r in s.runs] == ["AE", "VAE", "CVAE", "VAE"]
     assert {r.config.data for r in s.runs} == {s.runs[0].config.data}  # the same data for every run
     assert s.runs[0].config.data.val_size == 5000 and s.runs[3].config.model.latent_dim == 2
     assert s.nll_k == 100 and s.title and s.question
@@ -41,19 +41,19 @@ title = "t"
 config = "base.toml"
 set = ["train.epochs=2"]
 [variants.ae]
-set = ["model.kind=ae"]
+set = ["model.latent.name=point"]
 [variants.vae]
 [grid]
-"model.hidden" = [[64], [128, 64]]
+"model.network.hidden" = [[64], [128, 64]]
 "train.lr" = [1e-3, 1e-2]
 """))
     names = [r.name for r in s.runs]
     assert names[:4] == ["ae-hidden=64-lr=0.001", "ae-hidden=64-lr=0.01", "ae-hidden=128x64-lr=0.001",
                          "ae-hidden=128x64-lr=0.01"] and len(names) == 8
     run = s.runs[2]
-    assert run.config.model.kind == "ae" and run.config.model.hidden == (128, 64) and run.config.train.lr == 1e-3
+    assert run.config.model.short == "AE" and run.config.model.network.hidden == (128, 64) and run.config.train.lr == 1e-3
     assert run.config.train.epochs == 2 and run.config.data.train_size == 2000
-    assert run.varied == {"model.kind": "ae", "model.hidden": [128, 64], "train.lr": 1e-3}
+    assert run.varied == {"model.latent.name": "point", "model.network.hidden": [128, 64], "train.lr": 1e-3}
 
 
 def test_figure_options_of_a_study(tmp_path):
@@ -63,7 +63,7 @@ def test_figure_options_of_a_study(tmp_path):
 
 
 def test_a_grid_alone_and_a_variant_with_its_own_config(tmp_path):
-    (tmp_path / "other.toml").write_text('[model]\nkind = "ae"\nlatent_dim = 3\n')
+    (tmp_path / "other.toml").write_text('[model]\nlatent_dim = 3\n[model.latent]\nname = "point"\n')
     s = study.load(_write(tmp_path, """
 config = "base.toml"
 [variants.mine]
@@ -72,20 +72,21 @@ config = "other.toml"
 config = "dae_mnist.toml"
 """))
     assert [(r.name, r.config.model.latent_dim) for r in s.runs] == [("mine", 3), ("packaged", 2)]
-    assert s.runs[1].config.model.input_noise == 0.4 and s.title == "s"
+    assert s.runs[1].config.model.corruption.sigma == 0.4 and s.title == "s"
     g = study.load(_write(tmp_path, 'config = "base.toml"\n[grid]\n"model.latent_dim" = [1, 2]\n'))
     assert [r.name for r in g.runs] == ["latent_dim=1", "latent_dim=2"]
 
 
 @pytest.mark.parametrize("text, words", [
     ('config = "base.toml"\nepochs = 3\n', ["unknown key 'epochs'", "valid keys"]),
-    ('config = "base.toml"\n[grid]\n"model.size" = [1]\n', ["grid", "unknown key 'model.size'"]),
+    ('config = "base.toml"\n[grid]\n"model.size" = [1]\n', ["s.toml", "unknown key 'model.size'"]),
     ('config = "base.toml"\n[grid]\n"train.lr" = []\n', ["non-empty lists"]),
     ('config = "nowhere.toml"\n', ["config 'nowhere.toml' not found"]),
     ('title = "no config"\n', ["no config"]),
-    ('config = "base.toml"\nset = "model.kind=ae"\n', ["set must be a list"]),
+    ('config = "base.toml"\nset = "model.latent_dim=2"\n', ["set must be a list"]),
     ('config = "base.toml"\n[variants.a]\nsets = []\n', ["variants.a", "unknown key 'sets'"]),
-    ('config = "base.toml"\n[variants.a]\nset = ["model.kind=gan"]\n', ["model.kind", "gan"]),
+    ('config = "base.toml"\n[variants.a]\nset = ["model.latent.name=gan"]\n', ["s.toml", "model.latent.name", "gan"]),
+    ('config = "base.toml"\n[variants.a]\nset = ["model.kind=ae"]\n', ["s.toml", "model.kind has moved"]),
     ('config = "base.toml"\n[grid]\n"train.lr" = [0.1, 0.1]\n', ["share the name"]),
     ('config = "base.toml"\nnll_k = 0\n', ["nll_k"]),
     ('config = "base.toml"\n[grid\n', ["not valid TOML"]),
@@ -126,14 +127,15 @@ def test_every_shipped_study_loads_and_its_runs_build(name):
 def test_study_shipped_settings():
     by = lambda name: {r.name: r.config for r in study.load(study.STUDY_DIR / f"{name}.toml").runs}  # noqa: E731
     losses = by("losses")
-    assert losses["mse-mean"].model.recon_reduction == "mean" and losses["mse-mean"].model.likelihood == "gaussian"
-    assert losses["bce-anneal"].model.kl_warmup_epochs > 0 and losses["l1-sum"].model.likelihood == "laplace"
+    mse_mean = losses["mse-mean"].model
+    assert mse_mean.objective.recon_reduction == "mean" and mse_mean.likelihood.name == "gaussian"
+    assert losses["bce-anneal"].model.objective.kl_warmup_epochs > 0 and losses["l1-sum"].model.likelihood.name == "laplace"
     assert [c.model.latent_dim for c in by("latent_size").values()] == [1, 2, 5, 10, 20]
     dae = by("denoising")
-    assert {c.model.input_noise for c in dae.values()} == {0.4} and {c.model.latent_dim for c in dae.values()} == {2}
-    assert dae["cnn-l2"].model.network == "cnn" and dae["cnn-l2"].train.weight_decay > 0 == dae["cnn"].train.weight_decay
+    assert {c.model.corruption.sigma for c in dae.values()} == {0.4} and {c.model.latent_dim for c in dae.values()} == {2}
+    assert dae["cnn-l2"].model.network.name == "cnn" and dae["cnn-l2"].train.weight_decay > 0 == dae["cnn"].train.weight_decay
     dogs = by("dogs")
-    assert [c.model.channel_sigma for c in dogs.values()] == [0, 0.05, 0.1, 0.15, 0]
+    assert [c.model.channel.sigma for c in dogs.values()] == [0, 0.05, 0.1, 0.15, 0]
     assert [c.model.latent_dim for c in dogs.values()] == [1024] * 4 + [4096]
     # every model gets the course's 20 minutes of training steps, in the precision the hardware runs best
     assert {(c.train.precision, c.train.time_budget_min, c.train.epochs) for c in dogs.values()} == {("auto", 20, 0)}
@@ -144,9 +146,11 @@ JOBS_BASE = """
 val_size = 500
 train_size = 1000
 [model]
-kind = "ae"
 latent_dim = 2
+[model.network]
 hidden = [32]
+[model.latent]
+name = "point"
 [train]
 epochs = 1
 batch_size = 100
@@ -161,7 +165,7 @@ title = "Jobs"
 config = "base.toml"
 [variants.plain]
 [variants.noisy]
-set = ["model.input_noise=0.4"]
+set = ["model.corruption.name=gaussian"]
 [variants.blowup]
 set = ["train.lr=1e30"]
 """)

@@ -30,7 +30,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, sma
     from aelab.data import Dynamic, ImageData
 
     data = small_data if binarize == "none" else ImageData.from_arrays(mnist, Dynamic(), 256, 512)
-    cfg = tiny("vae", train={"epochs": 3}, model={"kl_warmup_epochs": 2.0, "input_noise": 0.1},
+    cfg = tiny("vae", train={"epochs": 3}, model={"objective": {"kl_warmup_epochs": 2.0}, "corruption": {"name": "gaussian", "sigma": 0.1}},
                data={"binarize": binarize})
     whole = RunDir.create(tmp_path / "whole", cfg)
     train.fit(cfg, whole, data)
@@ -46,7 +46,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, sma
 
 def test_a_killed_process_resumes_to_the_same_weights(tmp_path, small_data):
     """SIGKILL a real `aelab train` after its first checkpoint, resume it, compare."""
-    sets = ["data.val_size=256", "data.train_size=4096", "model.hidden=[64]", "model.latent_dim=4",
+    sets = ["data.val_size=256", "data.train_size=4096", "model.network.hidden=[64]", "model.latent_dim=4",
             "train.epochs=4", "train.threads=1"]
     args = [sys.executable, "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet", "--no-eval"]
     for s in sets:
@@ -129,7 +129,7 @@ def test_bfloat16_training_runs_the_layers_in_bfloat16_and_keeps_float32_weights
     model learns as the float32 one does."""
     final, setup = {}, train.setup
     for precision in ("float32", "bfloat16"):
-        cfg = tiny("ae", model={"network": "cnn", "hidden": [8, 16]}, train={"epochs": 2, "precision": precision})
+        cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16]}}, train={"epochs": 2, "precision": precision})
         run = RunDir.create(tmp_path / precision, cfg)
         state, seen = setup(cfg, small_data), []
         first_conv = next(m for m in state.model.modules() if isinstance(m, torch.nn.Conv2d))

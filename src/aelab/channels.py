@@ -8,10 +8,14 @@ at `eval_sigma` (0 = clean unless set) otherwise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from . import noise
+from . import noise, theory
+from .errors import AelabError
+from .settings import PartSettings, bounded
 
 
 class Noiseless(nn.Module):
@@ -44,3 +48,40 @@ class PowerNormalizedAWGN(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = self.sigma if self.training else self.eval_sigma
         return z + sigma * noise.randn_like(z) if sigma > 0 else z
+
+
+@dataclass(frozen=True)
+class NoChannelSettings(PartSettings):
+    """[model.channel] name = "none"."""
+
+    name = "none"
+    slot = "channel"
+
+    def describe(self) -> str:
+        return ""
+
+    def build(self) -> Noiseless:
+        return Noiseless()
+
+
+@dataclass(frozen=True)
+class AWGNSettings(PartSettings):
+    """[model.channel] name = "awgn": the code power-normalised, Gaussian noise added while training."""
+
+    name = "awgn"
+    slot = "channel"
+    sigma: float = bounded(0.0, at_least=0.0)  # the noise's standard deviation against a code of mean square 1
+
+    def check(self, model) -> None:
+        if model.latent.stochastic:
+            raise AelabError(f"model.channel: 'awgn' sends a deterministic code; use model.latent.name = 'point', "
+                             f"not {model.latent.name!r}")
+
+    def describe(self) -> str:
+        return f"channel awgn sigma {self.sigma:g}"
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.CHANNEL]
+
+    def build(self) -> PowerNormalizedAWGN:
+        return PowerNormalizedAWGN(self.sigma)

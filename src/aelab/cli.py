@@ -60,8 +60,8 @@ def _train(args: argparse.Namespace) -> int:
         if not args.config:
             raise AelabError("train needs a CONFIG.toml (or --resume RUN_DIR)")
         cfg = config.load(args.config, args.set)
-        registry.check(cfg)
-        data = registry.build_data(cfg)  # bad data fails before anything is written
+        data = registry.build_data(cfg)  # bad data fails before anything is written ...
+        registry.check_model(cfg, data)  # ... and so does a model that cannot be built
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         group = distributed.start(cfg.train.device)
         run = RunDir.create(out, cfg) if group.main else RunDir(out)
@@ -104,7 +104,7 @@ def _sample(args: argparse.Namespace) -> int:
     labels = None
     if args.label is not None:
         if model.condition.dim == 0:
-            raise AelabError(f"--label: the {cfg.model.kind} model of {args.run} is not conditioned on labels")
+            raise AelabError(f"--label: the {cfg.model.short} of {args.run} is not conditioned on labels")
         if not 0 <= args.label < model.condition.dim:
             raise AelabError(f"--label: {args.label} is out of range 0-{model.condition.dim - 1}")
         labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)

@@ -6,8 +6,13 @@ et al. 2015), or into nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+from . import theory
+from .settings import PartSettings
 
 
 class Unconditional:
@@ -37,3 +42,36 @@ class OneHotLabel:
     def default_labels(self, n: int, device: torch.device) -> torch.Tensor:
         """0, 1, ..., C-1, 0, 1, ...: every class in turn."""
         return torch.arange(n, device=device) % self.dim
+
+
+@dataclass(frozen=True)
+class NoConditionSettings(PartSettings):
+    """[model.condition] name = "none"."""
+
+    name = "none"
+    slot = "condition"
+    prefix = ""
+
+    def describe(self) -> str:
+        return ""
+
+    def build(self, num_classes: int) -> Unconditional:
+        return Unconditional()
+
+
+@dataclass(frozen=True)
+class LabelSettings(PartSettings):
+    """[model.condition] name = "label": both networks are given the one-hot label (a CVAE)."""
+
+    name = "label"
+    slot = "condition"
+    prefix = "C"  # a conditional AE or VAE: CAE, CVAE
+
+    def describe(self) -> str:
+        return ""  # said by the model's name (CVAE)
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.CONDITION]
+
+    def build(self, num_classes: int) -> OneHotLabel:
+        return OneHotLabel(num_classes)

@@ -1,9 +1,18 @@
 """Frozen, typed run configuration: TOML in, dotted overrides, TOML out.
 
-A run config is three sections, each a frozen dataclass. Loading checks every key against
-the field names and every value against the field's type; names that select behaviour
-(`model.kind`, `model.likelihood`, ...) are checked by the registry, the one place where
-strings become objects.
+A run config is three sections, each a frozen dataclass. The model's section holds one table
+per part, each chosen by name and configured by that name's own settings class:
+
+    [model]
+    latent_dim = 20
+    [model.objective]
+    name = "iwae"       # registry.PARTS["objective"]: elbo | iwae
+    samples = 50        # a field of IWAESettings
+
+Loading checks every key against the field names (of the part's settings class, for a part)
+and every value against the field's type and range; a part whose name changes starts from
+its new settings class's defaults. Other names that select behaviour (`data.name`,
+`train.optimizer`, ...) are checked by the registry, the one place where strings become objects.
 """
 
 from __future__ import annotations
@@ -16,7 +25,16 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .channels import NoChannelSettings
+from .conditions import NoConditionSettings
+from .corruption import NoCorruptionSettings
 from .errors import AelabError
+from .latents import GaussianSettings
+from .likelihoods import BernoulliSettings
+from .networks import MLPSettings
+from .objectives import ELBOSettings
+from .registry import PARTS
+from .settings import PartSettings, bounded, check_range
 
 
 @dataclass(frozen=True)
@@ -24,49 +42,58 @@ class DataConfig:
     name: str = "mnist"  # mnist | fashion-mnist | folder
     root: str = ""  # directory of IDX files ("" = the built-in source of `name`), or the image folder
     test_root: str = ""  # folder: a second folder as the test split, or ...
-    test_fraction: float = 0.0  # folder: ... this fraction of `root` held out (a fixed random choice)
-    image_size: int = 64  # folder: images resized and centre-cropped to image_size x image_size
+    test_fraction: float = bounded(0.0, at_least=0.0)  # folder: ... this fraction of `root` held out (a fixed random choice)
+    image_size: int = bounded(64, at_least=4)  # folder: images resized and centre-cropped to image_size x image_size
     binarize: str = "none"  # none (grey levels in [0,1]) | static (> 0.5) | dynamic (Bernoulli draw per epoch)
-    val_size: int = 5000  # held out from the END of the training set, for model selection
-    train_size: int = 0  # use only the first N training images (0 = all that remain)
+    val_size: int = bounded(5000, at_least=0)  # held out from the END of the training set, for model selection
+    train_size: int = bounded(0, at_least=0)  # use only the first N training images (0 = all that remain)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "vae"  # ae | vae | cvae
-    network: str = "mlp"
-    latent_dim: int = 20
-    latent_channels: int = 0  # cnn: > 0 makes the code a map of this many channels (latent_dim = channels x h x w)
-    hidden: tuple[int, ...] = (400,)
-    activation: str = "relu"
-    likelihood: str = "bernoulli"  # bernoulli (BCE) | gaussian (MSE) | laplace (L1)
-    obs_scale: float = 0.0  # gaussian std / laplace scale; 0 = the conventional one (see likelihoods.py)
-    learn_scale: bool = False  # learn one shared observation scale (gaussian, laplace)
-    recon_reduction: str = "sum"  # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
-    beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
-    kl_warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to beta over this many epochs
-    input_noise: float = 0.0  # denoising: std of Gaussian noise added to the encoder's input
-    channel: str = "none"  # none | awgn (the code power-normalised, Gaussian noise added while training)
-    channel_sigma: float = 0.0  # awgn: the noise's standard deviation against a code of mean square 1
-    iw_samples: int = 1  # > 1: train on the importance-weighted bound with K samples (IWAE)
+    """The size of the code, and the parts, in the order the model is built from them."""
+
+    latent_dim: int = bounded(20, at_least=1)  # numbers in the code z
+    network: PartSettings = MLPSettings()
+    latent: PartSettings = GaussianSettings()
+    likelihood: PartSettings = BernoulliSettings()
+    objective: PartSettings = ELBOSettings()
+    corruption: PartSettings = NoCorruptionSettings()
+    condition: PartSettings = NoConditionSettings()
+    channel: PartSettings = NoChannelSettings()
+
+    def parts(self) -> list[PartSettings]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name in PARTS]
+
+    @property
+    def short(self) -> str:
+        """What the parts make: AE, VAE, CAE or CVAE."""
+        return self.condition.prefix + self.latent.short
+
+    def describe(self) -> str:
+        """'VAE, mlp 400, latent 20, bernoulli, IWAE objective, K = 50': what the parts make,
+        then each part in its own words (absent parts say nothing)."""
+        words = [self.short, self.network.describe(), f"latent {self.latent_dim}"]
+        words += [p.describe() for p in self.parts() if p.slot != "network"]
+        return ", ".join(w for w in words if w)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10  # with a time budget, the most epochs (0 = no limit but the budget)
-    time_budget_min: float = 0.0  # > 0: stop when this many minutes of training steps are spent (see train.py)
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = bounded(10, at_least=0)  # with a time budget, the most epochs (0 = no limit but the budget)
+    time_budget_min: float = bounded(0.0, at_least=0.0)  # > 0: stop when this many minutes of training steps are spent (see train.py)
+    batch_size: int = bounded(128, at_least=1)
+    lr: float = bounded(1e-3, above=0.0)
     lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min over the epochs or the time budget)
-    lr_min: float = 0.0
-    weight_decay: float = 0.0  # L2 penalty on the weights (Adam's weight_decay)
+    lr_min: float = bounded(0.0, at_least=0.0)
+    weight_decay: float = bounded(0.0, at_least=0.0)  # L2 penalty on the weights (Adam's weight_decay)
     optimizer: str = "adam"
     seed: int = 0
     device: str = "auto"  # auto (CUDA, else MPS, else CPU) | cpu | cuda | mps
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int = bounded(0, at_least=0)  # torch intra-op threads; 0 = torch's default
     precision: str = "auto"  # auto (bfloat16 where the hardware has it, else float32) | float32 | bfloat16
-    eval_batch_size: int = 1000
-    log_every: int = 50  # steps between progress-bar refreshes (each one syncs)
+    eval_batch_size: int = bounded(1000, at_least=1)
+    log_every: int = bounded(50, at_least=1)  # steps between progress-bar refreshes (each one syncs)
 
 
 @dataclass(frozen=True)
@@ -78,17 +105,47 @@ class RunConfig:
 
 SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)  # section name -> its dataclass
 
-_POSITIVE = {
-    "data.val_size": 0, "data.train_size": 0, "data.test_fraction": 0.0, "data.image_size": 4, "model.latent_dim": 1, "model.latent_channels": 0, "model.beta": 0.0,
-    "model.kl_warmup_epochs": 0.0, "model.input_noise": 0.0, "model.channel_sigma": 0.0, "model.obs_scale": 0.0, "model.iw_samples": 1,
-    "train.epochs": 0, "train.time_budget_min": 0.0, "train.batch_size": 1, "train.lr": 0.0, "train.lr_min": 0.0, "train.weight_decay": 0.0,
-    "train.threads": 0, "train.eval_batch_size": 1, "train.log_every": 1,
+# Keys of the flat model section before parts had their own tables: each names its new home.
+MOVED = {
+    "kind": "model.latent.name ('point' for an AE, 'gaussian' for a VAE), and model.condition.name = 'label' for a CVAE",
+    "hidden": "model.network.hidden",
+    "activation": "model.network.activation",
+    "latent_channels": "model.network.latent_channels (with model.network.name = 'cnn')",
+    "obs_scale": "model.likelihood.scale",
+    "learn_scale": "model.likelihood.learn_scale",
+    "recon_reduction": "model.objective.recon_reduction",
+    "beta": "model.objective.beta",
+    "kl_warmup_epochs": "model.objective.kl_warmup_epochs",
+    "input_noise": "model.corruption.name = 'gaussian' with model.corruption.sigma",
+    "channel_sigma": "model.channel.sigma (with model.channel.name = 'awgn')",
+    "iw_samples": "model.objective.name = 'iwae' with model.objective.samples",
 }
-_STRICTLY_POSITIVE = {"train.lr"}
 
 
-def valid_keys() -> list[str]:
-    return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+def flat(cfg: object, prefix: str = "") -> dict[str, object]:
+    """{"model.network.name": "mlp", "model.network.hidden": (400,), ...} of a config or a section."""
+    out: dict[str, object] = {}
+    if isinstance(cfg, PartSettings):
+        out[f"{prefix}name"] = cfg.name
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flat(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
+def short_key(key: str) -> str:
+    """How tables and run names show a key: its last word, or the part for a part's name
+    ('train.lr' -> 'lr', 'model.latent.name' -> 'latent')."""
+    *path, last = key.split(".")
+    return path[-1] if last == "name" and len(path) > 1 else last
+
+
+def valid_keys(cfg: RunConfig | None = None) -> list[str]:
+    """The keys of `cfg` (the defaults when None): its parts' own settings, as chosen."""
+    return list(flat(cfg or RunConfig()))
 
 
 def _coerce(key: str, value: object, tp: object, where: str) -> object:
@@ -121,38 +178,53 @@ def _coerce(key: str, value: object, tp: object, where: str) -> object:
     raise TypeError(f"unsupported config type {tp!r} for {key}")
 
 
-def _check_range(key: str, value: object, where: str) -> None:
-    if key in _POSITIVE and value < _POSITIVE[key]:  # type: ignore[operator]
-        raise AelabError(f"{where}: {key} must be at least {_POSITIVE[key]}, got {value!r}")
-    if key in _STRICTLY_POSITIVE and value <= 0:  # type: ignore[operator]
-        raise AelabError(f"{where}: {key} must be greater than 0, got {value!r}")
-
-
 def from_dict(tree: dict, where: str, base: RunConfig | None = None) -> RunConfig:
     """Build a RunConfig from nested dicts, starting from `base` (defaults when None)."""
     base = base or RunConfig()
+    for sname in tree:
+        if sname not in SECTIONS:
+            raise AelabError(f"{where}: unknown key '{sname}'; valid keys: {', '.join(valid_keys(base))}")
     sections = {}
-    for sname, scls in SECTIONS.items():
+    for sname in SECTIONS:
         values = tree.get(sname, {})
         if not isinstance(values, dict):
             raise AelabError(f"{where}: [{sname}] must be a table, got {values!r}")
         sections[sname] = _update(getattr(base, sname), sname, values, where)
-    for sname in tree:
-        if sname not in SECTIONS:
-            raise AelabError(f"{where}: unknown key '{sname}'; valid keys: {', '.join(valid_keys())}")
     return RunConfig(**sections)
 
 
-def _update(section: object, sname: str, values: dict, where: str) -> object:
+def _update(section: object, prefix: str, values: dict, where: str) -> object:
     types = typing.get_type_hints(type(section))
+    fields = {f.name: f for f in dataclasses.fields(section)}
     changes = {}
     for name, value in values.items():
-        key = f"{sname}.{name}"
-        if name not in types:
-            raise AelabError(f"{where}: unknown key '{key}'; valid keys: {', '.join(valid_keys())}")
-        changes[name] = _coerce(key, value, types[name], where)
-        _check_range(key, changes[name], where)
+        key = f"{prefix}.{name}"
+        if name not in fields:
+            if prefix == "model" and name in MOVED:
+                raise AelabError(f"{where}: {key} has moved; use {MOVED[name]}")
+            known = ", ".join(f"{prefix}.{k}" for k in ["name"] * isinstance(section, PartSettings) + list(fields))
+            raise AelabError(f"{where}: unknown key '{key}'; valid keys: {known}")
+        if types[name] is PartSettings:
+            changes[name] = _part(getattr(section, name), key, value, where)
+        else:
+            changes[name] = _coerce(key, value, types[name], where)
+            check_range(key, fields[name], changes[name], where, AelabError)
     return dataclasses.replace(section, **changes)
+
+
+def _part(current: PartSettings, key: str, values: object, where: str) -> PartSettings:
+    """A part's table: its name (kept when not given) and that name's settings; a new name
+    starts from its own defaults."""
+    table = PARTS[current.slot]
+    if not isinstance(values, dict):
+        raise AelabError(f"{where}: {key} is a table of the part's name and settings; "
+                         f"use {key}.name = {values!r} (one of {', '.join(table)})")
+    values = dict(values)
+    name = values.pop("name", current.name)
+    if name not in table:
+        raise AelabError(f"{where}: {key}.name: unknown {name!r}; choose from {', '.join(table)}")
+    cls = table[name]
+    return _update(current if type(current) is cls else cls(), key, values, where)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -169,13 +241,22 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def with_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply KEY=VALUE overrides, all at once: within one call a part's new name applies
+    before the settings given with it, whatever their order."""
     tree: dict[str, dict] = {}
     for text in overrides:
         key, value = parse_override(text)
-        sname, dot, name = key.partition(".")
-        if not dot or sname not in SECTIONS:
-            raise AelabError(f"--set: unknown key '{key}'; valid keys: {', '.join(valid_keys())}")
-        tree.setdefault(sname, {})[name] = value
+        *path, name = key.split(".")
+        if not path or path[0] not in SECTIONS:
+            raise AelabError(f"--set: unknown key '{key}'; valid keys: {', '.join(valid_keys(cfg))}")
+        node = tree
+        for step in path:
+            node = node.setdefault(step, {})
+            if not isinstance(node, dict):
+                raise AelabError(f"--set: '{key}' and a value for '{step}' at once")
+        if isinstance(node.get(name), dict):
+            raise AelabError(f"--set: '{key}' and settings under it at once")
+        node[name] = value
     return from_dict(tree, "--set", base=cfg)
 
 
@@ -198,8 +279,13 @@ def loads(text: str, where: str, overrides: list[str] | None = None) -> RunConfi
     return with_overrides(from_dict(tree, where), overrides or [])
 
 
-def as_dict(cfg: RunConfig) -> dict[str, dict[str, object]]:
-    return {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS}
+def as_dict(cfg: object) -> dict[str, object]:
+    """Nested dicts of a config, each part's table with its name first."""
+    out: dict[str, object] = {"name": cfg.name} if isinstance(cfg, PartSettings) else {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        out[f.name] = as_dict(value) if dataclasses.is_dataclass(value) else value
+    return out
 
 
 def toml_value(value: object) -> str:
@@ -216,18 +302,25 @@ def toml_value(value: object) -> str:
 
 def dumps(cfg: RunConfig) -> str:
     """The resolved config as TOML; `loads(dumps(cfg))` gives back `cfg`."""
-    lines = []
-    for sname, values in as_dict(cfg).items():
-        lines.append(f"[{sname}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    lines: list[str] = []
+
+    def table(name: str, values: dict) -> None:
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
         lines.append("")
+        for k, v in values.items():
+            if isinstance(v, dict):
+                table(f"{name}.{k}", v)
+
+    for sname, values in as_dict(cfg).items():
+        table(sname, values)
     return "\n".join(lines)
 
 
 def diff(a: RunConfig, b: RunConfig, sections: tuple[str, ...] = tuple(SECTIONS)) -> list[str]:
-    """Keys whose values differ, as 'key: a vs b'."""
-    da, db = as_dict(a), as_dict(b)
-    return [
-        f"{s}.{k}: {da[s][k]!r} vs {db[s][k]!r}"
-        for s in sections for k in da[s] if da[s][k] != db[s][k]
-    ]
+    """Keys whose values differ, as 'key: a vs b' (a part's other name counts once, as its name)."""
+    fa, fb = flat(a), flat(b)
+    keys = [k for k in dict.fromkeys([*fa, *fb]) if k.split(".")[0] in sections]
+    renamed = {k.rpartition(".")[0] for k in keys if k.endswith(".name") and fa.get(k) != fb.get(k)}
+    return [f"{k}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in keys
+            if fa.get(k) != fb.get(k) and (k.endswith(".name") or k.rpartition(".")[0] not in renamed)]

@@ -134,7 +134,7 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
     if latent_sigma is not None:
         if not model.channel.active:
             raise AelabError(f"--latent-sigma: the model of {run.path} has no channel to add noise to "
-                             f"(model.channel = {cfg.model.channel!r})")
+                             f"(model.channel.name = {cfg.model.channel.name!r})")
         model.channel.eval_sigma = latent_sigma
     if test_folder is not None:
         if cfg.data.name != "folder":
@@ -144,7 +144,7 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
     data = (data if data is not None else registry.build_data(cfg)).to(registry.device(cfg))
     record = {
         "run": str(run.path),
-        "kind": cfg.model.kind,
+        "kind": cfg.model.short.lower(),
         "dataset": cfg.data.name,
         "binarize": cfg.data.binarize,
         "split": "test",

@@ -24,11 +24,27 @@ SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish
 TRAVERSED_DIMS = 8
 
 
+# figure key -> the heading a report gives it
+TITLES = {
+    "compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions",
+    "samples": "Samples from the prior", "label_grid": "Label-conditioned samples",
+    "manifold": "Latent manifold (uniform grid)", "manifold_quantiles": "Latent manifold (quantile grid)",
+    "strip": "1-D latent strip", "traversals": "Latent traversals", "scatter": "Latent space by class",
+    "tsne": "t-SNE of the codes", "interpolation": "Interpolation", "denoising": "Denoising",
+    "gaussian_samples": "Sampling a Gaussian fitted to the codes", "code_noise": "Noise on the codes",
+    "code_maps": "Code maps", "channel_curves": "PSNR against channel noise",
+}
+
+
 @dataclass(frozen=True)
 class Drawn:
     key: str  # the kind of figure: the same key in two runs means comparable figures
     path: Path
     caption: str
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.key, self.key)
 
 
 def _examples(data: ImageData, per_class: int) -> tuple[torch.Tensor, bool]:

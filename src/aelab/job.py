@@ -53,7 +53,8 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool |
             return run
         for stale in path.iterdir():  # created but killed before its first checkpoint
             stale.unlink()
-    print(f"{path}: training {cfg.model.kind}", file=sys.stderr)
+    registry.check_model(cfg, data)  # a config error leaves nothing behind
+    print(f"{path}: training {cfg.model.short}", file=sys.stderr)
     train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
     return RunDir.open(path)
 

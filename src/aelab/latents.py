@@ -7,10 +7,12 @@ the plain autoencoder, a diagonal Gaussian for the VAE (Kingma & Welling 2014, s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from . import noise
+from . import noise, theory
+from .settings import PartSettings
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -54,10 +56,14 @@ class DiagonalGaussian:
         """log q(z|x) summed over dimensions. z: (..., B, D) -> (..., B)."""
         return -0.5 * (((z - self.mean) / self.std).pow(2) + self.logvar + LOG_2PI).sum(-1)
 
+    def kl_per_dim(self) -> torch.Tensor:
+        """KL(q_j || N(0, 1)) of each dimension in closed form (Kingma & Welling 2014,
+        appendix B): 1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), (B, D)."""
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1 - self.logvar)
+
     def kl(self) -> torch.Tensor:
-        """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B), per image: (B,).
-        = 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)."""
-        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1 - self.logvar).sum(-1)
+        """KL(q || N(0, I)) per image, the sum over dimensions: (B,)."""
+        return self.kl_per_dim().sum(-1)
 
 
 class DeterministicLatent:
@@ -79,3 +85,41 @@ class GaussianLatent:
     def posterior(self, h: torch.Tensor) -> DiagonalGaussian:
         mean, logvar = h.chunk(2, dim=-1)
         return DiagonalGaussian(mean, logvar)
+
+
+@dataclass(frozen=True)
+class PointSettings(PartSettings):
+    """[model.latent] name = "point": a deterministic code (an autoencoder)."""
+
+    name = "point"
+    slot = "latent"
+    stochastic = False
+    short = "AE"
+
+    def describe(self) -> str:
+        return ""  # said by the model's name (AE)
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.AE, theory.SAMPLING_CODES]
+
+    def build(self) -> DeterministicLatent:
+        return DeterministicLatent()
+
+
+@dataclass(frozen=True)
+class GaussianSettings(PartSettings):
+    """[model.latent] name = "gaussian": q(z|x) a diagonal Gaussian, prior N(0, I) (a VAE)."""
+
+    name = "gaussian"
+    slot = "latent"
+    stochastic = True
+    short = "VAE"
+
+    def describe(self) -> str:
+        return ""  # said by the model's name (VAE)
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.VAE]
+
+    def build(self) -> GaussianLatent:
+        return GaussianLatent()

@@ -5,17 +5,21 @@
   BCE      = Bernoulli with logits `out`;
   MSE sum  = Gaussian with mean sigmoid(out) and std 1/sqrt(2): -log p = sum (x - m)^2 + D/2 log(pi);
   L1 sum   = Laplace with location sigmoid(out) and scale 1:    -log p = sum |x - m| + D log 2.
-Other fixed scales are set with `obs_scale`; `learn_scale` learns one shared scale
+Other fixed scales are set with `scale`; `learn_scale` learns one shared scale
 (as in sigma-VAE, Rybkin et al. 2021).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import theory
+from .settings import PartSettings, bounded
 
 
 def _per_image(t: torch.Tensor) -> torch.Tensor:
@@ -79,3 +83,50 @@ class Laplace(_LocationScale):
     def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         nll = (x - torch.sigmoid(out)).abs() / torch.exp(self.log_scale) + self.log_scale + math.log(2)
         return -_per_image(nll)
+
+
+@dataclass(frozen=True)
+class BernoulliSettings(PartSettings):
+    """[model.likelihood] name = "bernoulli": BCE."""
+
+    name = "bernoulli"
+    slot = "likelihood"
+
+    def describe(self) -> str:
+        return "bernoulli"
+
+    def build(self) -> Bernoulli:
+        return Bernoulli()
+
+
+@dataclass(frozen=True)
+class _ScaledSettings(PartSettings):
+    slot = "likelihood"
+    scale: float = bounded(0.0, at_least=0.0)  # the fixed scale; 0 = the conventional one (see the classes above)
+    learn_scale: bool = False  # learn one shared scale, starting from `scale`
+
+    def describe(self) -> str:
+        return self.name + "".join(
+            [f" scale {self.scale:g}" if self.scale else "", " (scale learned)" if self.learn_scale else ""])
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.LOSSES]
+
+    def build(self) -> nn.Module:
+        return self.part(self.scale, self.learn_scale)
+
+
+@dataclass(frozen=True)
+class GaussianSettings(_ScaledSettings):
+    """[model.likelihood] name = "gaussian": summed squared error (MSE) at the conventional scale."""
+
+    name = "gaussian"
+    part = Gaussian
+
+
+@dataclass(frozen=True)
+class LaplaceSettings(_ScaledSettings):
+    """[model.likelihood] name = "laplace": summed absolute error (L1) at the conventional scale."""
+
+    name = "laplace"
+    part = Laplace

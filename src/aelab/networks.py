@@ -4,11 +4,19 @@ a code (and a condition vector) to the likelihood's raw output in the image's sh
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from . import theory
 from .errors import AelabError
+from .settings import PartSettings, bounded, choice
+
+
+# model.network.activation
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
+               "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}
 
 
 def mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -21,18 +29,12 @@ def mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _flat_only(latent_channels: int) -> None:
-    if latent_channels:
-        raise AelabError("model.latent_channels: a code map needs model.network = 'cnn'; an MLP's code is flat")
-
-
 class MLPEncoder(nn.Module):
     """(B, C, H, W) [+ (B, K) condition] -> (B, out_dim)."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], out_dim: int,
-                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0):
+                 cond_dim: int, activation: type[nn.Module]):
         super().__init__()
-        _flat_only(latent_channels)
         self.net = mlp([math.prod(image_shape) + cond_dim, *hidden, out_dim], activation)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,9 +48,8 @@ class MLPDecoder(nn.Module):
     """(B, D) [+ (B, K) condition] -> (B, C, H, W); hidden sizes mirror the encoder's."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], latent_dim: int,
-                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0):
+                 cond_dim: int, activation: type[nn.Module]):
         super().__init__()
-        _flat_only(latent_channels)
         self.image_shape = tuple(image_shape)
         self.net = mlp([latent_dim + cond_dim, *reversed(hidden), math.prod(image_shape)], activation)
 
@@ -71,7 +72,7 @@ def feature_sizes(image_shape: tuple[int, ...], hidden: tuple[int, ...]) -> list
     for ch in hidden:
         h, w = h // 2, w // 2
         if h < 1 or w < 1:
-            raise AelabError(f"model.hidden: {len(hidden)} stride-2 convolutions shrink a "
+            raise AelabError(f"model.network.hidden: {len(hidden)} stride-2 convolutions shrink a "
                              f"{image_shape[1]}x{image_shape[2]} image to nothing; use fewer")
         sizes.append((ch, h, w))
     return sizes
@@ -106,7 +107,7 @@ def _with_condition(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
 
 def _check_code_map(fits: bool, channels: int, h: int, w: int) -> None:
     if not fits:
-        raise AelabError(f"model.latent_dim: a code of {channels} channels on the {h}x{w} map has "
+        raise AelabError(f"model.latent_dim: a code of {channels} channels (model.network.latent_channels) on the {h}x{w} map has "
                          f"{channels * h * w} dimensions; set model.latent_dim = {channels * h * w}")
 
 
@@ -170,3 +171,44 @@ class ConvDecoder(nn.Module):
             h = self.head(z if c is None else torch.cat([z, c], dim=-1)).view(-1, *self.start)
         out = self.net(h)
         return out.view(*lead, *out.shape[1:])
+
+
+@dataclass(frozen=True)
+class MLPSettings(PartSettings):
+    """[model.network] name = "mlp": fully connected layers; the decoder mirrors the encoder."""
+
+    name = "mlp"
+    slot = "network"
+    hidden: tuple[int, ...] = (400,)  # the hidden layers' widths
+    activation: str = choice("relu", ACTIVATIONS)
+
+    def describe(self) -> str:
+        return f"mlp {'-'.join(map(str, self.hidden))}" + (f" {self.activation}" if self.activation != "relu" else "")
+
+    def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
+        act = ACTIVATIONS[self.activation]
+        return (MLPEncoder(image_shape, self.hidden, out_dim, cond_dim, act),
+                MLPDecoder(image_shape, self.hidden, latent_dim, cond_dim, act))
+
+
+@dataclass(frozen=True)
+class CNNSettings(PartSettings):
+    """[model.network] name = "cnn": stride-2 convolutions; the decoder mirrors them."""
+
+    name = "cnn"
+    slot = "network"
+    hidden: tuple[int, ...] = (32, 64)  # the convolutions' channels, each halving height and width
+    activation: str = choice("relu", ACTIVATIONS)
+    latent_channels: int = bounded(0, at_least=0)  # > 0: the code is a map of this many channels (latent_dim = channels x h x w)
+
+    def describe(self) -> str:
+        return (f"cnn {'-'.join(map(str, self.hidden))}" + (f" {self.activation}" if self.activation != "relu" else "")
+                + (f", code map of {self.latent_channels} channels" if self.latent_channels else ""))
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.CONVOLUTIONS]
+
+    def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
+        act = ACTIVATIONS[self.activation]
+        return (ConvEncoder(image_shape, self.hidden, out_dim, cond_dim, act, self.latent_channels),
+                ConvDecoder(image_shape, self.hidden, latent_dim, cond_dim, act, self.latent_channels))

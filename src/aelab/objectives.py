@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from . import theory
+from .errors import AelabError
+from .settings import PartSettings, bounded, choice
+
 
 @dataclass(frozen=True)
 class KLWeight:
@@ -75,3 +79,57 @@ class IWAE:
         kl = q.kl()
         return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
+
+
+RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
+
+
+@dataclass(frozen=True)
+class ELBOSettings(PartSettings):
+    """[model.objective] name = "elbo": the ELBO (for a point-mass latent, the reconstruction alone)."""
+
+    name = "elbo"
+    slot = "objective"
+    beta: float = bounded(1.0, at_least=0.0)  # weight of KL(q(z|x) || N(0, I))
+    kl_warmup_epochs: float = bounded(0.0, at_least=0.0)  # KL weight rises linearly from 0 to beta over these epochs
+    # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
+    recon_reduction: str = choice("sum", RECON_DIVISORS)
+
+    def check(self, model) -> None:
+        if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs):
+            raise AelabError("model.objective: a point-mass latent has no KL term for beta or a KL warm-up to weight")
+
+    def describe(self) -> str:
+        said = {"beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
+                "recon_reduction": f"recon {self.recon_reduction} over pixels"}
+        return ", ".join(said.get(k, f"{k.replace('_', ' ')} {v}") for k, v in self.changed().items())
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
+            [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else [])
+
+    def build(self, image_shape: tuple[int, ...]) -> ELBO:
+        return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)))
+
+
+@dataclass(frozen=True)
+class IWAESettings(PartSettings):
+    """[model.objective] name = "iwae": the K-sample importance-weighted bound."""
+
+    name = "iwae"
+    slot = "objective"
+    samples: int = bounded(5, at_least=1)  # K, importance samples per image and step
+
+    def check(self, model) -> None:
+        if not model.latent.stochastic:
+            raise AelabError(f"model.objective: the importance-weighted bound needs a stochastic latent, "
+                             f"not model.latent.name = {model.latent.name!r}")
+
+    def describe(self) -> str:
+        return f"IWAE objective, K = {self.samples}"
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.IWAE]
+
+    def build(self, image_shape: tuple[int, ...]) -> IWAE:
+        return IWAE(self.samples)

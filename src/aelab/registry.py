@@ -1,45 +1,41 @@
 """The one place where names in a config become objects.
 
-Every behaviour a config can choose is a row in one of these tables; `check` validates a
-whole config against them before anything is written, so a typo fails at the boundary with
-the valid names listed.
+Every behaviour a config can choose is a row in one of these tables: a model part by its
+name in its own table (`PARTS`: the name's settings class, which builds the part), and data,
+optimizer, schedule, device and precision by name. `check` validates a whole config against
+them before anything is written, so a typo fails at the boundary with the valid names listed.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from . import datasets, folders
-from .channels import Noiseless, PowerNormalizedAWGN
-from .conditions import OneHotLabel, Unconditional
-from .config import RunConfig
-from .corruption import Clean, GaussianNoise
+from . import channels, conditions, corruption, datasets, folders, latents, likelihoods, networks, objectives
 from .data import Dynamic, Grey, ImageData, Threshold
 from .errors import AelabError
-from .latents import DeterministicLatent, GaussianLatent
-from .likelihoods import Bernoulli, Gaussian, Laplace
 from .model import Autoencoder
-from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from .objectives import ELBO, IWAE, KLWeight
 
-# model.kind: which latent and which condition an autoencoder is made of.
-MODEL_KINDS = {
-    "ae": {"latent": DeterministicLatent, "condition": Unconditional},
-    "vae": {"latent": GaussianLatent, "condition": Unconditional},
-    "cvae": {"latent": GaussianLatent, "condition": OneHotLabel},
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+
+def _names(*classes) -> dict[str, type]:
+    return {cls.name: cls for cls in classes}
+
+
+# model part -> name -> its settings class (settings.py); `[model.<part>] name = "..."`.
+PARTS = {
+    "network": _names(networks.MLPSettings, networks.CNNSettings),
+    "latent": _names(latents.PointSettings, latents.GaussianSettings),
+    "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianSettings, likelihoods.LaplaceSettings),
+    "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
+    "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),
+    "condition": _names(conditions.NoConditionSettings, conditions.LabelSettings),
+    "channel": _names(channels.NoChannelSettings, channels.AWGNSettings),
 }
-# model.network: `model.hidden` is the hidden layers' widths (mlp) or the convolutions'
-# channels (cnn).
-NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "cnn": (ConvEncoder, ConvDecoder)}
-# model.channel: what the code goes through between encoder and decoder (channels.py)
-CHANNELS = {"none": lambda sigma: Noiseless(), "awgn": PowerNormalizedAWGN}
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
-               "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}
-RECON_REDUCTIONS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 # data.name -> Arrays from the data config
 DATASETS = {"mnist": lambda d: datasets.load_mnist(d.root),
             "fashion-mnist": lambda d: datasets.load_fashion_mnist(d.root),
@@ -87,30 +83,18 @@ def pick(table: dict, key: str, name: str):
 
 
 def check(cfg: RunConfig) -> None:
-    """Every name in `cfg` is known and the combination makes sense."""
+    """Every name in `cfg` is known and the combination makes sense: each part checks itself
+    against the rest of the model (the shapes are checked by building it, `check_model`)."""
     m = cfg.model
-    pick(MODEL_KINDS, "model.kind", m.kind)
-    pick(NETWORKS, "model.network", m.network)
-    pick(CHANNELS, "model.channel", m.channel)
-    likelihood = pick(LIKELIHOODS, "model.likelihood", m.likelihood)
-    pick(ACTIVATIONS, "model.activation", m.activation)
-    pick(RECON_REDUCTIONS, "model.recon_reduction", m.recon_reduction)
+    for part in m.parts():
+        pick(PARTS[part.slot], f"model.{part.slot}.name", part.name)
+        part.check(m)
     pick(DATASETS, "data.name", cfg.data.name)
     pick(BINARIZERS, "data.binarize", cfg.data.binarize)
     pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
     pick(LR_SCHEDULES, "train.lr_schedule", cfg.train.lr_schedule)
     pick(DEVICES, "train.device", cfg.train.device)
     pick(PRECISIONS, "train.precision", cfg.train.precision)
-    if likelihood.default_scale is None and (m.obs_scale or m.learn_scale):
-        raise AelabError(f"model.likelihood: {m.likelihood!r} has no scale to set or learn")
-    if m.iw_samples > 1 and not MODEL_KINDS[m.kind]["latent"].stochastic:
-        raise AelabError(f"model.iw_samples: the importance-weighted bound needs a stochastic latent, not {m.kind!r}")
-    if m.iw_samples > 1 and (m.beta != 1 or m.kl_warmup_epochs or m.recon_reduction != "sum"):
-        raise AelabError("model.iw_samples: the IWAE bound takes no beta, KL warm-up or mean reduction")
-    if m.channel != "none" and MODEL_KINDS[m.kind]["latent"].stochastic:
-        raise AelabError(f"model.channel: {m.channel!r} sends a deterministic code; use model.kind = 'ae', not {m.kind!r}")
-    if m.channel == "none" and m.channel_sigma:
-        raise AelabError("model.channel_sigma: set model.channel = 'awgn' for a noisy channel")
     d = cfg.data
     if d.name == "folder":
         if not d.root:
@@ -139,28 +123,21 @@ def build_data(cfg: RunConfig) -> ImageData:
 def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
     check(cfg)
     m = cfg.model
-    parts = MODEL_KINDS[m.kind]
-    latent = parts["latent"]()
-    condition = parts["condition"](num_classes)
-    encoder_cls, decoder_cls = NETWORKS[m.network]
-    activation = ACTIVATIONS[m.activation]
-    likelihood = LIKELIHOODS[m.likelihood](m.obs_scale, m.learn_scale)
-    return Autoencoder(
-        encoder=encoder_cls(image_shape, m.hidden, latent.params_per_dim * m.latent_dim,
-                            condition.dim, activation, m.latent_channels),
-        decoder=decoder_cls(image_shape, m.hidden, m.latent_dim, condition.dim, activation, m.latent_channels),
-        latent=latent,
-        likelihood=likelihood,
-        latent_dim=m.latent_dim,
-        image_shape=image_shape,
-        condition=condition,
-        corruption=GaussianNoise(m.input_noise) if m.input_noise > 0 else Clean(),
-        channel=CHANNELS[m.channel](m.channel_sigma),
-        objective=IWAE(m.iw_samples) if m.iw_samples > 1 else ELBO(
-            KLWeight(m.beta, m.kl_warmup_epochs),
-            RECON_REDUCTIONS[m.recon_reduction](math.prod(image_shape)),
-        ),
-    )
+    latent = m.latent.build()
+    condition = m.condition.build(num_classes)
+    encoder, decoder = m.network.build(image_shape, latent.params_per_dim * m.latent_dim, m.latent_dim, condition.dim)
+    return Autoencoder(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
+                       latent_dim=m.latent_dim, image_shape=image_shape, condition=condition,
+                       corruption=m.corruption.build(), channel=m.channel.build(),
+                       objective=m.objective.build(image_shape))
+
+
+def check_model(cfg: RunConfig, data: ImageData) -> None:
+    """Build the model of `cfg` for `data` on the meta device (shapes only: no memory, no
+    random numbers drawn): a code map that does not fit the image, or convolutions that
+    shrink it to nothing, fail here, before anything is written."""
+    with torch.device("meta"):
+        build_model(cfg, data.image_shape, data.num_classes)
 
 
 def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:

@@ -92,14 +92,15 @@ def _cell(value, fmt: str = "") -> str:
 
 
 def _flat(cfg: RunConfig) -> dict[str, object]:
-    """{"model.kind": "vae", ...}"""
-    return {f"{s}.{k}": v for s, sec in config.as_dict(cfg).items() for k, v in sec.items()}
+    """{"model.latent.name": "gaussian", ...}"""
+    return config.flat(cfg)
 
 
 def varied_keys(cfgs: list[RunConfig]) -> list[str]:
     """Config keys whose values differ between the runs."""
     flat = [_flat(c) for c in cfgs]
-    return [k for k in flat[0] if k not in IGNORED_DIFFERENCES and len({repr(f[k]) for f in flat}) > 1]
+    keys = dict.fromkeys(k for f in flat for k in f)  # a part's settings exist only where it is chosen
+    return [k for k in keys if k not in IGNORED_DIFFERENCES and len({repr(f.get(k)) for f in flat}) > 1]
 
 
 def _seconds(entry: Entry) -> dict[str, str]:
@@ -112,11 +113,11 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
     keys = varied_keys([e.cfg for e in entries])
     metrics = [c for c in COLUMNS if any(c in e.record for e in entries)]
-    head = ["run", *[k.rpartition(".")[2] for k in keys], "epoch", *metrics, "train s", "eval s", "figures s"]
+    head = ["run", *map(config.short_key, keys), "epoch", *metrics, "train s", "eval s", "figures s"]
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
-        row = [e.name, *[value_text(settings[k]) for k in keys], _cell(e.record.get("epoch"))]
+        row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys], _cell(e.record.get("epoch"))]
         row += [_cell(e.record.get(m), METRICS[m][2] if isinstance(e.record.get(m), float) else "") for m in metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
@@ -135,8 +136,8 @@ def _k_note(entries: list[Entry]) -> str:
     return f"; nll_is with K={'/'.join(map(str, ks))} importance samples" if ks else ""
 
 
-def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, list[tuple[Entry, "Drawn"]]]]:
-    """(key, caption, [(run, its figure)]) for every kind of figure some run has, in drawing order."""
+def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, str, list[tuple[Entry, "Drawn"]]]]:
+    """(key, title, caption, [(run, its figure)]) for every kind of figure some run has, in drawing order."""
     groups: dict[str, tuple[str, list]] = {}
     for e in entries:
         for d in e.figures:
@@ -145,7 +146,7 @@ def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, list[tuple[Entr
 
     order = ["curves", *FIGURES]
     keys = sorted(groups, key=lambda k: order.index(k) if k in order else len(order))
-    return [(k, groups[k][0], groups[k][1]) for k in keys]
+    return [(k, groups[k][1][0][1].title, groups[k][0], groups[k][1]) for k in keys]
 
 
 def _theory(entries: list[Entry]) -> list[tuple[str, list[str]]]:
@@ -173,30 +174,17 @@ def _length(e: Entry) -> str:
 
 
 def _settings(e: Entry) -> str:
-    m, t, d = e.cfg.model, e.cfg.train, e.cfg.data
-    extras = [f"recon {m.recon_reduction} over pixels" if m.recon_reduction != "sum" else "",
-              f"beta {m.beta:g}" if m.beta != 1 else "",
-              f"KL warm-up {m.kl_warmup_epochs:g} epochs" if m.kl_warmup_epochs else "",
-              f"noise {m.input_noise:g}" if m.input_noise else "",
-              f"channel {m.channel} sigma {m.channel_sigma:g}" if m.channel != "none" else ""]
+    t, d = e.cfg.train, e.cfg.data
     train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
              f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
              _trained_on(e)]
     data = (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
         f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
-    return (f"{m.kind}, {m.network} {'-'.join(map(str, m.hidden))}, latent {m.latent_dim}, {m.likelihood}"
-            + "".join(f", {x}" for x in extras if x) + f"; {data}; "
+    return (e.cfg.model.describe() + f"; {data}; "
             f"{_length(e)}, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
             + f", seed {t.seed}")
 
 
-TITLES = {"compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions", "samples": "Samples from the prior",
-          "label_grid": "Label-conditioned samples", "manifold": "Latent manifold (uniform grid)",
-          "manifold_quantiles": "Latent manifold (quantile grid)", "strip": "1-D latent strip",
-          "traversals": "Latent traversals", "scatter": "Latent space by class", "tsne": "t-SNE of the codes",
-          "interpolation": "Interpolation", "denoising": "Denoising",
-          "gaussian_samples": "Sampling a Gaussian fitted to the codes", "code_noise": "Noise on the codes",
-          "code_maps": "Code maps", "channel_curves": "PSNR against channel noise"}
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
@@ -241,12 +229,12 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
         parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
     parts.append("</div><h2>Figures</h2>")
     for d in overview:
-        parts.append(f"<h3>{e(TITLES.get(d.key, d.key))}</h3><p class='caption'>{e(d.caption)}</p>"
+        parts.append(f"<h3>{e(d.title)}</h3><p class='caption'>{e(d.caption)}</p>"
                      f"<figure class='wide'><img src='{_img(d.path)}' alt='{e(d.key)}'></figure>")
-    for key, caption, group in _figure_groups(entries):
+    for key, title, caption, group in _figure_groups(entries):
         # one figure alone takes half the width; wide ones (learning curves) go two to a row
         columns = min(max(len(group), 2), 4 if _aspect(group[0][1].path) < 1.8 else 2)
-        parts.append(f"<h3>{e(TITLES.get(key, key))}</h3><p class='caption'>{e(caption)}</p>"
+        parts.append(f"<h3>{e(title)}</h3><p class='caption'>{e(caption)}</p>"
                      f"<div class='row' style='grid-template-columns:repeat({columns},minmax(0,1fr))'>")
         for x, d in group:
             parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
@@ -269,9 +257,9 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
         lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
     lines += ["## Figures", ""]
     for d in overview:
-        lines += [f"### {TITLES.get(d.key, d.key)}", "", d.caption, "", f"![{d.key}]({d.path.relative_to(out).as_posix()})", ""]
-    for key, caption, group in _figure_groups(entries):
-        lines += [f"### {TITLES.get(key, key)}", "", caption, ""]
+        lines += [f"### {d.title}", "", d.caption, "", f"![{d.key}]({d.path.relative_to(out).as_posix()})", ""]
+    for key, title, caption, group in _figure_groups(entries):
+        lines += [f"### {title}", "", caption, ""]
         for x, d in group:
             lines += [f"**{x.name}** ({_settings(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
     return "\n".join(lines)

@@ -7,7 +7,7 @@
     nll_k = 100                          # importance samples per test image for nll_is
 
     [variants.ae]                        # named variants (optional) ...
-    set = ["model.kind=ae"]
+    set = ["model.latent.name=point"]
     [variants.vae]
 
     [grid]                               # ... crossed with a grid of values (optional)
@@ -132,10 +132,6 @@ def load(path: str | Path) -> Study:
     grid = tree.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise AelabError(f"{path}: grid must map keys to non-empty lists of values")
-    valid = set(config.valid_keys())
-    for key in grid:
-        if key not in valid:
-            raise AelabError(f"{path}: grid: unknown key '{key}'; valid keys: {', '.join(sorted(valid))}")
     points = list(itertools.product(*grid.values()))
 
     runs = []
@@ -144,10 +140,13 @@ def load(path: str | Path) -> Study:
             raise AelabError(f"{path}: no config: give `config = \"NAME.toml\"` (at the top or in each variant)")
         where = find_config(cfg_name, path.parent)
         grid_set = [f"{k}={config.toml_value(v)}" for k, v in zip(grid, point)]
-        cfg = config.load(where, common + vset + grid_set)
-        registry.check(cfg)
+        try:
+            cfg = config.load(where, common + vset + grid_set)
+            registry.check(cfg)
+        except AelabError as e:  # name the study (a grid key, a variant's set) as well as the key
+            raise AelabError(f"{path}: {e}") from None
         parts = [vname] if vname else []
-        parts += [f"{k.rpartition('.')[2]}={value_text(v)}" for k, v in zip(grid, point)]
+        parts += [f"{config.short_key(k)}={value_text(v)}" for k, v in zip(grid, point)]
         name = "-".join(parts) or where.stem
         varied = dict(config.parse_override(s) for s in vset)
         varied.update(dict(zip(grid, point)))

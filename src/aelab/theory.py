@@ -1,20 +1,21 @@
 """What each model optimises, in a few lines, for the report (plain text with Unicode maths,
-so that the same words serve the HTML and the Markdown report)."""
+so that the same words serve the HTML and the Markdown report).
+
+Each section is (heading, paragraphs). The parts name the sections they rest on (their
+settings' `theory()`); `sections` gathers them from the runs' configs.
+"""
 
 from __future__ import annotations
 
-from . import registry
-
-# model.kind -> (heading, paragraphs)
-THEORY = {
-    "ae": ("Autoencoder (AE)", [
+AE = ("Autoencoder (AE)", [
         "The encoder maps an image to one code, z = f(x); the decoder gives the parameters of p(x | z). "
         "Training minimises the reconstruction loss alone: L_AE(x) = −log p(x | f(x)). With the Bernoulli "
         "likelihood this is the binary cross-entropy summed over the pixels (784 for a digit).",
         "Nothing asks the codes to follow any distribution, so decoding z ~ N(0, I) only shows what the "
         "decoder does where codes may never have landed; the AE has no ELBO and no NLL.",
-    ]),
-    "vae": ("Variational autoencoder (VAE)", [
+])
+
+VAE = ("Variational autoencoder (VAE)", [
         "The encoder gives a distribution over codes, q(z | x) = N(μ(x), diag σ²(x)); the prior is "
         "p(z) = N(0, I). Training maximises the evidence lower bound "
         "ELBO(x) = E_q(z|x)[log p(x | z)] − KL(q(z | x) ‖ p(z)) ≤ log p(x).",
@@ -23,16 +24,25 @@ THEORY = {
         "raises it from 0 to β over the first epochs (KL annealing).",
         "neg_elbo is −ELBO on the test set. nll_is is the tighter importance-sampled estimate "
         "−log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al. 2016), so nll_is ≤ neg_elbo.",
-    ]),
-    "cvae": ("Conditional VAE (CVAE)", [
-        "The label y joins the inputs of both networks (one-hot): q(z | x, y) and p(x | z, y), with the "
-        "prior p(z) = N(0, I) (Sohn et al. 2015). Training maximises "
-        "ELBO(x | y) = E_q(z|x,y)[log p(x | z, y)] − KL(q(z | x, y) ‖ p(z)).",
-        "The class need not be stored in z, so the code carries style (slant, thickness); a chosen y with "
-        "z ~ N(0, I) draws that class. Its NLL is −log p(x | y), which knows the label, so it is lower "
-        "than an unconditioned model's −log p(x) and not directly comparable.",
-    ]),
-}
+])
+
+CONDITION = ("Conditioning on the label (CVAE)", [
+    "The label y joins the inputs of both networks (one-hot): q(z | x, y) and p(x | z, y), with the "
+    "prior p(z) = N(0, I) (Sohn et al. 2015). A CVAE maximises "
+    "ELBO(x | y) = E_q(z|x,y)[log p(x | z, y)] − KL(q(z | x, y) ‖ p(z)).",
+    "The class need not be stored in z, so the code carries style (slant, thickness); a chosen y with "
+    "z ~ N(0, I) draws that class. Its NLL is −log p(x | y), which knows the label, so it is lower "
+    "than an unconditioned model's −log p(x) and not directly comparable.",
+])
+
+IWAE = ("Importance-weighted bound (IWAE)", [
+    "Training maximises the K-sample bound of Burda et al. (2016, eq. 8), "
+    "L_K(x) = E[log (1/K) Σ_k p(x, z_k) / q(z_k | x)], z_1 … z_K ~ q(z | x) drawn independently. "
+    "L_1 is the ELBO, and L_K rises towards log p(x) as K grows, so the encoder is no longer pushed to "
+    "cover only where the ELBO is tight: IWAE models reach lower NLL and use more active units.",
+    "Each step decodes K codes per image, about K times the VAE's cost. The model is the VAE's; only the "
+    "objective differs, so its neg_elbo is still reported (and is higher than a VAE's).",
+])
 
 DENOISING = ("Denoising", [
     "The encoder sees a corrupted image x̃ = clip(x + σ ε, 0, 1), ε ~ N(0, I), while the loss still "
@@ -46,7 +56,10 @@ LOSSES = ("Reconstruction losses are likelihoods", [
     "(−log p = Σ (x − m)² + ½ D log π); the absolute error summed over pixels is a Laplace with scale 1. "
     "Their values differ by those constants and by how sharply they punish an error, so compare the "
     "runs' samples and the classifier scores, not their reconstruction nats.",
-    "Mean or sum: averaging the reconstruction term over the D = 784 pixels instead of summing it "
+])
+
+MEAN_REDUCTION = ("Mean or sum over pixels", [
+    "Averaging the reconstruction term over the D pixels (784 for a digit) instead of summing it "
     "divides it by D while the KL stays as it is, which is the ELBO with β = D. The KL then wins: "
     "codes carry less about each image (lower KL, fewer active units) and samples and reconstructions "
     "blur towards the average digit.",
@@ -97,19 +110,18 @@ CONVENTION = ("Units", [
 ])
 
 
+FIRST = ("latent", "condition")  # the model's kind leads: AE, VAE, conditioning
+
+
 def sections(cfgs) -> list[tuple[str, list[str]]]:
-    """The theory sections for what the runs' configs use (model kinds in the order given),
-    then the units."""
-    models = [c.model for c in cfgs]
-    out = [THEORY[k] for k in dict.fromkeys(m.kind for m in models) if k in THEORY]
-    extras = [
-        (DENOISING, any(m.input_noise > 0 for m in models)),
-        (LOSSES, len({(m.likelihood, m.recon_reduction) for m in models}) > 1
-         or any(m.recon_reduction != "sum" for m in models)),
-        (ANNEALING, any(m.kl_warmup_epochs > 0 for m in models)),
-        (WEIGHT_DECAY, any(c.train.weight_decay > 0 for c in cfgs)),
-        (CHANNEL, any(m.channel != "none" for m in models)),
-        (CONVOLUTIONS, any(m.network == "cnn" for m in models)),
-        (SAMPLING_CODES, any(not registry.MODEL_KINDS[m.kind]["latent"].stochastic for m in models)),
-    ]
-    return out + [section for section, present in extras if present] + [CONVENTION]
+    """The theory sections of every part the runs use (the model kinds first, in the runs'
+    order), weight decay where a run has it, then the units."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for first in (True, False):
+        for cfg in cfgs:
+            for part in cfg.model.parts():
+                if (part.slot in FIRST) == first:
+                    found.update({heading: (heading, text) for heading, text in part.theory() if heading not in found})
+    if any(c.train.weight_decay > 0 for c in cfgs):
+        found[WEIGHT_DECAY[0]] = WEIGHT_DECAY
+    return [*found.values(), CONVENTION]
