@@ -2,6 +2,7 @@
 
 ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises linearly over
       the warm-up, Bowman et al. 2016). With a point-mass latent there is no KL: loss = recon.
+      With free bits lambda the KL term is sum_j max(lambda, E_batch KL_j) (Kingma et al. 2016, eq. 15).
 IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
       Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
 Each returns the objective and its parts as means over the batch of per-image sums over
@@ -45,6 +46,7 @@ class ELBO:
     # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
     # term, which weights the KL D times more heavily than the ELBO does.
     recon_divisor: float = 1.0
+    free_bits: float = 0.0  # lambda, nats per latent dimension
 
     def schedule(self, progress: float | None) -> dict[str, float]:
         """What changes over training, for the log."""
@@ -58,7 +60,9 @@ class ELBO:
         parts = {"recon": recon.mean()}
         kl = q.kl()
         if kl is not None:
-            objective = objective + self.kl_weight(progress) * kl
+            # free bits: each dimension's KL, averaged over the batch, counts at least lambda (B, D) -> ()
+            kl_term = q.kl_per_dim().mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
+            objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
         return {"loss": objective.mean(), **parts, "mse": _mse(model, out, batch.x)}
@@ -81,6 +85,11 @@ class IWAE:
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
 
 
+FREE_BITS = ("Free bits", [
+    "With free bits λ the KL term becomes Σ_j max(λ, E_x[KL(q(z_j | x) ‖ p(z_j))]), each dimension's KL averaged "
+    "over the batch (Kingma et al. 2016, eq. 15): a dimension is not pushed below λ nats, so fewer collapse to "
+    "the prior early in training. The reported kl and neg_elbo are the plain ones; only the loss differs.",
+])
 RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 
 
@@ -94,22 +103,25 @@ class ELBOSettings(PartSettings):
     kl_warmup_epochs: float = bounded(0.0, at_least=0.0)  # KL weight rises linearly from 0 to beta over these epochs
     # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
     recon_reduction: str = choice("sum", RECON_DIVISORS)
+    free_bits: float = bounded(0.0, at_least=0.0)  # lambda: nats per latent dimension the KL is not pushed below
 
     def check(self, model) -> None:
-        if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs):
-            raise AelabError("model.objective: a point-mass latent has no KL term for beta or a KL warm-up to weight")
+        if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs or self.free_bits):
+            raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
 
     def describe(self) -> str:
         said = {"beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
-                "recon_reduction": f"recon {self.recon_reduction} over pixels"}
+                "recon_reduction": f"recon {self.recon_reduction} over pixels",
+                "free_bits": f"free bits {self.free_bits:g} nats per dimension"}
         return ", ".join(said.get(k, f"{k.replace('_', ' ')} {v}") for k, v in self.changed().items())
 
     def theory(self) -> list[tuple[str, list[str]]]:
         return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
-            [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else [])
+            [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
 
     def build(self, image_shape: tuple[int, ...]) -> ELBO:
-        return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)))
+        return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)),
+                    self.free_bits)
 
 
 @dataclass(frozen=True)
