@@ -1,6 +1,7 @@
 """Every model the registry can build: shapes, gradients, learning, save/load."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -256,3 +257,18 @@ def test_every_model_setting_reaches_the_model_or_its_loss(slot, name, key, batc
         base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
     registry.check(changed)
     assert _fingerprint(base, batch) != _fingerprint(changed, batch), f"{slot}.{key} changes nothing"
+
+
+@pytest.mark.parametrize("slot, name, key", [w for w in WIRES if w[1] is not None], ids=lambda v: str(v))
+def test_every_part_setting_shows_in_the_report_settings_line(slot, name, key):
+    """A setting off its default is said: the report's settings line (ModelConfig.describe)
+    comes from the parts' own descriptions, so none may leave one out."""
+    from aelab import report
+
+    cls = registry.PARTS[slot][name]
+    f = {x.name: x for x in dataclasses.fields(cls)}[key]
+    changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
+    base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
+    assert changed.model.describe() != base.model.describe()
+    line = report._settings(report.Entry("r", changed, {}, Path("m"), {}))
+    assert line.startswith(changed.model.describe() + ";"), line
