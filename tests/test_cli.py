@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aelab import datasets, idx, report
+from aelab import checkpoint, datasets, idx, report
 from aelab.cli import main
+from aelab.evaluate import evaluate_run
+from aelab.rundir import RunDir
 
 from conftest import KIND_SETS
 
@@ -176,12 +178,50 @@ def test_resume_refuses_to_change_the_model(runs, tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().err
 
 
-def test_resume_extends_a_finished_run(runs, tmp_path, capsys):
+OLD_CVAE = """[model]
+kind = "cvae"
+network = "mlp"
+latent_dim = 4
+latent_channels = 0
+hidden = [32]
+activation = "relu"
+likelihood = "bernoulli"
+obs_scale = 0.0
+learn_scale = false
+recon_reduction = "sum"
+beta = 1.0
+kl_warmup_epochs = 0.0
+input_noise = 0.0
+channel = "none"
+channel_sigma = 0.0
+iw_samples = 1
+
+"""
+
+
+def _as_before_parts(text: str) -> str:
+    """A stored config with its [model] tables in the flat form of earlier versions."""
+    return text.split("[model]")[0] + OLD_CVAE + "[train]" + text.split("[train]")[1]
+
+
+def test_a_run_of_an_earlier_version_evaluates_and_resumes(runs, tmp_path, capsys):
+    """A CVAE run directory as earlier versions wrote it (the flat [model] table in config.toml
+    and in each checkpoint): measured the same, resumed, and rewritten in today's form."""
     target = tmp_path / "r"
-    shutil.copytree(runs / "vae", target)
+    shutil.copytree(runs / "cvae", target)
+    (target / "config.toml").write_text(_as_before_parts((target / "config.toml").read_text()))
+    for name in ("best.pt", "last.pt"):
+        payload = checkpoint.load(target / name)
+        checkpoint.save(target / name, {**payload, "config": _as_before_parts(payload["config"])})
+    assert "kind = \"cvae\"" in (target / "config.toml").read_text()
+    kept = json.loads((runs / "cvae" / "eval.json").read_text())
+    (target / "eval.json").unlink()
+    again = evaluate_run(RunDir.open(target), deep=False)  # as `aelab train` measured it
+    assert (again["kind"], again["psnr_db"], again["ssim"]) == ("cvae", kept["psnr_db"], kept["ssim"])
     assert main(["train", "--resume", str(target), "--set", "train.epochs=2", "--quiet"]) == 0
     assert [json.loads(line)["epoch"] for line in (target / "metrics.jsonl").read_text().splitlines()] == [1, 2]
-    assert "epochs = 2" in (target / "config.toml").read_text()
+    text = (target / "config.toml").read_text()
+    assert "epochs = 2" in text and "[model.condition]\nname = \"label\"" in text and "kind" not in text
 
 
 def test_the_installed_entry_point_exits_2_without_traceback(tmp_path):

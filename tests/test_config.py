@@ -142,3 +142,28 @@ def test_the_dogs_config_has_an_8x8x16_code():
     assert model.decoder.code_shape == (16, 8, 8) and model.channel.active
     code = model.encode(torch.rand(2, 3, 64, 64)).mean
     assert code.shape == (2, 1024) and torch.allclose(code.pow(2).mean(1), torch.ones(2), atol=1e-5)
+
+
+def _old_model(**changes) -> str:
+    """A [model] table as run directories of earlier versions stored it (every key written)."""
+    keys = {"kind": "vae", "network": "mlp", "latent_dim": 20, "latent_channels": 0, "hidden": [400], "activation": "relu",
+            "likelihood": "bernoulli", "obs_scale": 0.0, "learn_scale": False, "recon_reduction": "sum", "beta": 1.0,
+            "kl_warmup_epochs": 0.0, "input_noise": 0.0, "channel": "none", "channel_sigma": 0.0, "iw_samples": 1}
+    keys.update(changes)
+    return "[model]\n" + "".join(f"{k} = {config.toml_value(v)}\n" for k, v in keys.items())
+
+
+@pytest.mark.parametrize("name, old", [
+    ("dae_mnist", dict(kind="ae", latent_dim=2, hidden=[512, 256], input_noise=0.4)),
+    ("iwae_table1_iwae", dict(latent_dim=50, hidden=[200, 200], activation="tanh", iw_samples=50)),
+    ("cvae_mnist", dict(kind="cvae")),
+    ("dogs_ae", dict(kind="ae", network="cnn", latent_dim=1024, latent_channels=16, hidden=[64, 128, 256],
+                     likelihood="gaussian", channel="awgn")),
+])
+def test_a_stored_config_of_an_earlier_version_is_read_as_today(name, old):
+    today = config.load(CONFIG_DIR / f"{name}.toml")
+    stored = config.dumps(today).replace(config.dumps(today).split("[model]")[1].split("[train]")[0], "")
+    stored = stored.replace("[model][train]", _old_model(**old) + "\n[train]")
+    assert config.loads(stored, "run/config.toml", stored=True) == today
+    with pytest.raises(AelabError, match="model.kind has moved"):  # a config a user writes: today's form only
+        config.loads(stored, "mine.toml")

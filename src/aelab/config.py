@@ -260,7 +260,38 @@ def with_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     return from_dict(tree, "--set", base=cfg)
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+def upgrade_model(model: dict) -> dict:
+    """A [model] table as run directories of earlier versions stored it (one flat table:
+    kind, network, hidden, input_noise, iw_samples, ...), in today's form, so that those runs
+    still open, evaluate, report and resume. A table already in today's form is returned as is."""
+    if not any(k in MOVED or isinstance(v, str) for k, v in model.items()):
+        return model
+    old = dict(model)
+    kind = old.pop("kind", "vae")
+    new: dict[str, object] = {k: old.pop(k) for k in ("latent_dim",) if k in old}
+    new["network"] = {"name": old.pop("network", "mlp"), **{k: old.pop(k) for k in ("hidden", "activation") if k in old}}
+    if old.get("latent_channels", 0):
+        new["network"]["latent_channels"] = old.pop("latent_channels")  # type: ignore[index]
+    old.pop("latent_channels", None)
+    new["latent"] = {"name": "point" if kind == "ae" else "gaussian"}
+    new["likelihood"] = {"name": old.pop("likelihood", "bernoulli")}
+    scale, learn = old.pop("obs_scale", 0.0), old.pop("learn_scale", False)
+    if new["likelihood"]["name"] != "bernoulli":  # type: ignore[index]
+        new["likelihood"].update(scale=scale, learn_scale=learn)  # type: ignore[union-attr]
+    samples = old.pop("iw_samples", 1)
+    elbo = {k: old.pop(k) for k in ("beta", "kl_warmup_epochs", "recon_reduction") if k in old}
+    if kind == "ae":  # an AE has no KL: these had no effect
+        elbo = {k: v for k, v in elbo.items() if k == "recon_reduction"}
+    new["objective"] = {"name": "iwae", "samples": samples} if samples > 1 else {"name": "elbo", **elbo}
+    noise = old.pop("input_noise", 0.0)
+    new["corruption"] = {"name": "gaussian", "sigma": noise} if noise > 0 else {"name": "none"}
+    new["condition"] = {"name": "label" if kind == "cvae" else "none"}
+    channel, sigma = old.pop("channel", "none"), old.pop("channel_sigma", 0.0)
+    new["channel"] = {"name": channel, **({"sigma": sigma} if channel != "none" else {})}
+    return {**new, **old}  # anything left is refused by the loader as an unknown key
+
+
+def load(path: str | Path, overrides: list[str] | None = None, stored: bool = False) -> RunConfig:
     path = Path(path)
     try:
         text = path.read_text()
@@ -268,14 +299,19 @@ def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
         raise AelabError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise AelabError(f"{path}: cannot read config: {e}") from None
-    return loads(text, str(path), overrides)
+    return loads(text, str(path), overrides, stored)
 
 
-def loads(text: str, where: str, overrides: list[str] | None = None) -> RunConfig:
+def loads(text: str, where: str, overrides: list[str] | None = None, stored: bool = False) -> RunConfig:
+    """A config from TOML text; `stored`: one a run directory or checkpoint holds, which may
+    be in an earlier version's form (`upgrade_model`). A config a user writes is taken only in
+    today's form: an old key is refused, naming its new place."""
     try:
         tree = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise AelabError(f"{where}: not valid TOML: {e}") from None
+    if stored and isinstance(tree.get("model"), dict):
+        tree["model"] = upgrade_model(tree["model"])
     return with_overrides(from_dict(tree, where), overrides or [])
 
 

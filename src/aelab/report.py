@@ -97,10 +97,12 @@ def _flat(cfg: RunConfig) -> dict[str, object]:
 
 
 def varied_keys(cfgs: list[RunConfig]) -> list[str]:
-    """Config keys whose values differ between the runs."""
+    """Config keys whose values differ between the runs that have them."""
     flat = [_flat(c) for c in cfgs]
-    keys = dict.fromkeys(k for f in flat for k in f)  # a part's settings exist only where it is chosen
-    return [k for k in keys if k not in IGNORED_DIFFERENCES and len({repr(f.get(k)) for f in flat}) > 1]
+    keys = dict.fromkeys(k for f in flat for k in f)
+    # a part's settings exist only where that part is chosen (its name's column shows where it
+    # is not): a setting varies when the runs that have it differ in it
+    return [k for k in keys if k not in IGNORED_DIFFERENCES and len({repr(f[k]) for f in flat if k in f}) > 1]
 
 
 def _seconds(entry: Entry) -> dict[str, str]:

@@ -102,7 +102,7 @@ class RunDir:
         return run
 
     def config(self) -> RunConfig:
-        return config.load(self.config_path)
+        return config.load(self.config_path, stored=True)
 
     def write_config(self, cfg: RunConfig) -> None:
         write_atomic(self.config_path, config.dumps(cfg))
@@ -147,7 +147,7 @@ class RunDir:
         path = self.best_path if which == "best" else self.last_path
         payload = checkpoint.load(path)
         cfg = self.config()
-        saved = config.loads(payload["config"], f"{path} (its config)")
+        saved = config.loads(payload["config"], f"{path} (its config)", stored=True)
         changed = config.diff(cfg, saved, sections=("data", "model"))
         if changed:
             raise AelabError(f"{self.config_path}: does not match checkpoint {path}: {'; '.join(changed)}")
