@@ -29,7 +29,7 @@ from .channels import NoChannelSettings
 from .conditions import NoConditionSettings
 from .corruption import NoCorruptionSettings
 from .errors import AelabError
-from .latents import GaussianSettings
+from .latents import GaussianLatentSettings
 from .likelihoods import BernoulliSettings
 from .networks import MLPSettings
 from .objectives import ELBOSettings
@@ -55,7 +55,7 @@ class ModelConfig:
 
     latent_dim: int = bounded(20, at_least=1)  # numbers in the code z
     network: PartSettings = MLPSettings()
-    latent: PartSettings = GaussianSettings()
+    latent: PartSettings = GaussianLatentSettings()
     likelihood: PartSettings = BernoulliSettings()
     objective: PartSettings = ELBOSettings()
     corruption: PartSettings = NoCorruptionSettings()

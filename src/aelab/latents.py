@@ -107,7 +107,7 @@ class PointSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class GaussianSettings(PartSettings):
+class GaussianLatentSettings(PartSettings):
     """[model.latent] name = "gaussian": q(z|x) a diagonal Gaussian, prior N(0, I) (a VAE)."""
 
     name = "gaussian"

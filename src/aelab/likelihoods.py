@@ -31,11 +31,6 @@ class Bernoulli(nn.Module):
     """p(x|z) = prod_i p_i^x_i (1 - p_i)^(1 - x_i), p = sigmoid(out). Valid for x in [0, 1];
     a true likelihood only for binary x."""
 
-    default_scale = None  # no scale to set or learn
-
-    def __init__(self, scale: float = 0.0, learn: bool = False):
-        super().__init__()
-
     def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x log p + (1 - x) log(1 - p), summed per image. x may broadcast against out (one x
         for K decodings of it): then as x * out - softplus(out), with no K-fold copy of x."""
@@ -117,7 +112,7 @@ class _ScaledSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class GaussianSettings(_ScaledSettings):
+class GaussianLikelihoodSettings(_ScaledSettings):
     """[model.likelihood] name = "gaussian": summed squared error (MSE) at the conventional scale."""
 
     name = "gaussian"

@@ -29,8 +29,8 @@ def _names(*classes) -> dict[str, type]:
 # model part -> name -> its settings class (settings.py); `[model.<part>] name = "..."`.
 PARTS = {
     "network": _names(networks.MLPSettings, networks.CNNSettings),
-    "latent": _names(latents.PointSettings, latents.GaussianSettings),
-    "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianSettings, likelihoods.LaplaceSettings),
+    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings),
+    "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
     "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),
     "condition": _names(conditions.NoConditionSettings, conditions.LabelSettings),
