@@ -122,18 +122,13 @@ MOVED = {
 }
 
 
-def flat(cfg: object, prefix: str = "") -> dict[str, object]:
-    """{"model.network.name": "mlp", "model.network.hidden": (400,), ...} of a config or a section."""
-    out: dict[str, object] = {}
-    if isinstance(cfg, PartSettings):
-        out[f"{prefix}name"] = cfg.name
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(flat(value, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = value
-    return out
+def flat(cfg: object) -> dict[str, object]:
+    """{"model.network.name": "mlp", "model.network.hidden": (400,), ...} of a config or a section:
+    `as_dict`'s tables, their keys joined by dots."""
+    def walk(tree: dict, prefix: str):
+        for k, v in tree.items():
+            yield from walk(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+    return dict(walk(as_dict(cfg), ""))
 
 
 def short_key(key: str) -> str:
@@ -208,7 +203,7 @@ def _update(section: object, prefix: str, values: dict, where: str) -> object:
             changes[name] = _part(getattr(section, name), key, value, where)
         else:
             changes[name] = _coerce(key, value, types[name], where)
-            check_range(key, fields[name], changes[name], where, AelabError)
+            check_range(key, fields[name], changes[name], where)
     return dataclasses.replace(section, **changes)
 
 
@@ -270,9 +265,9 @@ def upgrade_model(model: dict) -> dict:
     kind = old.pop("kind", "vae")
     new: dict[str, object] = {k: old.pop(k) for k in ("latent_dim",) if k in old}
     new["network"] = {"name": old.pop("network", "mlp"), **{k: old.pop(k) for k in ("hidden", "activation") if k in old}}
-    if old.get("latent_channels", 0):
-        new["network"]["latent_channels"] = old.pop("latent_channels")  # type: ignore[index]
-    old.pop("latent_channels", None)
+    channels = old.pop("latent_channels", 0)
+    if channels:
+        new["network"]["latent_channels"] = channels  # type: ignore[index]
     new["latent"] = {"name": "point" if kind == "ae" else "gaussian"}
     new["likelihood"] = {"name": old.pop("likelihood", "bernoulli")}
     scale, learn = old.pop("obs_scale", 0.0), old.pop("learn_scale", False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -88,38 +89,43 @@ class GaussianLatent:
 
 
 @dataclass(frozen=True)
-class PointSettings(PartSettings):
-    """[model.latent] name = "point": a deterministic code (an autoencoder)."""
+class _LatentSettings(PartSettings):
+    """A latent has no settings; it names the model (`short`) and says what its `part` is."""
 
-    name = "point"
     slot = "latent"
-    stochastic = False
-    short = "AE"
+    part: ClassVar[type]
+    short: ClassVar[str]
+    sections: ClassVar[tuple] = ()
+
+    @property
+    def stochastic(self) -> bool:
+        return self.part.stochastic
 
     def describe(self) -> str:
-        return ""  # said by the model's name (AE)
+        return ""  # said by the model's name (AE, VAE)
 
     def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.AE, theory.SAMPLING_CODES]
+        return list(self.sections)
 
-    def build(self) -> DeterministicLatent:
-        return DeterministicLatent()
+    def build(self):
+        return self.part()
 
 
 @dataclass(frozen=True)
-class GaussianLatentSettings(PartSettings):
+class PointSettings(_LatentSettings):
+    """[model.latent] name = "point": a deterministic code (an autoencoder)."""
+
+    name = "point"
+    part = DeterministicLatent
+    short = "AE"
+    sections = (theory.AE, theory.SAMPLING_CODES)
+
+
+@dataclass(frozen=True)
+class GaussianLatentSettings(_LatentSettings):
     """[model.latent] name = "gaussian": q(z|x) a diagonal Gaussian, prior N(0, I) (a VAE)."""
 
     name = "gaussian"
-    slot = "latent"
-    stochastic = True
+    part = GaussianLatent
     short = "VAE"
-
-    def describe(self) -> str:
-        return ""  # said by the model's name (VAE)
-
-    def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.VAE]
-
-    def build(self) -> GaussianLatent:
-        return GaussianLatent()
+    sections = (theory.VAE,)

@@ -110,10 +110,10 @@ class ELBOSettings(PartSettings):
             raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
 
     def describe(self) -> str:
-        said = {"beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
-                "recon_reduction": f"recon {self.recon_reduction} over pixels",
-                "free_bits": f"free bits {self.free_bits:g} nats per dimension"}
-        return ", ".join(said.get(k, f"{k.replace('_', ' ')} {v}") for k, v in self.changed().items())
+        return ", ".join(self.changed_words({
+            "beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
+            "recon_reduction": f"recon {self.recon_reduction} over pixels",
+            "free_bits": f"free bits {self.free_bits:g} nats per dimension"}))
 
     def theory(self) -> list[tuple[str, list[str]]]:
         return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (

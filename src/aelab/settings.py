@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from .errors import AelabError
+
 
 def bounded(default, *, at_least=None, above=None):
     """A field with a range, checked where configs are loaded: value >= at_least, value > above."""
@@ -25,16 +27,16 @@ def choice(default: str, table: dict):
     return field(default=default, metadata={"choices": table})
 
 
-def check_range(key: str, f: dataclasses.Field, value, where: str, error) -> None:
+def check_range(key: str, f: dataclasses.Field, value, where: str) -> None:
     """The field's own range or choices (`bounded`, `choice`), else nothing."""
     choices = f.metadata.get("choices")
     if choices is not None and value not in choices:
-        raise error(f"{where}: {key}: unknown {value!r}; choose from {', '.join(choices)}")
+        raise AelabError(f"{where}: {key}: unknown {value!r}; choose from {', '.join(choices)}")
     low, above = f.metadata.get("at_least"), f.metadata.get("above")
     if low is not None and value < low:
-        raise error(f"{where}: {key} must be at least {low}, got {value!r}")
+        raise AelabError(f"{where}: {key} must be at least {low}, got {value!r}")
     if above is not None and value <= above:
-        raise error(f"{where}: {key} must be greater than {above}, got {value!r}")
+        raise AelabError(f"{where}: {key} must be greater than {above}, got {value!r}")
 
 
 def _text(value) -> str:
@@ -62,11 +64,17 @@ class PartSettings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) != getattr(default, f.name)}
 
+    def changed_words(self, words: dict[str, str] | None = None) -> list[str]:
+        """Each setting off its default, in the part's own `words` for it where given, else as
+        'setting value' ('kl warmup epochs 2')."""
+        words = words or {}
+        return [words.get(k, f"{k.replace('_', ' ')} {_text(v)}") for k, v in self.changed().items()]
+
     def describe(self) -> str:
         """A phrase for a report's settings line: the name and every setting off its default
         ('' for a part that is absent, such as no corruption). Parts may say it better, but
         must still say every setting that differs (the registry tests check)."""
-        extra = ", ".join(f"{k.replace('_', ' ')} {_text(v)}" for k, v in self.changed().items())
+        extra = ", ".join(self.changed_words())
         return f"{self.slot} {self.name}" + (f" ({extra})" if extra else "")
 
     def theory(self) -> list[tuple[str, list[str]]]:
