@@ -15,7 +15,8 @@ from aelab.rundir import RunDir
 # An MLP VAE on 4,090 real digits, dynamically binarised and corrupted (noise drawn in three
 # places), batch 63: shares of 32 + 31 images, and a last batch of 58 (29 + 29). 65 steps an epoch.
 SETS = ["data.binarize=dynamic", "data.val_size=256", "data.train_size=4090", "model.network.hidden=[64]",
-        "model.latent_dim=4", "model.corruption.name=gaussian", "model.corruption.sigma=0.2", "train.batch_size=63", "train.log_every=10"]
+        "model.latent_dim=4", "model.corruption.name=gaussian", "model.corruption.sigma=0.2", "train.batch_size=63", "train.log_every=10",
+        "train.device=cpu", "train.precision=float32"]  # gloo on CPU processes, also where a GPU or AVX-512 BF16 is there
 
 
 def _args(sets):

@@ -62,7 +62,7 @@ def test_the_resolved_precision_is_trained_in_and_recorded(tmp_path, small_data,
     first line say so; on one that does not, float32."""
     for native, expected in ((True, "bfloat16"), (False, "float32")):
         _hardware(monkeypatch, avx512_bf16=native)
-        cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16]}}, train={"epochs": 1})
+        cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16]}}, train={"epochs": 1, "device": "cpu"})
         run = RunDir.create(tmp_path / expected, cfg)
         state, seen, setup = train.setup(cfg, small_data), [], train.setup
         conv = next(m for m in state.model.modules() if isinstance(m, torch.nn.Conv2d))

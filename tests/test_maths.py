@@ -83,7 +83,8 @@ def test_loss_is_per_image_not_per_batch(kind, small_data):
     two = Batch(one.x.repeat(2, 1, 1, 1), one.y.repeat(2))
     a, b = model.loss(one), model.loss(two)
     for k in a:
-        assert a[k].item() == pytest.approx(b[k].item(), rel=1e-6), k
+        # float32 sums in another order (threads, batch shapes): a few ulp, not a factor of 2
+        assert a[k].item() == pytest.approx(b[k].item(), rel=1e-5), k
     assert a["recon"].item() > 50  # a sum over 784 pixels, not a mean
 
 

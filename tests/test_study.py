@@ -1,6 +1,7 @@
 """Study files: variants crossed with a grid, readable run names, every bad key refused."""
 
 import json
+import os
 
 import pytest
 
@@ -172,7 +173,7 @@ set = ["train.lr=1e30"]
     out = tmp_path / "out"
     assert main(["study", str(tmp_path / "jobs.toml"), "--jobs", "2", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "3 runs, 2 at a time, 1 thread(s) each" in err
+    assert f"3 runs, 2 at a time, {max(1, (os.cpu_count() or 1) // 2)} thread(s) each" in err
     assert "blowup did not finish" in err or "blowup" in err.splitlines()[-1]
     html = (out / "report.html").read_text()
     assert [r for r in ("plain", "noisy") if f"<tr><td>{r}</td>" in html] == ["plain", "noisy"]

@@ -32,6 +32,11 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
+def _sig(seconds: float) -> float:
+    """Three significant figures: a GPU's floors are milliseconds, a CPU's seconds."""
+    return float(f"{seconds:.3g}")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -185,11 +190,11 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
         "epoch_s_first": round(times[0], 3), "epoch_s_median": round(epoch_s, 3),
         "images_per_s": round(len(data.train) / epoch_s),
         "epoch_gflop": round(floor["flops"] / 1e9, 1), "gemm_gflops": round(floor["gflops"], 1),
-        "epoch_floor_s": round(floor["seconds"], 3), "epoch_floor_ratio": round(epoch_s / floor["seconds"], 2),
+        "epoch_floor_s": _sig(floor["seconds"]), "epoch_floor_ratio": round(epoch_s / floor["seconds"], 2),
         "test_loss": round(test["loss"], 3), "peak_mem_mb": round(peak_memory_mb()),
         "reference_epoch_s": round(ref_s, 3), "speedup_vs_reference": round(ref_s / epoch_s, 2),
-        "nll_k": k, "nll_images": test_images, "nll_is": round(nll, 3), "nll_s": round(nll_s, 2),
-        "nll_floor_s": round(nfloor["seconds"], 2), "nll_floor_ratio": round(nll_s / nfloor["seconds"], 2),
+        "nll_k": k, "nll_images": test_images, "nll_is": round(nll, 3), "nll_s": _sig(nll_s),
+        "nll_floor_s": _sig(nfloor["seconds"]), "nll_floor_ratio": round(nll_s / nfloor["seconds"], 2),
         **extra,
     }
 
