@@ -11,6 +11,7 @@ from aelab.data import Batch
 from aelab.latents import DiagonalGaussian, standard_normal_log_prob
 from aelab.likelihoods import Bernoulli, Gaussian, Laplace
 from aelab.objectives import KLWeight
+from aelab.priors import ClassPrior
 
 from conftest import KINDS, tiny
 
@@ -24,6 +25,43 @@ def test_kl_of_known_gaussians():
     mu, logvar = torch.randn(6, 5), torch.randn(6, 5)
     ref = D.kl_divergence(D.Normal(mu, (0.5 * logvar).exp()), D.Normal(0.0, 1.0)).sum(-1)
     assert torch.allclose(DiagonalGaussian(mu, logvar).kl(), ref, atol=1e-5)
+
+
+def test_kl_to_a_learned_class_prior_matches_torch_and_its_monte_carlo_estimate():
+    # KL(N(mu, sigma^2) || N(m, s^2)) per dimension against torch.distributions, for the prior of each label
+    torch.manual_seed(0)
+    prior = ClassPrior(3, 4)
+    with torch.no_grad():
+        prior.mean.normal_(), prior.logvar.normal_()
+    y = torch.tensor([2, 0, 2, 1, 1])
+    q = DiagonalGaussian(torch.randn(5, 4), torch.randn(5, 4))
+    p = prior(y)
+    ref = D.kl_divergence(D.Normal(q.mean, q.std), D.Normal(prior.mean[y], (0.5 * prior.logvar[y]).exp())).sum(-1)
+    assert torch.allclose(q.kl(p), ref, atol=1e-5)
+    z = q.rsample(100_000)
+    assert torch.allclose((q.log_prob(z) - p.log_prob(z)).mean(0), ref, rtol=0.02, atol=0.02)
+    # from N(0, I) at the start: then it is the standard KL
+    assert torch.allclose(ClassPrior(3, 4)(y).kl_from(q), q.kl_per_dim(), atol=1e-6)
+
+
+def test_a_class_prior_draws_and_weighs_its_own_class():
+    """Samples of label y decode z = m_y + s_y eps; nll_is weighs each z_k by p(z_k | y)."""
+    torch.manual_seed(0)
+    model = registry.build_model(tiny("cvae", model={"prior": {"name": "conditional"}}), (1, 28, 28), 10)
+    with torch.no_grad():
+        model.prior.mean[3] = 5.0
+        model.prior.logvar[3] = math.log(0.25)
+    eps = torch.randn(4000, 4)
+    z = model.prior_draw(eps, torch.full((4000,), 3))
+    assert torch.allclose(z, 5 + 0.5 * eps) and torch.equal(model.prior_draw(eps, torch.zeros(4000, dtype=torch.long)), eps)
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([3, 7])
+    q = model.encode(x, y)
+    torch.manual_seed(1)
+    log_w, log_px_z, _ = model.log_weights(q, x, y, 6)
+    torch.manual_seed(1)
+    zk = q.rsample(6)
+    log_pz = D.Normal(model.prior.mean[y], (0.5 * model.prior.logvar[y]).exp()).log_prob(zk).sum(-1)
+    assert torch.allclose(log_w, log_px_z + log_pz - q.log_prob(zk), atol=1e-4)
 
 
 def test_kl_matches_its_monte_carlo_estimate():

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from aelab import study
 from aelab.cli import main
 
 
@@ -42,3 +43,23 @@ def test_bench_times_a_dogs_epoch_when_asked(capsys):
     assert main(["bench", "--quick", "--epochs", "2", "--ref-epochs", "1", "--dogs"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["dogs_images"] == 256 and r["dogs_epoch_s"] > 0 and r["dogs_precision"] == r["precision"]
+
+
+@pytest.mark.slow
+def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypatch):
+    """The main job's CVAE (compare.toml: 10 epochs, 5,000 images held out), judged by the real
+    reference classifier on 10,000 samples. Measured on 2 AVX2 cores: cond_acc 0.9725 (every
+    label 0.95 or more) and neg_elbo 101.09, against 0.681 and 102.53 for the textbook CVAE."""
+    from aelab import classifier, evaluate
+
+    monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig())
+    monkeypatch.setattr(evaluate, "SAMPLES", 10_000)
+    (cvae,) = [r for r in study.load("compare").runs if r.name == "cvae"]
+    run = tmp_path / "cvae"
+    sets = [a for s in cvae.sets for a in ("--set", s)]
+    assert main(["train", str(cvae.source), *sets, "--out", str(run), "--quiet", "--no-eval"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--k", "100", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["cond_acc"] >= 0.965 and min(record["cond_acc_per_label"]) >= 0.93, record
+    assert record["neg_elbo"] <= 102.0, record

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import theory
-from .settings import PartSettings
+from .settings import PartSettings, bounded
 
 
 class Unconditional:
@@ -29,15 +29,15 @@ class Unconditional:
 
 
 class OneHotLabel:
-    """The label as a one-hot vector of `num_classes`."""
+    """The label as a one-hot vector of `num_classes`, times `scale`."""
 
-    def __init__(self, num_classes: int):
-        self.dim = num_classes
+    def __init__(self, num_classes: int, scale: float = 1.0):
+        self.dim, self.scale = num_classes, scale
 
     def __call__(self, y: torch.Tensor | None) -> torch.Tensor:
         if y is None:
             raise ValueError("this model is conditioned on labels: pass y")
-        return F.one_hot(y, self.dim).float()
+        return F.one_hot(y, self.dim).float() * self.scale
 
     def default_labels(self, n: int, device: torch.device) -> torch.Tensor:
         """0, 1, ..., C-1, 0, 1, ...: every class in turn."""
@@ -66,12 +66,15 @@ class LabelSettings(PartSettings):
     name = "label"
     slot = "condition"
     prefix = "C"  # a conditional AE or VAE: CAE, CVAE
+    # the one-hot's value: 1 is the textbook; larger gives the label the weight in the networks'
+    # first layers that a code of many N(0, 1) numbers has (see theory.LABEL_SCALE)
+    scale: float = bounded(1.0, above=0.0)
 
     def describe(self) -> str:
-        return ""  # said by the model's name (CVAE)
+        return ", ".join(self.changed_words({"scale": f"label one-hot x {self.scale:g}"}))  # CVAE: the model's name
 
     def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.CONDITION]
+        return [theory.CONDITION] + ([theory.LABEL_SCALE] if self.scale != 1 else [])
 
     def build(self, num_classes: int) -> OneHotLabel:
-        return OneHotLabel(num_classes)
+        return OneHotLabel(num_classes, self.scale)

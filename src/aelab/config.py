@@ -33,6 +33,7 @@ from .latents import GaussianLatentSettings
 from .likelihoods import BernoulliSettings
 from .networks import MLPSettings
 from .objectives import ELBOSettings
+from .priors import StandardPriorSettings
 from .registry import PARTS
 from .settings import PartSettings, bounded, check_range
 
@@ -56,6 +57,7 @@ class ModelConfig:
     latent_dim: int = bounded(20, at_least=1)  # numbers in the code z
     network: PartSettings = MLPSettings()
     latent: PartSettings = GaussianLatentSettings()
+    prior: PartSettings = StandardPriorSettings()
     likelihood: PartSettings = BernoulliSettings()
     objective: PartSettings = ELBOSettings()
     corruption: PartSettings = NoCorruptionSettings()

@@ -72,19 +72,19 @@ def reconstructions(s: Subject):
 
 def prior_samples(s: Subject):
     model, data = s.model, s.data
-    z = randn(64, model.latent_dim, data.device)
     y = model.condition.default_labels(64, data.device)
+    z = model.prior_draw(randn(64, model.latent_dim, data.device), y)
     images = model.likelihood.mean(model.decode(z, y))
-    return plots.image_grid(images, 8, "Decoded from z ~ N(0, I)" + (" (labels 0-9 in turn)" if y is not None else ""))
+    return plots.image_grid(images, 8, f"Decoded from z ~ {model.prior.symbol}" + (" (labels 0-9 in turn)" if y is not None else ""))
 
 
 def label_grid(s: Subject):
     model, data, names = s.model, s.data, s.names
     c = model.condition.dim
-    z = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same z_j in every row
+    eps = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same eps_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
-    images = model.likelihood.mean(model.decode(z, y))
-    return plots.image_grid(images, 10, "Row: the label; column: one z ~ N(0, I) held fixed",
+    images = model.likelihood.mean(model.decode(model.prior_draw(eps, y), y))
+    return plots.image_grid(images, 10, f"Row: the label; column: one z ~ {model.prior.symbol} held fixed",
                             row_labels=names[:c], xlabel="z_1 ... z_10 (style)", ylabel="label")
 
 
@@ -256,10 +256,11 @@ FIGURES = {
                         "The first two test images of each class (without classes: 9 test images drawn once), the "
                         "same for every run, reconstructed at the posterior mean."),
     "samples": (prior_samples, lambda m: True,
-                "64 decodings of z ~ N(0, I), seeded. An AE is not trained towards this prior, so its samples show "
-                "what lies where no code landed."),
+                "64 decodings of z drawn from the prior (N(0, I); the learned p(z | y) of a model that has one), "
+                "seeded. An AE is not trained towards N(0, I), so its samples show what lies where no code landed."),
     "label_grid": (label_grid, lambda m: m.condition.dim > 0,
-                   "Row r is conditioned on class r; each column keeps one z fixed, so style stays and the class changes."),
+                   "Row r is conditioned on class r; each column keeps one z fixed (under a learned p(z | y), one "
+                   "standard normal draw eps, z = m_y + s_y eps), so style stays and the class changes."),
     "manifold": (manifold_uniform, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
                  "The decoder over a uniform grid of the 2-D latent space (the prior's [-3, 3]^2; for a "
                  "deterministic AE, the range its test codes span); axes give z."),

@@ -23,6 +23,25 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
 
+class StandardNormal:
+    """p(z) = N(0, I), the same for every image. Priors (priors.py) share its interface:
+    log_prob(z), kl_from(q) and draw(eps), z from standard normal noise."""
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return standard_normal_log_prob(z)
+
+    def kl_from(self, q: DiagonalGaussian) -> torch.Tensor:
+        """KL(q_j || N(0, 1)) of each dimension (Kingma & Welling 2014, appendix B):
+        1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), (B, D)."""
+        return 0.5 * (q.mean.pow(2) + q.logvar.exp() - 1 - q.logvar)
+
+    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+        return eps
+
+
+STANDARD = StandardNormal()
+
+
 class PointMass:
     """q(z|x) = delta(z - code): the deterministic code of an autoencoder. It has no KL term."""
 
@@ -34,7 +53,7 @@ class PointMass:
     def rsample(self, k: int | None = None) -> torch.Tensor:
         return self.mean if k is None else self.mean.expand(k, *self.mean.shape)
 
-    def kl(self) -> None:
+    def kl(self, prior=None) -> None:
         return None
 
 
@@ -57,14 +76,13 @@ class DiagonalGaussian:
         """log q(z|x) summed over dimensions. z: (..., B, D) -> (..., B)."""
         return -0.5 * (((z - self.mean) / self.std).pow(2) + self.logvar + LOG_2PI).sum(-1)
 
-    def kl_per_dim(self) -> torch.Tensor:
-        """KL(q_j || N(0, 1)) of each dimension in closed form (Kingma & Welling 2014,
-        appendix B): 1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), (B, D)."""
-        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1 - self.logvar)
+    def kl_per_dim(self, prior: StandardNormal | None = None) -> torch.Tensor:
+        """KL(q_j || p_j) of each dimension in closed form, (B, D); p = N(0, I) unless given."""
+        return (prior or STANDARD).kl_from(self)
 
-    def kl(self) -> torch.Tensor:
-        """KL(q || N(0, I)) per image, the sum over dimensions: (B,)."""
-        return self.kl_per_dim().sum(-1)
+    def kl(self, prior: StandardNormal | None = None) -> torch.Tensor:
+        """KL(q || p) per image, the sum over dimensions: (B,)."""
+        return self.kl_per_dim(prior).sum(-1)
 
 
 class DeterministicLatent:

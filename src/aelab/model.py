@@ -1,7 +1,7 @@
 """The one model: an autoencoder composed of parts.
 
     corruption -> encoder -> latent (posterior q(z|x)) -> channel -> decoder -> likelihood p(x|z)
-                     ^                                                 ^
+                     ^                  prior p(z[|y])                 ^
                      +------------------ condition(y) -----------------+
 
 AE, denoising AE, VAE, CVAE and an AE trained through a noisy channel differ only in the
@@ -17,14 +17,14 @@ from .channels import Noiseless
 from .conditions import Unconditional
 from .corruption import Clean
 from .data import Batch
-from .latents import standard_normal_log_prob
 from .objectives import ELBO
+from .priors import FixedPrior
 
 
 class Autoencoder(nn.Module):
     def __init__(self, *, encoder: nn.Module, decoder: nn.Module, latent, likelihood: nn.Module,
                  latent_dim: int, image_shape: tuple[int, ...], condition=None, corruption=None,
-                 objective=None, channel: nn.Module | None = None):
+                 objective=None, channel: nn.Module | None = None, prior: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent = latent
@@ -32,6 +32,7 @@ class Autoencoder(nn.Module):
         self.corruption = corruption or Clean()
         self.objective = objective or ELBO()
         self.channel = channel or Noiseless()
+        self.prior = prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
 
@@ -63,7 +64,7 @@ class Autoencoder(nn.Module):
         `log_px_z(model, z, x, y)` replaces Autoencoder.log_px_z (a compiled copy of it)."""
         z = q.rsample(k)  # (K, B, D)
         log_px_z, out = log_px_z(self, z, x, y) if log_px_z else self.log_px_z(z, x, y)
-        log_w = log_px_z + standard_normal_log_prob(z) - q.log_prob(z)
+        log_w = log_px_z + self.prior(y).log_prob(z) - q.log_prob(z)
         return log_w, log_px_z, out
 
     @torch.no_grad()
@@ -74,11 +75,16 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images decoded from z ~ N(0, I) (the likelihood's mean). A conditioned model with
+        """n images decoded from z ~ p(z) (the likelihood's mean). A conditioned model with
         no labels given draws every class in turn."""
         device = next(self.parameters()).device
         if y is None:
             y = self.condition.default_labels(n, device)
-        z = torch.randn(n, self.latent_dim, generator=generator,
-                        device=generator.device if generator else device).to(device)
-        return self.likelihood.mean(self.decode(z, y))
+        eps = torch.randn(n, self.latent_dim, generator=generator,
+                          device=generator.device if generator else device).to(device)
+        return self.likelihood.mean(self.decode(self.prior_draw(eps, y), y))
+
+    def prior_draw(self, eps: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Codes z ~ p(z | y) made from standard normal noise eps (B, D): eps itself under
+        N(0, I); m_y + s_y * eps under a learned conditional prior."""
+        return self.prior(y).draw(eps)

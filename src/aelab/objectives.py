@@ -58,10 +58,11 @@ class ELBO:
         recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
         objective = recon / self.recon_divisor
         parts = {"recon": recon.mean()}
-        kl = q.kl()
+        prior = model.prior(batch.y)
+        kl = q.kl(prior)
         if kl is not None:
             # free bits: each dimension's KL, averaged over the batch, counts at least lambda (B, D) -> ()
-            kl_term = q.kl_per_dim().mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
+            kl_term = q.kl_per_dim(prior).mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
@@ -80,7 +81,7 @@ class IWAE:
         log_w, log_px_z, out = model.log_weights(q, batch.x, batch.y, self.samples)  # (K, B) each
         bound = torch.logsumexp(log_w, 0) - math.log(self.samples)  # (B,)
         recon = -log_px_z.mean(0)
-        kl = q.kl()
+        kl = q.kl(model.prior(batch.y))
         return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import channels, conditions, corruption, datasets, folders, latents, likelihoods, networks, objectives
+from . import channels, conditions, corruption, datasets, folders, latents, likelihoods, networks, objectives, priors
 from .data import Dynamic, Grey, ImageData, Threshold
 from .errors import AelabError
 from .model import Autoencoder
@@ -30,6 +30,7 @@ def _names(*classes) -> dict[str, type]:
 PARTS = {
     "network": _names(networks.MLPSettings, networks.CNNSettings),
     "latent": _names(latents.PointSettings, latents.GaussianLatentSettings),
+    "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings),
     "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
     "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),
@@ -129,7 +130,7 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
     return Autoencoder(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
                        latent_dim=m.latent_dim, image_shape=image_shape, condition=condition,
                        corruption=m.corruption.build(), channel=m.channel.build(),
-                       objective=m.objective.build(image_shape))
+                       objective=m.objective.build(image_shape), prior=m.prior.build(num_classes, m.latent_dim))
 
 
 def check_model(cfg: RunConfig, data: ImageData) -> None:

@@ -33,6 +33,36 @@ CONDITION = ("Conditioning on the label (CVAE)", [
     "The class need not be stored in z, so the code carries style (slant, thickness); a chosen y with "
     "z ~ N(0, I) draws that class. Its NLL is −log p(x | y), which knows the label, so it is lower "
     "than an unconditioned model's −log p(x) and not directly comparable.",
+    "That is the textbook; trained for a few epochs it falls short: z keeps much of the digit, and a third "
+    "of the samples asked for one digit show another. The shipped CVAE (cvae_mnist.toml, the main job's) keeps "
+    "the one-hot label into both networks and changes four things, each measured one at a time at the main "
+    "job's budget (README, \"The CVAE\"): the label scaled by 20 and a learned prior p(z | y) (both below), "
+    "β = 1.5, which makes storing the digit in z cost more, and Adam at 2e-3, which trains further in 10 "
+    "epochs. Together: 0.97 of the samples are the digit asked for, with a better neg_elbo than the textbook's.",
+])
+
+LABEL_SCALE = ("How loudly the label speaks", [
+    "The label enters each network's first layer as a one-hot vector beside the image (encoder) or the code "
+    "(decoder). The layer's weights start at one scale, so a code of D numbers, each about N(0, 1), moves the "
+    "decoder's first layer about √D times as much as a one-hot of 1 does: early in training the decoder learns "
+    "the digit from z, and z goes on storing it. Then z ~ N(0, I) carries some other digit's identity and the "
+    "decoder draws that digit whatever y says.",
+    "Multiplying the one-hot by s lets the label speak as loudly from the first step. It is still the "
+    "one-hot label into both networks; for a linear layer it is the same as starting the label's weights s "
+    "times larger and, under Adam, moving them s times faster. On the main job's CVAE (10 epochs, latent 20) "
+    "s = 20 alone raised the share of samples classified as their label from 0.68 to 0.93 and lowered "
+    "neg_elbo (measured 2026-11-25).",
+])
+
+CONDITIONAL_PRIOR = ("A learned prior per label, p(z | y)", [
+    "The prior is a Gaussian per class, p(z | y) = N(m_y, diag s_y²), learned with the rest of the model "
+    "(the prior network of Sohn et al. 2015, sec. 4.2, which for a one-hot label is a table). It starts as "
+    "N(0, I). The KL term is KL(q(z | x, y) ‖ p(z | y)) = ½ Σ_j (log s_yj² − log σ_j² + (σ_j² + (μ_j − m_yj)²) / s_yj² − 1), "
+    "samples of class y decode z = m_y + s_y ⊙ ε, ε ~ N(0, I), and nll_is weighs each z_k by p(z_k | y).",
+    "Why: with one N(0, I) for every class, a CVAE trained for a few epochs still stores much of the digit's "
+    "identity in z (a linear probe reads the class from the codes), so z ~ N(0, I) often lands where another "
+    "class's codes live and the decoder draws that class whatever y says. A prior per class gives each class "
+    "its own region, and sampling from p(z | y) stays in it.",
 ])
 
 IWAE = ("Importance-weighted bound (IWAE)", [
