@@ -52,6 +52,20 @@ def part_table(settings) -> dict:
     return config.as_dict(settings)
 
 
+def write_photos(root, per_class: int, size: tuple[int, int]):
+    """`per_class` small noisy photos of two brightness levels in two class folders, cats and dogs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, level in (("cats", 60), ("dogs", 190)):
+        (root / c).mkdir()
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(level, 30, (*size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i}.png")
+    return root
+
+
 def tiny(kind: str = "vae", **sections) -> RunConfig:
     """A small fast config of `kind`; `sections` = {"model": {...}, "train": {...}, "data": {...}}."""
     base = config.from_dict(
@@ -84,10 +98,14 @@ def _small_reference_classifier(monkeypatch):
     monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
 
 
+JUDGED = 1000  # prior samples an evaluation judges in the default suite
+
+
 @pytest.fixture(autouse=True)
 def _fewer_judged_samples(monkeypatch):
-    """Evaluations in the default suite judge 2,000 prior samples, not 10,000 (the suite checks
-    that the scores are there and in range; test_metrics checks sample_scores itself at 10,000)."""
+    """Evaluations in the default suite judge 1,000 prior samples (100 per label), not 10,000
+    (the suite checks that the scores are there and in range; test_metrics checks
+    sample_scores itself at 10,000)."""
     from aelab import evaluate
 
-    monkeypatch.setattr(evaluate, "SAMPLES", 2000)
+    monkeypatch.setattr(evaluate, "SAMPLES", JUDGED)

@@ -15,7 +15,7 @@ from aelab.cli import main
 from aelab.evaluate import evaluate_run
 from aelab.rundir import RunDir
 
-from conftest import KIND_SETS
+from conftest import JUDGED, KIND_SETS
 
 TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.network.hidden=[32]",
         "--set", "model.latent_dim=4", "--set", "train.epochs=1", "--quiet"]
@@ -76,7 +76,7 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
     assert 3 < record["psnr_db"] < 40 and -1 < record["ssim"] < 1 and 0.1 < record["probe_acc"] <= 1  # 8 steps of training
     text = report.metrics_text(record)  # what `aelab eval` prints without --json
     assert "reconstruction PSNR" in text and "dB" in text and "sum over pixels, mean over images" in text
-    assert record["samples_judged"] == 2000 and "classifier features (N=2000)" in text
+    assert record["samples_judged"] == JUDGED and f"classifier features (N={JUDGED})" in text
 
 
 def test_sample_png_and_npy(runs, tmp_path, capsys):

@@ -1,8 +1,6 @@
 """Fitting the user's machine: precision chosen from the hardware, time budgets."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -127,13 +125,13 @@ def test_a_budget_counts_real_training_time_not_validation(tmp_path, capsys):
     out = tmp_path / "run"
     sets = ["data.val_size=256", "data.train_size=2048", "model.network.hidden=[64]", "model.latent_dim=4",
             "train.epochs=0", "train.time_budget_min=0.05", "train.log_every=5", "train.threads=1"]
-    args = [sys.executable, "-m", "aelab", "train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(out)]
-    proc = subprocess.run(args + [a for s in sets for a in ("--set", s)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    args = ["train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(out)]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 0
+    err = capsys.readouterr().err
     done = json.loads((out / "done.json").read_text())
     assert done["stopped_by"] == "time budget" and 3.0 <= done["step_seconds"] < 3.5
     assert done["train_seconds"] > done["step_seconds"]  # validation took time that was not counted
-    assert "budget" in proc.stderr and "min)" in proc.stderr
+    assert "budget" in err and "min)" in err
     assert main(["train", "--resume", str(out)]) == 0
     assert "nothing to do" in capsys.readouterr().err
 

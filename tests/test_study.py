@@ -9,6 +9,8 @@ from aelab import job, study
 from aelab.cli import main
 from aelab.errors import AelabError
 
+from conftest import JUDGED
+
 BASE = """
 [data]
 val_size = 500
@@ -164,6 +166,7 @@ def test_study_with_two_jobs_reports_the_runs_that_finished_and_names_the_one_th
     (tmp_path / "jobs.toml").write_text("""
 title = "Jobs"
 config = "base.toml"
+nll_k = 4
 [variants.plain]
 [variants.noisy]
 set = ["model.corruption.name=gaussian"]
@@ -181,7 +184,7 @@ set = ["train.lr=1e30"]
     for name in ("plain", "noisy"):
         assert (out / "runs" / name / "eval.json").is_file() and (out / "figures" / name / "samples.png").is_file()
     noisy = json.loads((out / "runs" / "noisy" / "eval.json").read_text())
-    assert "psnr_denoised_db" in noisy and noisy["samples_judged"] == 2000  # the workers judge as the parent does
+    assert "psnr_denoised_db" in noisy and noisy["samples_judged"] == JUDGED  # the workers judge as the parent does
 
 
 def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monkeypatch):

@@ -5,23 +5,22 @@ import dataclasses
 import hashlib
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from aelab import checkpoint, datasets, registry, train
 from aelab.rundir import RunDir
 
-from conftest import moved, tiny
+from conftest import moved, tiny, write_photos
 
 # Settings that act only together with another: moved in that company.
 COMPANY = {"lr_min": {"lr_schedule": "cosine"},  # the constant schedule has no floor
            "optimizer": {"weight_decay": 0.01}}  # AdamW differs from Adam in how it decays weights
-# Settings that by design change no result: which hardware runs it (resolved per machine; the
+# Settings that by design change no result: when last.pt is written inside an epoch (resuming
+# there gives the same bits: test_resume.py), which hardware runs it (resolved per machine; the
 # resolution is tested with torch's capability queries replaced, in test_hardware.py), how many
 # images an evaluation pass holds at once (memory) and how often the loop waits for the device
 # to show progress (speed; the budget's last steps are read one by one whatever it is).
-NO_RESULT = {"device", "precision", "eval_batch_size", "log_every"}
+NO_RESULT = {"device", "precision", "eval_batch_size", "log_every", "checkpoint_every_min"}
 # settings the registry turns into objects: moved to the next name of its table
 NAMES = {"lr_schedule": registry.LR_SCHEDULES, "optimizer": registry.OPTIMIZERS,
          "name": registry.DATASETS, "binarize": registry.BINARIZERS}
@@ -67,14 +66,7 @@ def _data_fingerprint(cfg):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """24 small photos, dark and light, in two class folders."""
-    root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for c, level in (("cats", 60), ("dogs", 190)):
-        (root / c).mkdir()
-        for i in range(12):
-            pixels = np.clip(rng.normal(level, 30, (20, 24, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / c / f"{i}.png")
-    return root
+    return write_photos(tmp_path_factory.mktemp("photos"), 12, (20, 24))
 
 
 # [data] settings, each moved in a config where it acts: MNIST for the IDX sources, a folder of

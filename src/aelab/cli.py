@@ -11,17 +11,19 @@ import os
 import shlex
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 
-from . import bench, config, distributed, job, registry, report, train
+from . import bench, config, distributed, interrupt, job, registry, report, runlock, train
 from .errors import AelabError
 from .evaluate import evaluate_run, load_model
 from .images import save_images
 from .rundir import RunDir
 
-RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size"}
+RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
+                  "train.checkpoint_every_min"}
 
 
 def _at_least_one(option: str, value: int) -> None:
@@ -31,11 +33,20 @@ def _at_least_one(option: str, value: int) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """`aelab train`, also as one of several processes under torchrun: every process checks
-    and loads the same config and data; rank 0 alone writes the run directory."""
+    and loads the same config and data; rank 0 alone writes the run directory, and holds its
+    lock from the first write on (a second process on the same run is refused)."""
+    with ExitStack() as held:
+        return _train_held(args, held)
+
+
+def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
+    writer = os.environ.get("RANK", "0") == "0"  # rank 0 under torchrun, else the one process
     if args.resume:
         if args.config or args.out:
             raise AelabError("--resume RUN_DIR takes no CONFIG and no --out")
         run = RunDir.open(args.resume)
+        if writer:
+            held.enter_context(runlock.locked(run.path))
         keys = {config.parse_override(s)[0] for s in args.set}
         if keys - RESUMABLE_KEYS:
             raise AelabError(f"--set {sorted(keys - RESUMABLE_KEYS)[0]}: cannot change on --resume; "
@@ -65,6 +76,8 @@ def _train(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         group = distributed.start(cfg.train.device)
         run = RunDir.create(out, cfg) if group.main else RunDir(out)
+        if group.main:
+            held.enter_context(runlock.locked(run.path))
         fresh = True
     if group.main:
         print(f"run directory: {run.path}", file=sys.stderr)
@@ -226,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     except train.Diverged as e:
         print(f"aelab: training stopped: {e}; the last good checkpoint is kept", file=sys.stderr)
         return 1
+    except interrupt.Interrupted as e:
+        print(f"aelab: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("aelab: interrupted; resume with aelab train --resume RUN_DIR", file=sys.stderr)
         return 130

@@ -96,6 +96,9 @@ class TrainConfig:
     precision: str = "auto"  # auto (bfloat16 where the hardware has it, else float32) | float32 | bfloat16
     eval_batch_size: int = bounded(1000, at_least=1)
     log_every: int = bounded(50, at_least=1)  # steps between progress-bar refreshes (each one syncs)
+    # also write last.pt inside an epoch after this many minutes of training steps (at the next
+    # progress sync); 0 = at epoch ends only
+    checkpoint_every_min: float = bounded(5.0, at_least=0.0)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def _part(current: PartSettings, key: str, values: object, where: str) -> PartSe
                          f"use {key}.name = {values!r} (one of {', '.join(table)})")
     values = dict(values)
     name = values.pop("name", current.name)
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise AelabError(f"{where}: {key}.name: unknown {name!r}; choose from {', '.join(table)}")
     cls = table[name]
     return _update(current if type(current) is cls else cls(), key, values, where)

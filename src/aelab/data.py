@@ -128,15 +128,21 @@ class ImageData:
             self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
         )
 
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """A fresh random order of the training images: one epoch's."""
+        return torch.randperm(len(self.train), generator=generator, device=generator.device)
+
     def train_batches(self, batch_size: int, generator: torch.Generator,
-                      rows: Callable[[int], tuple[int, int]] = lambda n: (0, n)) -> Iterator[Batch]:
-        """One epoch of training batches in a fresh random order (the last may be smaller).
+                      rows: Callable[[int], tuple[int, int]] = lambda n: (0, n),
+                      order: torch.Tensor | None = None, start: int = 0) -> Iterator[Batch]:
+        """One epoch of training batches in a fresh random order (the last may be smaller), or
+        in `order` from its batch `start` on (an epoch resumed from a mid-epoch checkpoint).
         `rows(n)` -> (first, count): the rows of each batch of n this process trains on (all
         of them for one process; a share under torchrun). Per-batch binarisation is drawn for
         the whole batch, so every share is the one a single process would have drawn."""
-        order = torch.randperm(len(self.train), generator=generator, device=generator.device)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        order = self.epoch_order(generator) if order is None else order
+        for first_image in range(start * batch_size, len(order), batch_size):
+            idx = order[first_image:first_image + batch_size]
             first, count = rows(len(idx))
             mine = idx[first:first + count]
             if self.binarizer.fresh_per_batch:

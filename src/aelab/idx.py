@@ -7,6 +7,7 @@ one big-endian uint32 per dimension. Everything is checked before a byte of data
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -42,7 +43,7 @@ def read(path: str | Path, ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise AelabError(f"{path}: truncated: {len(raw)} bytes, header needs {header}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    expected = header + math.prod(shape)  # Python ints: a header of 2^32 x 2^32 x 2^32 does not wrap
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
         raise AelabError(

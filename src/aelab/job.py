@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import classifier, config, evaluate, registry, report, study, train
+from . import classifier, config, evaluate, registry, report, runlock, study, train
 from .config import RunConfig
 from .data import ImageData
 from .errors import AelabError
@@ -43,19 +43,21 @@ def _existing(cfg: RunConfig, path: Path) -> RunDir | None:
 def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None) -> RunDir:
     """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained."""
     run = _existing(cfg, path)
-    if run:
-        if run.is_done():
-            print(f"{path}: complete, skipped", file=sys.stderr)
-            return run
-        if run.last_path.is_file():
+    if run and run.is_done():
+        print(f"{path}: complete, skipped", file=sys.stderr)
+        return run
+    registry.check_model(cfg, data)  # a config error leaves nothing behind
+    path.mkdir(parents=True, exist_ok=True)
+    with runlock.locked(path):  # another process training this run: refused, nothing touched
+        if run and run.last_path.is_file():
             print(f"{path}: interrupted, resuming", file=sys.stderr)
             train.fit(cfg, run, data, resume=True, progress=progress)
             return run
-        for stale in path.iterdir():  # created but killed before its first checkpoint
-            stale.unlink()
-    registry.check_model(cfg, data)  # a config error leaves nothing behind
-    print(f"{path}: training {cfg.model.short}", file=sys.stderr)
-    train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
+        for stale in path.iterdir() if run else ():  # created but killed before its first checkpoint
+            if stale.name != ".lock":
+                stale.unlink()
+        print(f"{path}: training {cfg.model.short}", file=sys.stderr)
+        train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
     return RunDir.open(path)
 
 

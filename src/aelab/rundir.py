@@ -7,6 +7,7 @@
     RUN/best.pt        checkpoint with the lowest validation loss (for evaluation)
     RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
     RUN/eval.json      test metrics (aelab eval)
+    RUN/.lock          held by the process training the run (runlock.py)
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class RunDir:
     def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
         """A new run directory; refuses one that already holds anything."""
         run = cls(Path(path))
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        if run.path.exists() and (not run.path.is_dir() or any(p.name != ".lock" for p in run.path.iterdir())):
             raise AelabError(f"{run.path}: already exists and is not empty; use --resume {run.path} or another --out")
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
@@ -117,7 +118,13 @@ class RunDir:
     def metrics(self) -> list[dict]:
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a kill while it was appended
+        return rows
 
     def keep_metrics_until(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written by a run killed before its checkpoint)."""
@@ -145,7 +152,7 @@ class RunDir:
     def checkpoint(self, which: str = "best") -> tuple[dict, RunConfig]:
         """The checkpoint `which` ('best' or 'last') and the run's config, checked against each other."""
         path = self.best_path if which == "best" else self.last_path
-        payload = checkpoint.load(path)
+        payload = checkpoint.check_run(checkpoint.load(path), path)
         cfg = self.config()
         saved = config.loads(payload["config"], f"{path} (its config)", stored=True)
         changed = config.diff(cfg, saved, sections=("data", "model"))
@@ -156,7 +163,7 @@ class RunDir:
     def load_model(self, model: Autoencoder, payload: dict, path: Path | None = None) -> Autoencoder:
         try:
             model.load_state_dict(payload["model"])
-        except RuntimeError as e:
+        except (RuntimeError, TypeError, ValueError) as e:
             detail = " ".join(str(e).split())
             raise AelabError(f"{path or self.path}: weights do not fit the model of config.toml: {detail[:300]}") from None
         return model

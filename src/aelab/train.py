@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import budget, checkpoint, config, distributed, noise, registry
+from . import budget, checkpoint, config, distributed, interrupt, noise, registry, runlock
 from .config import RunConfig
 from .data import Batch, ImageData
 from .errors import AelabError
@@ -26,6 +27,31 @@ class Diverged(Exception):
 
 
 @dataclass
+class EpochProgress:
+    """Where an epoch stands: what a mid-epoch checkpoint keeps so that resuming it gives the
+    bits an uninterrupted epoch gives."""
+
+    order: torch.Tensor  # the epoch's order of the training images
+    step: int = 0  # steps taken
+    images: int = 0  # images trained on
+    keys: list[str] | None = None  # the loss dict's keys ...
+    sums: torch.Tensor | None = None  # ... and their image-weighted sums so far (this process's share)
+    seconds: float = 0.0  # wall time spent in the epoch before the checkpoint (for the log)
+
+    def saved(self, sums: torch.Tensor | None) -> dict:
+        return {"order": self.order.cpu(), "step": self.step, "images": self.images, "keys": self.keys,
+                "sums": None if sums is None else sums.cpu(), "seconds": self.seconds}
+
+    @classmethod
+    def restore(cls, saved: dict, device: torch.device, main: bool) -> "EpochProgress":
+        sums = saved["sums"]
+        if sums is not None:  # the sum over all processes, kept by the first; the others start from 0
+            sums = (sums if main else torch.zeros_like(sums)).to(device)
+        return cls(saved["order"].to(device), int(saved["step"]), int(saved["images"]), saved["keys"], sums,
+                   float(saved["seconds"]))
+
+
+@dataclass
 class State:
     model: Autoencoder
     optimizer: torch.optim.Optimizer
@@ -35,6 +61,7 @@ class State:
     seconds: float = 0.0  # training time so far, validation included, across resumes
     step_seconds: float = 0.0  # time in training steps only: what the time budget counts
     reached: float = 0.0  # epochs reached, with the share of a partial last epoch
+    partial: EpochProgress | None = None  # the epoch under way, where a mid-epoch checkpoint left it
 
 
 @dataclass(frozen=True)
@@ -76,7 +103,7 @@ def setup(cfg: RunConfig, data: ImageData) -> State:
     return State(model, optimizer, generator)
 
 
-def _payload(state: State, cfg: RunConfig, data: ImageData) -> dict:
+def _payload(state: State, cfg: RunConfig, data: ImageData, in_epoch: dict | None = None) -> dict:
     rng = {"torch": torch.get_rng_state(), "data": state.generator.get_state()}
     if data.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(data.device)
@@ -85,10 +112,11 @@ def _payload(state: State, cfg: RunConfig, data: ImageData) -> dict:
             "step_seconds": state.step_seconds, "reached": state.reached,
             "rng": rng, "config": config.dumps(cfg),
             # enough to rebuild the model without loading the data
-            "data": {"image_shape": list(data.image_shape), "num_classes": data.num_classes}}
+            "data": {"image_shape": list(data.image_shape), "num_classes": data.num_classes},
+            "in_epoch": in_epoch}  # None at an epoch's end
 
 
-def _restore(state: State, payload: dict, device: torch.device) -> None:
+def _restore(state: State, payload: dict, device: torch.device, main: bool = True) -> None:
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.epoch, state.best_val = int(payload["epoch"]), float(payload["best_val"])
@@ -100,6 +128,8 @@ def _restore(state: State, payload: dict, device: torch.device) -> None:
     if "cuda" in payload["rng"] and device.type == "cuda":
         saved = payload["rng"]["cuda"]  # this device's state (a list of all devices' in older checkpoints)
         torch.cuda.set_rng_state(saved[0] if isinstance(saved, list) else saved, device)
+    in_epoch = payload.get("in_epoch")
+    state.partial = EpochProgress.restore(in_epoch, device, main) if in_epoch else None
 
 
 @torch.no_grad()
@@ -134,26 +164,35 @@ def _fraction(cfg: RunConfig, progress: float, clock: budget.Clock) -> float:
 
 
 def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step_fn: nn.Module,
-                 clock: budget.Clock, bar: tqdm) -> tuple[dict[str, float], int]:
-    """One epoch, or the part of it the time budget leaves. `step_fn(x, y, progress)` is the
-    model's loss (wrapped for DistributedDataParallel under torchrun). Returns the mean loss
-    parts over the images trained on and the steps taken."""
+                 clock: budget.Clock, bar: tqdm, save: Callable[[dict], None],
+                 stopping: interrupt.Flag = interrupt.NEVER) -> tuple[dict[str, float], int]:
+    """One epoch, or the part of it the time budget leaves, from where `state.partial` left it.
+    `step_fn(x, y, progress)` is the model's loss (wrapped for DistributedDataParallel under
+    torchrun). Every train.checkpoint_every_min minutes of steps, and when `stopping` is
+    raised, `save(in_epoch)` writes a mid-epoch checkpoint; on `stopping` the epoch then
+    raises interrupt.Interrupted. Returns the mean loss parts over the images trained on and
+    the steps taken."""
     model, opt, t, group = state.model, state.optimizer, cfg.train, plan.group
     model.train()
     steps = data.steps_per_epoch(t.batch_size)
-    keys, sums = None, None  # the loss dict's keys; their image-weighted sums, one tensor
+    p = state.partial or EpochProgress(data.epoch_order(state.generator))
+    state.partial = p
+    keys, sums, images = p.keys, p.sums, p.images  # the loss dict's keys; their image-weighted sums, one tensor
     window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
     autocast = registry.autocast(plan.precision, data.device)  # entered once per step; it restores what it changed
+    every_s, saved_at = t.checkpoint_every_min * 60, clock.spent  # mid-epoch checkpoints: by training time, agreed
 
     def set_lr(fraction: float) -> None:
         for g in opt.param_groups:
             g["lr"] = lr_at(t.lr, t.lr_min, fraction)
 
-    set_lr(_fraction(cfg, state.epoch, clock))
+    set_lr(_fraction(cfg, state.epoch + p.step / steps, clock))
     clock.start()
-    images, step, stop, synced = 0, 0, False, 0  # synced: the step of the last sync
-    for step, batch in enumerate(data.train_batches(t.batch_size, state.generator, group.rows), start=1):
+    begun = time.perf_counter() - p.seconds
+    step, stop, synced = p.step, False, p.step  # synced: the step of the last sync
+    batches = data.train_batches(t.batch_size, state.generator, group.rows, order=p.order, start=p.step)
+    for step, batch in enumerate(batches, start=p.step + 1):
         progress = state.epoch + (step - 1) / steps  # in epochs
         total = min(t.batch_size, len(data.train) - (step - 1) * t.batch_size)  # images in the global batch
         with autocast, noise.share(*group.rows(total), total) if group.world > 1 else nullcontext():
@@ -167,11 +206,10 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
         parts = torch.stack([v.detach() for v in out.values()])
         if sums is None:
             keys, sums = list(out), torch.zeros_like(parts)
-            at_loss = keys.index("loss")
         sums.add_(parts, alpha=len(batch.y))
-        window[step - 1 - synced] = parts[at_loss] * (len(batch.y) / total)
+        window[step - 1 - synced] = parts[keys.index("loss")] * (len(batch.y) / total)
         # the only host syncs of the loop; near the budget's end (by the estimate), every step
-        if step % t.log_every == 0 or step == steps or clock.out():
+        if step % t.log_every == 0 or step == steps or clock.out() or stopping:
             done, synced = step - synced, step
             losses = group.sum(window[:done]).tolist()  # the global batches' losses (waits for the device)
             clock.read()  # after the wait, so that on a GPU the reading includes the queued steps
@@ -181,10 +219,21 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
                 raise Diverged(f"loss became {losses[bad]} at epoch {state.epoch + 1}, step {step - done + 1 + bad}")
             bar.set_postfix_str(f"loss {sum(losses) / done:.2f} nats/image", refresh=False)
             bar.update(done)
+            # a signal at the budget's last step lets the epoch end: fit writes its checkpoint and stops
+            if (stopping and not stop) or (every_s and step < steps and not stop and clock.spent - saved_at >= every_s):
+                p.step, p.images, p.keys, p.seconds = step, images, keys, time.perf_counter() - begun
+                total_sums = group.sum(sums)
+                sums = total_sums if group.main else torch.zeros_like(total_sums)
+                save(p.saved(total_sums))
+                saved_at = clock.spent
+                clock.start()  # the checkpoint's writing is not training time
+                if stopping and not stop:
+                    raise interrupt.Interrupted(stopping.signum, f"epoch {state.epoch + 1} step {step}")
         # the learning rate of the next step; the last step of a budgeted run leaves lr_min
         set_lr(1.0 if stop else _fraction(cfg, state.epoch + step / steps, clock))
         if stop:
             break
+    state.partial = None
     return dict(zip(keys, (group.sum(sums) / images).tolist())), step
 
 
@@ -192,20 +241,31 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         until_epoch: int | None = None, progress: bool | None = None,
         group: distributed.Group = distributed.SINGLE) -> State:
     """Train until cfg.train.epochs epochs or the time budget are spent (or stop after
-    `until_epoch`), checkpointing every epoch.
+    `until_epoch`), checkpointing every epoch and every train.checkpoint_every_min minutes
+    of steps inside one.
 
-    With `resume`, continue from RUN/last.pt: model, optimizer, both RNG streams and the time
-    spent are restored, so the result is the one an uninterrupted run would have reached (to
-    the bit without a time budget; with one, the same budget is spent in all). Under
-    torchrun (`group`), every process trains its share and rank 0 alone writes.
+    With `resume`, continue from RUN/last.pt, at an epoch's end or inside one: model,
+    optimizer, both RNG streams, the epoch's order and loss sums and the time spent are
+    restored, so the result is the one an uninterrupted run would have reached (to the bit
+    without a time budget; with one, the same budget is spent in all). The run directory is
+    locked for this process (runlock.py). SIGINT or SIGTERM in a single process writes
+    last.pt after the step under way and raises interrupt.Interrupted. Under torchrun
+    (`group`), every process trains its share and rank 0 alone writes.
     """
+    with runlock.locked(run.path) if group.main else nullcontext(), \
+            interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping:
+        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping)
+
+
+def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch: int | None,
+         progress: bool | None, group: distributed.Group, stopping: interrupt.Flag) -> State:
     how = plan(cfg, data, group)
     data = data.to(how.device)
     state = setup(cfg, data)
     step_fn = group.wrap(_Objective(state.model), how.device)
     if resume:
         payload, _ = run.checkpoint("last")
-        _restore(state, payload, how.device)
+        _restore(state, payload, how.device, group.main)
         if group.main:
             run.keep_metrics_until(state.epoch)
     t = cfg.train
@@ -216,14 +276,28 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
             print(f"aelab: warning: {warning}", file=sys.stderr)
         print(how.describe(), file=sys.stderr)
         run.record_training(how.record(), state.epoch)
+
+    def save_in_epoch(in_epoch: dict) -> None:
+        state.step_seconds = clock.spent  # state.seconds counts whole epochs; the epoch's own part is in in_epoch
+        if group.main:
+            checkpoint.save(run.last_path, _payload(state, cfg, data, in_epoch))
+
+    def stopped(where: str) -> interrupt.Interrupted:
+        return interrupt.Interrupted(stopping.signum, f"interrupted at {where}; resume with: aelab train --resume {run.path}")
+
     stop = min(until_epoch or math.inf, t.epochs or math.inf)
     steps = data.steps_per_epoch(t.batch_size)
-    while state.epoch < stop and not clock.out():
-        start = time.perf_counter()
+    while state.epoch < stop and (not clock.out() or state.partial):
+        done_before = state.partial.seconds if state.partial else 0.0  # wall time of the epoch before a resume
+        start = time.perf_counter() - done_before
         # progress None: a bar only on a terminal
-        with tqdm(total=steps, desc=_desc(state.epoch + 1, cfg, clock), unit="step", leave=False, file=sys.stderr,
+        with tqdm(total=steps, initial=state.partial.step if state.partial else 0, desc=_desc(state.epoch + 1, cfg, clock),
+                  unit="step", leave=False, file=sys.stderr,
                   disable=(None if progress is None else not progress) if group.main else True) as bar:
-            train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar)
+            try:
+                train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar, save_in_epoch, stopping)
+            except interrupt.Interrupted as e:
+                raise stopped(str(e)) from None
         val = validate(state.model, data, t.eval_batch_size) if group.main else {}
         group.share_rng(how.device)
         seconds = time.perf_counter() - start
@@ -249,6 +323,8 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         if improved:
             checkpoint.save(run.best_path, payload)
         tqdm.write(_epoch_line(record, cfg, clock, improved), file=sys.stderr)
+        if stopping and state.epoch < stop and not clock.out():
+            raise stopped(f"the end of epoch {state.epoch}")
     if finished(cfg, state.epoch, clock.spent) and group.main:
         run.write_json(run.done_path, {
             "epochs": state.epoch, "epochs_reached": round(state.reached, 3),
