@@ -270,5 +270,5 @@ def test_every_part_setting_shows_in_the_report_settings_line(slot, name, key):
     changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
     base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
     assert changed.model.describe() != base.model.describe()
-    line = report._settings(report.Entry("r", changed, {}, Path("m"), {}))
+    line = report.settings_line(report.Entry("r", changed, {}, Path("m"), {}))
     assert line.startswith(changed.model.describe() + ";"), line

@@ -121,15 +121,16 @@ def photos(tmp_path_factory):
     return write_photos(tmp_path_factory.mktemp("photos"), 20, (18, 22))
 
 
-def _mlp(tmp_path):
+def _mlp(tmp_path, epochs=3):
+    sets = _sets(MLP + [f"train.epochs={epochs}"])
     whole = tmp_path / "whole"
-    assert main(["train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(whole), *_sets(MLP)]) == 0
-    return whole, AELAB + ["train", "configs/vae_mnist.toml", "--quiet", "--no-eval", *_sets(MLP)]
+    assert main(["train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(whole), *sets]) == 0
+    return whole, AELAB + ["train", "configs/vae_mnist.toml", "--quiet", "--no-eval", *sets]
 
 
-def _cnn(tmp_path, photos):
+def _cnn(tmp_path, photos, epochs=3):
     cfg = tmp_path / "cnn.toml"
-    cfg.write_text(CNN_TOML.format(root=photos))
+    cfg.write_text(CNN_TOML.format(root=photos).replace("epochs = 3", f"epochs = {epochs}"))
     whole = tmp_path / "whole"
     assert main(["train", str(cfg), "--quiet", "--no-eval", "--out", str(whole)]) == 0
     return whole, AELAB + ["train", str(cfg), "--quiet", "--no-eval"]
@@ -138,14 +139,14 @@ def _cnn(tmp_path, photos):
 KILL, INT, TERM = signal.SIGKILL, signal.SIGINT, signal.SIGTERM
 
 
-def _stop_test(tmp_path, make, signals, seed, early=True, longest=0.15):
+def _stop_test(tmp_path, make, signals, seed, early=True, longest=0.15, epochs=3):
     whole, first = make(tmp_path)
     run = tmp_path / "stopped"
     landed = _stopped_until_done(first + ["--out", str(run)], run, signals, random.Random(seed), longest, early)
     print(f"stops landed at: {landed}")
     assert _same(_weights(whole), _weights(run)), landed
     assert _untimed(whole) == _untimed(run), landed  # the epochs' losses too, mid-epoch resumes included
-    assert json.loads((run / "done.json").read_text())["epochs"] == 3
+    assert json.loads((run / "done.json").read_text())["epochs"] == epochs
     return landed
 
 
@@ -161,11 +162,15 @@ def test_a_cnn_on_an_image_folder_killed_at_a_random_moment_resumes_to_the_same_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("net", ["mlp", "cnn"])
-def test_fifty_kills(tmp_path, photos, net):
-    """25 stops of each model, mostly SIGKILL: pytest -m slow."""
-    landed = _stop_test(tmp_path, _mlp if net == "mlp" else lambda p: _cnn(p, photos), [KILL, INT, KILL, TERM, KILL] * 5,
-                        seed=3, longest=0.15 if net == "mlp" else 0.02)
-    assert any("step" in w for w in landed)  # some inside an epoch
+def test_fifty_stops(tmp_path, photos, net):
+    """25 stops of each model, 15 of them SIGKILL, in runs long enough that they land before
+    the end: pytest -m slow."""
+    epochs = 12 if net == "mlp" else 24  # a resume of the CNN gets further before its stop
+    make = (lambda p: _mlp(p, epochs)) if net == "mlp" else (lambda p: _cnn(p, photos, epochs))
+    landed = _stop_test(tmp_path, make, [KILL, INT, KILL, TERM, KILL] * 5, seed=3,
+                        longest=0.15 if net == "mlp" else 0.02, epochs=epochs)
+    assert sum("step" in w for w in landed) >= 10  # inside an epoch
+    assert sum(w.endswith(f"epoch {epochs}") for w in landed) <= 2  # not stops of a finished run
 
 
 def test_a_mid_epoch_checkpoint_resumes_to_the_bits_of_an_uninterrupted_run(tmp_path, small_data, monkeypatch):
@@ -265,3 +270,43 @@ def test_a_second_process_on_a_run_is_refused_until_the_first_dies(tmp_path, sma
     holder.wait()
     assert main(["train", "--resume", str(run.path), "--quiet", "--no-eval"]) == 0  # the dead holder's lock is taken
     assert run.is_done() and runlock.holder(run.path) == str(os.getpid())
+
+
+def test_a_study_interrupted_by_ctrl_c_goes_on_with_the_same_command(tmp_path, capsys, monkeypatch):
+    """`aelab study` (in this process) sent SIGINT inside its first run's training: exit 130,
+    one line naming the study command; that command again finishes the study, and the run
+    interrupted has the bits of the same run trained without a stop."""
+    import pickle
+
+    from aelab.interrupt import Interrupted
+
+    (tmp_path / "base.toml").write_text('[data]\nval_size = 256\ntrain_size = 1024\n[model]\nlatent_dim = 4\n'
+                                        '[model.network]\nhidden = [32]\n[train]\nepochs = 2\nbatch_size = 64\n'
+                                        'log_every = 4\ncheckpoint_every_min = 1e-9\nthreads = 1\n')
+    (tmp_path / "s.toml").write_text('config = "base.toml"\nnll_k = 4\n[variants.vae]\n[variants.ae]\n'
+                                     'set = ["model.latent.name=point"]\n')
+    out = tmp_path / "study"
+    real_save, calls = checkpoint.save, []
+
+    def save(path, payload):
+        calls.append(path)
+        if len(calls) == 3:  # inside the first epoch of the first run
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    command = ["study", str(tmp_path / "s.toml"), "--out", str(out)]
+    assert main(command) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("aelab: interrupted at epoch 1 step ")
+    assert last.endswith(f"resume the study with: aelab study {tmp_path / 's.toml'} --out {out}")
+    assert not (out / "runs" / "vae" / "done.json").exists() and not (out / "runs" / "ae").exists()
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    assert main(command) == 0
+    assert (out / "report.html").is_file() and (out / "runs" / "ae" / "done.json").is_file()
+    assert "vae" in capsys.readouterr().err
+    whole = tmp_path / "whole"
+    assert main(["train", str(tmp_path / "base.toml"), "--quiet", "--no-eval", "--out", str(whole)]) == 0
+    assert _same(_weights(whole), _weights(out / "runs" / "vae"))
+    e = pickle.loads(pickle.dumps(Interrupted(signal.SIGTERM, "interrupted at epoch 2")))  # from a --jobs worker
+    assert (e.exit_code, str(e)) == (143, "interrupted at epoch 2")

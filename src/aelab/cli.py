@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -144,7 +145,14 @@ def _run(args: argparse.Namespace) -> int:
         for command in job.pending(study, out, epochs=args.epochs):
             print(shlex.join(command))
         return 0
-    html, failed = job.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
+    try:
+        html, failed = job.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
+    except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
+        signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
+        again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
+            a for option, value in (("--jobs", args.jobs if args.jobs > 1 else None), ("--epochs", args.epochs),
+                                    ("--k", args.k)) if value is not None for a in (option, str(value))]
+        raise interrupt.Interrupted(signum, f"{said}; resume the study with: {shlex.join(again)}") from None
     print(f"report: {html}")
     if failed:
         print(f"aelab: {len(failed)} run(s) did not finish: {', '.join(failed)} (see the report)", file=sys.stderr)

@@ -25,6 +25,9 @@ class Interrupted(Exception):
         super().__init__(message)
         self.signum = signum
 
+    def __reduce__(self):  # raised in a study's worker process, re-raised in the parent
+        return Interrupted, (self.signum, str(self))
+
     @property
     def exit_code(self) -> int:
         return 128 + self.signum

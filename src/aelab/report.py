@@ -175,7 +175,7 @@ def _length(e: Entry) -> str:
     return f"{t.time_budget_min:g}-minute budget" + (f" ({reached:g} epochs reached)" if reached is not None else "")
 
 
-def _settings(e: Entry) -> str:
+def settings_line(e: Entry) -> str:
     t, d = e.cfg.train, e.cfg.data
     train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
              f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
@@ -225,7 +225,7 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
              "<div class='wide-table'><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table></div>",
              "".join(f"<p class='failed'>{e(n)}</p>" for n in notes),
-             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(_settings(x))}</li>" for x in entries) + "</ul>",
+             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(settings_line(x))}</li>" for x in entries) + "</ul>",
              "<h2>What the models optimise</h2><div class='theory'>"]
     for heading, paragraphs in _theory(entries):
         parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
@@ -240,7 +240,7 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
                      f"<div class='row' style='grid-template-columns:repeat({columns},minmax(0,1fr))'>")
         for x, d in group:
             parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
-                         f"<figcaption><b>{e(x.name)}</b>: {e(_settings(x))}</figcaption></figure>")
+                         f"<figcaption><b>{e(x.name)}</b>: {e(settings_line(x))}</figcaption></figure>")
         parts.append("</div>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -254,7 +254,7 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
              *["| " + " | ".join(r) + " |" for r in rows], "",
              *[f"**{n}**\n" for n in notes],
-             *[f"- **{x.name}**: {_settings(x)}" for x in entries], "", "## What the models optimise", ""]
+             *[f"- **{x.name}**: {settings_line(x)}" for x in entries], "", "## What the models optimise", ""]
     for heading, paragraphs in _theory(entries):
         lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
     lines += ["## Figures", ""]
@@ -263,7 +263,7 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
     for key, title, caption, group in _figure_groups(entries):
         lines += [f"### {title}", "", caption, ""]
         for x, d in group:
-            lines += [f"**{x.name}** ({_settings(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
+            lines += [f"**{x.name}** ({settings_line(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
     return "\n".join(lines)
 
 
