@@ -109,3 +109,34 @@ def _fewer_judged_samples(monkeypatch):
     from aelab import evaluate
 
     monkeypatch.setattr(evaluate, "SAMPLES", JUDGED)
+
+
+def channel_cnn_toml(root, *, image_size: int, val_size: int, latent_dim: int, epochs: int, batch_size: int,
+                     test_fraction: float = 0.25) -> str:
+    """A small convolutional AE of an image folder with a 4-channel code map sent through a
+    noisy channel (sigma 0.1): the dogs model in miniature."""
+    return f"""
+[data]
+name = "folder"
+root = "{root}"
+test_fraction = {test_fraction}
+image_size = {image_size}
+val_size = {val_size}
+[model]
+latent_dim = {latent_dim}
+[model.network]
+name = "cnn"
+hidden = [8, 16]
+latent_channels = 4
+[model.latent]
+name = "point"
+[model.likelihood]
+name = "gaussian"
+[model.channel]
+name = "awgn"
+sigma = 0.1
+[train]
+epochs = {epochs}
+batch_size = {batch_size}
+threads = 1
+"""

@@ -11,6 +11,8 @@ from PIL import Image
 from aelab import folders
 from aelab.errors import AelabError
 
+from conftest import channel_cnn_toml
+
 DOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dogs64"
 
 
@@ -128,30 +130,8 @@ def test_eval_on_another_folder_and_at_a_channel_noise_level(tmp_path, cache, ca
 
     from aelab.cli import main
 
-    (tmp_path / "dogs.toml").write_text(f"""
-[data]
-name = "folder"
-root = "{DOGS / 'test'}"
-test_fraction = 0.2
-image_size = 32
-val_size = 50
-[model]
-latent_dim = 256
-[model.network]
-name = "cnn"
-hidden = [8, 16]
-latent_channels = 4
-[model.latent]
-name = "point"
-[model.likelihood]
-name = "gaussian"
-[model.channel]
-name = "awgn"
-sigma = 0.1
-[train]
-epochs = 1
-batch_size = 50
-""")
+    (tmp_path / "dogs.toml").write_text(channel_cnn_toml(DOGS / "test", test_fraction=0.2, image_size=32, val_size=50,
+                                                         latent_dim=256, epochs=1, batch_size=50))
     run = tmp_path / "run"
     assert main(["train", str(tmp_path / "dogs.toml"), "--out", str(run), "--quiet"]) == 0
     kept = (run / "eval.json").read_text()

@@ -74,6 +74,9 @@ def test_the_report_lists_both_runs_with_metrics_and_theory(study_out):
     links = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
     assert links and all((study_out / link).is_file() for link in links)
     assert "| dae |" in md and "| cvae3 |" in md
+    for name in ("dae", "cvae3"):  # one line each on how to explore the run
+        assert f"<code>aelab explore {study_out / 'runs' / name}</code>" in html
+        assert f"`aelab explore {study_out / 'runs' / name}`" in md
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -216,13 +219,13 @@ def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_t
     dogs = config.load(CONFIG_DIR / "dogs_ae.toml")
     trained = [{"from_epoch": 0, "device": "cpu", "precision": "float32", "processes": 1},
                {"from_epoch": 7, "device": "cuda:0", "precision": "bfloat16", "processes": 4}]
-    words = report._settings(SimpleNamespace(cfg=dogs, done={"epochs_reached": 19.625}, training=trained))
+    words = report.settings_line(SimpleNamespace(cfg=dogs, done={"epochs_reached": 19.625}, training=trained))
     assert "folder dogs64/train at 64x64;" in words and "binaris" not in words
     assert "20-minute budget (19.625 epochs reached), batch 64" in words
     assert "trained in float32 on cpu then bfloat16 on cuda:0 x 4 processes" in words
-    unfinished = report._settings(SimpleNamespace(cfg=dogs, done={}, training=trained[:1]))
+    unfinished = report.settings_line(SimpleNamespace(cfg=dogs, done={}, training=trained[:1]))
     assert "20-minute budget, batch 64" in unfinished and "trained in float32 on cpu," in unfinished
-    digits = report._settings(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"}), done={}, training=[]))
+    digits = report.settings_line(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"}), done={}, training=[]))
     assert "mnist (dynamic binarisation);" in digits and "train" not in digits and "2 epochs" in digits
     old = tiny("vae", train={"precision": "bfloat16"})  # a run from before meta.json kept the resolved choice
-    assert "bfloat16 training" in report._settings(SimpleNamespace(cfg=old, done={}, training=[]))
+    assert "bfloat16 training" in report.settings_line(SimpleNamespace(cfg=old, done={}, training=[]))

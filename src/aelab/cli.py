@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, config, distributed, interrupt, job, registry, report, runlock, train
+from . import bench, config, distributed, explore, interrupt, job, registry, report, runlock, train
 from .errors import AelabError
 from .evaluate import evaluate_run, load_model
 from .images import save_images
@@ -230,6 +230,14 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--k", type=int, help="importance samples per image for nll_is: runs evaluated with another K "
                    "are re-evaluated (default: take each run's eval.json as it is; 100 where there is none)")
     o.set_defaults(func=_report)
+
+    x = sub.add_parser("explore", help="a latent-space explorer in the browser, served by a trained run's model")
+    x.add_argument("run", metavar="RUN_DIR")
+    x.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    x.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    x.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    x.set_defaults(func=lambda a: explore.serve(a.run, a.host, a.port, a.verbose))
 
     b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")
     bench.add_arguments(b)

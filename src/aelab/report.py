@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,11 @@ def settings_line(e: Entry) -> str:
 
 
 
+def explore_command(e: Entry) -> str:
+    """The command that opens the run's latent-space explorer (explore.py)."""
+    return shlex.join(["aelab", "explore", str(e.metrics_path.parent)])
+
+
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
 h1{margin-bottom:.1em} .sub{color:#666;margin-top:0}
@@ -225,7 +231,8 @@ def render_html(title: str, question: str, entries: list[Entry], overview: list[
              "<div class='wide-table'><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table></div>",
              "".join(f"<p class='failed'>{e(n)}</p>" for n in notes),
-             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(settings_line(x))}</li>" for x in entries) + "</ul>",
+             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(settings_line(x))}. Explore its code space in the browser: "
+                              f"<code>{e(explore_command(x))}</code></li>" for x in entries) + "</ul>",
              "<h2>What the models optimise</h2><div class='theory'>"]
     for heading, paragraphs in _theory(entries):
         parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
@@ -254,7 +261,8 @@ def render_markdown(title: str, question: str, entries: list[Entry], overview: l
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
              *["| " + " | ".join(r) + " |" for r in rows], "",
              *[f"**{n}**\n" for n in notes],
-             *[f"- **{x.name}**: {settings_line(x)}" for x in entries], "", "## What the models optimise", ""]
+             *[f"- **{x.name}**: {settings_line(x)}. Explore its code space in the browser: `{explore_command(x)}`"
+               for x in entries], "", "## What the models optimise", ""]
     for heading, paragraphs in _theory(entries):
         lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
     lines += ["## Figures", ""]
