@@ -48,8 +48,9 @@ def test_bench_times_a_dogs_epoch_when_asked(capsys):
 @pytest.mark.slow
 def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypatch):
     """The main job's CVAE (compare.toml: 10 epochs, 5,000 images held out), judged by the real
-    reference classifier on 10,000 samples. Measured on 2 AVX2 cores: cond_acc 0.9725 (every
-    label 0.95 or more) and neg_elbo 101.09, against 0.681 and 102.53 for the textbook CVAE."""
+    reference classifier on 10,000 samples. Measured on 2 AVX-512 BF16 cores (bfloat16): cond_acc
+    0.990 (every label 0.979 or more) and neg_elbo 101.50, against 0.678 and 102.20 for the
+    textbook CVAE; seed 1 gave 0.991 and 101.61."""
     from aelab import classifier, evaluate
 
     monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig())
@@ -61,5 +62,5 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     capsys.readouterr()
     assert main(["eval", str(run), "--k", "100", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["cond_acc"] >= 0.965 and min(record["cond_acc_per_label"]) >= 0.93, record
-    assert record["neg_elbo"] <= 102.0, record
+    assert record["cond_acc"] >= 0.985 and min(record["cond_acc_per_label"]) >= 0.97, record
+    assert record["neg_elbo"] <= 102.2, record

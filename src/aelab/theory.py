@@ -35,10 +35,12 @@ CONDITION = ("Conditioning on the label (CVAE)", [
     "than an unconditioned model's −log p(x) and not directly comparable.",
     "That is the textbook; trained for a few epochs it falls short: z keeps much of the digit, and a third "
     "of the samples asked for one digit show another. The shipped CVAE (cvae_mnist.toml, the main job's) keeps "
-    "the one-hot label into both networks and changes four things, each measured one at a time at the main "
-    "job's budget (README, \"The CVAE\"): the label scaled by 20 and a learned prior p(z | y) (both below), "
-    "β = 1.5, which makes storing the digit in z cost more, and Adam at 2e-3, which trains further in 10 "
-    "epochs. Together: 0.97 of the samples are the digit asked for, with a better neg_elbo than the textbook's.",
+    "the one-hot label into both networks and changes five things, each measured one at a time at the main "
+    "job's budget (README, \"The CVAE\"): the label scaled by 20 and a learned prior p(z | y) (both below); "
+    "β = 2.25, which makes storing the digit in z cost more; one hidden layer of 2048 units instead of 400 in "
+    "each network, which buys back the ELBO that β costs (two narrower layers did not: in 10 epochs they barely "
+    "used the code); and Adam at 2e-3, which trains further in 10 epochs. Together: 0.99 of the samples are "
+    "the digit asked for (0.68 for the textbook CVAE), with a better neg_elbo than the textbook's.",
 ])
 
 LABEL_SCALE = ("How loudly the label speaks", [
