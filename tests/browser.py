@@ -64,11 +64,25 @@ def _settled(driver, before: int, timeout: float = 20) -> int:
     return last
 
 
-def drive_explorer(url: str, screenshot: Path) -> dict:
+def _click_dot(driver, plane, index: int) -> None:
+    """Click test image `index`'s dot on the code plane (offsets from the canvas's centre)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    x, y, width, shown = driver.execute_script(
+        f"const [x, y] = toCanvas(S.plane.x[{index}], S.plane.y[{index}]), c = document.getElementById('plane');"
+        "return [x, y, c.width, c.getBoundingClientRect().width];")
+    scale = shown / width
+    ActionChains(driver).move_to_element_with_offset(plane, round((x - width / 2) * scale),
+                                                     round((y - width / 2) * scale)).click().perform()
+
+
+def drive_explorer(url: str, screenshot: Path, tour: bool = False) -> dict:
     """Open `aelab explore`'s page at `url`, drag across the code plane, click a slider, as a
     person would (real pointer events); returns the decoded image's pixels (a data URL) at
     each point, the decodes answered, the last latency shown, the number of per-label images
-    and the console's errors; writes a screenshot of the whole page."""
+    and the console's errors; writes a screenshot of the whole page. With `tour`, it then
+    picks two test images as the ends of an interpolation and walks half way (for a
+    screenshot of every part of the page)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -92,6 +106,14 @@ def drive_explorer(url: str, screenshot: Path) -> dict:
         ActionChains(driver).move_to_element_with_offset(slider, slider.size["width"] // 2 - 4, 0).click().perform()
         count = _settled(driver, count)
         after_slider = pixels()
+        if tour:
+            for index, end in ((3, "set-a"), (2, "set-b")):
+                _click_dot(driver, plane, index)
+                count = _settled(driver, count)
+                driver.find_element(By.ID, end).click()
+            path = driver.find_element(By.ID, "path")
+            ActionChains(driver).move_to_element_with_offset(path, path.size["width"] // 10, 0).click().perform()
+            count = _settled(driver, count)
         latency = driver.find_element(By.ID, "latency").text
         labels = len(driver.find_elements(By.CSS_SELECTOR, "#all-labels canvas"))
         errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]

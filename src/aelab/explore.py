@@ -116,16 +116,19 @@ _ROUTES = {"GET": {"/api/info", "/api/points", "/api/image"},
            "POST": {"/api/decode", "/api/random", "/api/interpolate", "/api/channel"}}
 
 
-def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> ThreadingHTTPServer:
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the standard library's 5 drops connections of a few clients at once (1 s retries)
+
+
+def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> Server:
     """A server over `explorer`, bound but not yet serving (port 0: any free port)."""
     page = files("aelab").joinpath("explore.html").read_bytes()
     handler = type("ExploreHandler", (Handler,), {"explorer": explorer, "page": page, "quiet": quiet})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        return Server((host, port), handler)
     except OSError as e:
         raise AelabError(f"--host {host} --port {port}: cannot listen there: {e.strerror or e}") from None
-    server.daemon_threads = True
-    return server
 
 
 def loopback(host: str) -> bool:
