@@ -143,3 +143,27 @@ def test_kl_warmup_is_linear_then_flat():
     w = KLWeight(beta=2.0, warmup_epochs=4)
     assert [w(p) for p in (0, 1, 2, 4, 9)] == [0.0, 0.5, 1.0, 2.0, 2.0]
     assert w(None) == 2.0 and KLWeight(1.0, 0)(0.0) == 1.0
+
+
+def test_gdn_and_its_inverse_against_their_formula():
+    """y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) at every pixel (Balle et al. 2016);
+    the inverse multiplies by the same root."""
+    from aelab.networks import GDN
+
+    torch.manual_seed(0)
+    gdn, igdn = GDN(3), GDN(3, inverse=True)
+    g = torch.rand(3, 3)
+    with torch.no_grad():
+        for m in (gdn, igdn):
+            m.beta.copy_(torch.tensor([1.0, 0.5, 2.0]))
+            m.gamma.copy_(g)
+    x = torch.randn(2, 3, 4, 5)
+    beta, gamma = gdn.beta ** 2, gdn.gamma ** 2
+    root = (beta[None, :, None, None] + torch.einsum("ij,bjhw->bihw", gamma, x ** 2)).sqrt()
+    assert torch.allclose(gdn(x), x / root, atol=1e-6)
+    assert torch.allclose(igdn(x), x * root, atol=1e-6)
+    fresh = GDN(4)
+    x2 = torch.randn(1, 4, 2, 2)  # starts near x / sqrt(1 + 0.1 x^2), every gamma_ij able to learn
+    assert torch.allclose(fresh(x2), x2 / (1 + 0.1 * x2 ** 2).sqrt(), atol=1e-4)
+    fresh(x2).sum().backward()
+    assert (fresh.gamma.grad != 0).all()

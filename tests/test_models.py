@@ -46,6 +46,9 @@ VARIANTS = {
     if not moved_all or dataclasses.fields(cls)
 }
 
+# A choice that builds other layers is a variant of its own: GDN (with IGDN in the decoder)
+VARIANTS["network=cnn-gdn"] = ("network", registry.PARTS["network"]["cnn"](activation="gdn"))
+
 
 def test_every_variant_builds_in_some_kind_of_model():
     for key, (slot, settings) in VARIANTS.items():

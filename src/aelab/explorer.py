@@ -107,7 +107,8 @@ class Explorer:
         done = self._json(self.run.done_path)
         entry = report.Entry(self.run.path.name, self.cfg, record, self.run.metrics_path, done, self.run.training())
         order = torch.argsort(self.spread, descending=True)[:min(SLIDERS, self.dim)]
-        sd = self.codes.std(0) if self.n_test > 1 else torch.ones(self.dim, dtype=torch.float64)
+        sd = (self.codes.std(0) if self.n_test > 1 else torch.ones(self.dim, dtype=torch.float64)).clamp_min(0.25)
+        # (a dimension the test codes hardly move still gets a slider of +-1 to move it with)
         return {
             "run": str(self.run.path), "name": self.run.path.name, "kind": self.cfg.model.short,
             "settings": report.settings_line(entry), "epoch": self.epoch, "dataset": self.cfg.data.name,

@@ -19,6 +19,38 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
                "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid}
 
 
+class GDN(nn.Module):
+    """Generalized divisive normalisation (Balle, Laparra & Simoncelli, ICLR 2016; 2017, eq. 2),
+    the activation of learned image codecs: y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)
+    over the channels at each pixel, or the inverse (IGDN, in decoders), x_i * sqrt(...).
+    beta and gamma are kept positive as squares of their parameters (beta above 1e-6);
+    they start at beta = 1 and gamma = 0.1 I + 1e-6 off the diagonal, near the identity (not
+    exactly 0 there: a squared parameter at 0 has no gradient and would never learn)."""
+
+    per_channel = True  # built with its channel count (act(), below)
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        eye = torch.eye(channels)
+        self.gamma = nn.Parameter((0.1 * eye + 1e-6 * (1 - eye)).sqrt())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
+        beta = self.beta.pow(2).clamp_min(1e-6)
+        gamma = self.gamma.pow(2)  # (C_out, C_in)
+        norm = nn.functional.conv2d(x * x, gamma[:, :, None, None], beta)  # beta_i + sum_j gamma_ij x_j^2
+        return x * norm.sqrt() if self.inverse else x * norm.rsqrt()
+
+
+CNN_ACTIVATIONS = {**ACTIVATIONS, "gdn": GDN}  # GDN acts across the channels of a feature map: convolutions only
+
+
+def act(activation: type[nn.Module], channels: int, inverse: bool = False) -> nn.Module:
+    """An activation after a layer of `channels` outputs; GDN is built for them (inverse in decoders)."""
+    return activation(channels, inverse) if getattr(activation, "per_channel", False) else activation()
+
+
 def mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     """Linear layers of `sizes`, `activation` between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -82,7 +114,7 @@ def down(sizes: list[tuple[int, int, int]], activation: type[nn.Module]) -> nn.S
     """Stride-2 convolutions through `sizes`, each followed by `activation`."""
     layers: list[nn.Module] = []
     for (a, _, _), (b, _, _) in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), activation()]
+        layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), act(activation, b)]
     return nn.Sequential(*layers)
 
 
@@ -94,7 +126,7 @@ def up(sizes: list[tuple[int, int, int]], activation: type[nn.Module]) -> nn.Seq
     for i, ((a, h, w), (b, sh, sw)) in enumerate(steps):
         layers.append(nn.ConvTranspose2d(b, a, 4, stride=2, padding=1, output_padding=(h - 2 * sh, w - 2 * sw)))
         if i < len(steps) - 1:
-            layers.append(activation())
+            layers.append(act(activation, a, inverse=True))
     return nn.Sequential(*layers)
 
 
@@ -155,10 +187,11 @@ class ConvDecoder(nn.Module):
         if latent_channels > 0:
             _check_code_map(latent_dim == latent_channels * h * w, latent_channels, h, w)
             self.code_shape = (latent_channels, h, w)
-            self.head = nn.Sequential(nn.Conv2d(latent_channels + cond_dim, c, 3, padding=1), activation())
+            self.head = nn.Sequential(nn.Conv2d(latent_channels + cond_dim, c, 3, padding=1), act(activation, c, inverse=True))
         else:
             self.code_shape = None
-            self.head = nn.Sequential(nn.Linear(latent_dim + cond_dim, c * h * w), activation())
+            self.head = nn.Sequential(nn.Linear(latent_dim + cond_dim, c * h * w), nn.Unflatten(1, (c, h, w)),
+                                      act(activation, c, inverse=True))
         self.net = up(sizes, activation)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -168,7 +201,7 @@ class ConvDecoder(nn.Module):
         if self.code_shape:
             h = self.head(_with_condition(z.view(-1, *self.code_shape), c))
         else:
-            h = self.head(z if c is None else torch.cat([z, c], dim=-1)).view(-1, *self.start)
+            h = self.head(z if c is None else torch.cat([z, c], dim=-1))
         out = self.net(h)
         return out.view(*lead, *out.shape[1:])
 
@@ -198,7 +231,7 @@ class CNNSettings(PartSettings):
     name = "cnn"
     slot = "network"
     hidden: tuple[int, ...] = (32, 64)  # the convolutions' channels, each halving height and width
-    activation: str = choice("relu", ACTIVATIONS)
+    activation: str = choice("relu", CNN_ACTIVATIONS)  # also "gdn": GDN in the encoder, its inverse in the decoder
     latent_channels: int = bounded(0, at_least=0)  # > 0: the code is a map of this many channels (latent_dim = channels x h x w)
 
     def describe(self) -> str:
@@ -209,6 +242,6 @@ class CNNSettings(PartSettings):
         return [theory.CONVOLUTIONS]
 
     def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
-        act = ACTIVATIONS[self.activation]
-        return (ConvEncoder(image_shape, self.hidden, out_dim, cond_dim, act, self.latent_channels),
-                ConvDecoder(image_shape, self.hidden, latent_dim, cond_dim, act, self.latent_channels))
+        activation = CNN_ACTIVATIONS[self.activation]
+        return (ConvEncoder(image_shape, self.hidden, out_dim, cond_dim, activation, self.latent_channels),
+                ConvDecoder(image_shape, self.hidden, latent_dim, cond_dim, activation, self.latent_channels))
