@@ -138,5 +138,4 @@ sigma = 0.1
 [train]
 epochs = {epochs}
 batch_size = {batch_size}
-threads = 1
 """

@@ -26,7 +26,9 @@ from conftest import channel_cnn_toml, tiny, write_photos
 
 def _trained(path, cfg, data):
     run = RunDir.create(path, cfg)
+    threads = torch.get_num_threads()
     train.fit(cfg, run, data, progress=False)
+    torch.set_num_threads(threads)  # a module's fixture: the per-test restore in conftest does not see it
     return run
 
 
@@ -36,9 +38,9 @@ def runs(tmp_path_factory, small_data):
     4x4x4 code sent through a noisy channel, on a folder of photos."""
     root = tmp_path_factory.mktemp("explore")
     made = {"cvae": _trained(root / "cvae", tiny("cvae", model={"prior": {"name": "conditional"}},
-                                                train={"epochs": 2, "threads": 1}), small_data),
-            "ae": _trained(root / "ae", tiny("ae", train={"epochs": 2, "threads": 1}), small_data)}
-    made["vae-2d"] = _trained(root / "vae-2d", tiny("vae", model={"latent_dim": 2}, train={"epochs": 2, "threads": 1}),
+                                                train={"epochs": 2}), small_data),
+            "ae": _trained(root / "ae", tiny("ae", train={"epochs": 2}), small_data)}
+    made["vae-2d"] = _trained(root / "vae-2d", tiny("vae", model={"latent_dim": 2}, train={"epochs": 2}),
                               small_data)
     (root / "photos").mkdir()
     photos = write_photos(root / "photos", 20, (18, 22))  # 10 of the 40 are test images
