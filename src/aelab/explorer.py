@@ -21,11 +21,11 @@ import torch
 
 from . import registry, report
 from .codespace import fitted_gaussian
-from .data import ImageData, Split
+from .data import ImageData
 from .evaluate import load_model
-from .metrics import ACTIVE_UNIT_THRESHOLD, posterior_means
+from .metrics import ACTIVE_UNIT_THRESHOLD, posterior_means, psnr_per_image
 from .rundir import RunDir
-from .subject import FigureOptions
+from .subject import FigureOptions, Subject
 
 SLIDERS = 8  # sliders for the dimensions whose posterior mean varies most over the test images
 CODE_LIMIT = 1e3  # |z_j| above this is refused (trained codes lie within a few units of 0)
@@ -42,12 +42,6 @@ def image_bytes(images: torch.Tensor) -> list[str]:
     """(B, C, H, W) images in [0, 1] as base64 of their uint8 pixels in (H, W, C) order."""
     pixels = images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()
     return [base64.b64encode(p.numpy().tobytes()).decode("ascii") for p in pixels]
-
-
-def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of one image against another, both in [0, 1] (as metrics.image_quality)."""
-    mse = (a - b).pow(2).mean().item()
-    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
 def _fields(body: dict, allowed: set[str]) -> None:
@@ -102,7 +96,7 @@ class Explorer:
     # what the page shows of the run ----------------------------------------------------------
 
     def info(self) -> dict:
-        m, t = self.model, self.cfg.train
+        m = self.model
         record = self._eval_record()
         done = self._json(self.run.done_path)
         entry = report.Entry(self.run.path.name, self.cfg, record, self.run.metrics_path, done, self.run.training())
@@ -123,7 +117,7 @@ class Explorer:
                          format(record[key], fmt), unit]
                         for key, (label, unit, fmt) in report.METRICS.items() if isinstance(record.get(key), (int, float))],
             "metrics_note": "" if record else f"no eval.json yet: aelab eval {self.run.path}",
-            "units": report.UNITS, "steps": list(STEPS), "code_limit": CODE_LIMIT,
+            "units": report.UNITS,
         }
 
     def _prior_words(self) -> str:
@@ -208,13 +202,12 @@ class Explorer:
         """{'z': code, 'label': y (a CVAE), 'all_labels': true for the code as every label}."""
         _fields(body, {"z", "label", "all_labels"})
         z, y = self._code(body), self._label(body)
-        out = {"image": image_bytes(self._decode(z, y))[0]}
-        if body.get("all_labels"):
-            if not self.labelled:
-                raise BadRequest(f"all_labels: the {self.cfg.model.short} of this run is not conditioned on labels")
-            every = torch.arange(self.labelled, device=self.device)
-            out["images"] = image_bytes(self._decode(z.expand(self.labelled, -1), every))
-        return out
+        if not body.get("all_labels"):
+            return {"image": image_bytes(self._decode(z, y))[0]}
+        if not self.labelled:
+            raise BadRequest(f"all_labels: the {self.cfg.model.short} of this run is not conditioned on labels")
+        every = image_bytes(self._decode(z.expand(self.labelled, -1), torch.arange(self.labelled, device=self.device)))
+        return {"image": every[int(y)], "images": every}  # one decoding per label, the asked-for one among them
 
     def random(self, body: dict) -> dict:
         """A code drawn from the prior (p(z | y) for a CVAE with a learned prior) or, for a
@@ -232,10 +225,9 @@ class Explorer:
         return {"z": z.tolist()}
 
     def _fitted_gaussian(self):
-        if self._fitted is None:
-            n = FigureOptions().fit_codes
-            train = Split(self.data.train.images[:n], self.data.train.labels[:n])
-            self._fitted = fitted_gaussian(posterior_means(self.model, self.data.eval_batches(train, n))[0])
+        if self._fitted is None:  # the report's fit (codespace.gaussian_samples)
+            subject = Subject(self.model, self.data, self.names)
+            self._fitted = fitted_gaussian(subject.train_codes(subject.options.fit_codes))
         return self._fitted
 
     def image(self, query: dict) -> dict:
@@ -277,6 +269,7 @@ class Explorer:
         noisy = z + sigma * torch.randn(z.shape, generator=g)
         y = label.view(1) if self.labelled else None
         clean, received = self._decode(torch.cat([z, noisy]).to(self.device), None if y is None else y.expand(2))
+        clean_db, received_db = psnr_per_image(torch.stack([clean, received]), x.expand(2, -1, -1, -1)).tolist()
         return {"index": i, "sigma": sigma, "image": image_bytes(x)[0], "clean": image_bytes(clean[None])[0],
-                "noisy": image_bytes(received[None])[0], "psnr_db": round(psnr_db(received, x[0]), 3),
-                "clean_psnr_db": round(psnr_db(clean, x[0]), 3)}
+                "noisy": image_bytes(received[None])[0], "psnr_db": round(received_db, 3),
+                "clean_psnr_db": round(clean_db, 3)}

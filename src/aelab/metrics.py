@@ -47,6 +47,11 @@ def _psnr(mse: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1 / mse.clamp_min(1e-10))
 
 
+def psnr_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B,) PSNR in dB of images a against b, both (B, C, H, W) on [0, 1] (capped at 100 dB)."""
+    return _psnr(_mse_per_image(a, b))
+
+
 @torch.no_grad()
 def denoising_quality(model: Autoencoder, batches) -> dict[str, float]:
     """For a model with input corruption: PSNR against the clean image of the corrupted input
@@ -56,8 +61,8 @@ def denoising_quality(model: Autoencoder, batches) -> dict[str, float]:
     for b in batches:
         corrupted = model.corruption(b.x)
         out = model.reconstruct(corrupted, b.y)
-        noisy += _psnr(_mse_per_image(corrupted, b.x)).sum().item()
-        denoised += _psnr(_mse_per_image(out, b.x)).sum().item()
+        noisy += psnr_per_image(corrupted, b.x).sum().item()
+        denoised += psnr_per_image(out, b.x).sum().item()
         n += len(b.y)
     return {"psnr_noisy_db": noisy / n, "psnr_denoised_db": denoised / n}
 
