@@ -68,12 +68,12 @@ def _click_dot(driver, plane, index: int) -> None:
     """Click test image `index`'s dot on the code plane (offsets from the canvas's centre)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    x, y, width, shown = driver.execute_script(
+    x, y, width, height, shown = driver.execute_script(
         f"const [x, y] = toCanvas(S.plane.x[{index}], S.plane.y[{index}]), c = document.getElementById('plane');"
-        "return [x, y, c.width, c.getBoundingClientRect().width];")
-    scale = shown / width
+        "return [x, y, c.width, c.height, c.getBoundingClientRect().width];")
+    scale = shown / width  # the canvas is drawn at its width's scale in both directions
     ActionChains(driver).move_to_element_with_offset(plane, round((x - width / 2) * scale),
-                                                     round((y - width / 2) * scale)).click().perform()
+                                                     round((y - height / 2) * scale)).click().perform()
 
 
 def drive_explorer(url: str, screenshot: Path, tour: bool = False) -> dict:
@@ -81,7 +81,7 @@ def drive_explorer(url: str, screenshot: Path, tour: bool = False) -> dict:
     person would (real pointer events); returns the decoded image's pixels (a data URL) at
     each point, the decodes answered, the last latency shown, the number of per-label images
     and the console's errors; writes a screenshot of the whole page. With `tour`, it then
-    picks two test images as the ends of an interpolation and walks half way (for a
+    picks two test images as the ends of an interpolation and moves along the path (for a
     screenshot of every part of the page)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
