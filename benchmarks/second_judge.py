@@ -5,8 +5,9 @@ seed 0), so a gain in `cond_acc` that is only a match with one classifier shows 
 
     .venv/bin/python benchmarks/second_judge.py RUN [RUN ...]
 
-Prints the MLP's test accuracy, then per run the share of samples it assigns to the label
-asked for, overall and for the weakest label.
+Prints both judges' accuracy on the real test digits, per label (what a sample as clean as a
+real digit would score), then per run the share of samples the MLP assigns to the label asked
+for, overall and for the weakest label.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aelab import datasets
+from aelab import classifier, datasets
 from aelab.evaluate import load_model
 from aelab.rundir import RunDir
 
@@ -46,6 +47,16 @@ def judge() -> tuple[nn.Module, float]:
 
 
 @torch.no_grad()
+def per_label_on_real(net: nn.Module, flat: bool) -> list[float]:
+    """The judge's accuracy on the real test digits of each label."""
+    a = datasets.load_mnist("")
+    x = _flat(a.test_images) if flat else _flat(a.test_images).view(-1, 1, 28, 28)
+    y = torch.from_numpy(np.array(a.test_labels, dtype=np.int64))
+    hits = net.eval()(x).argmax(1) == y
+    return [hits[y == c].float().mean().item() for c in range(10)]
+
+
+@torch.no_grad()
 def cond_acc(net: nn.Module, run: str) -> tuple[float, int, float]:
     model, _, _ = load_model(RunDir.open(run), "best")
     model = model.cpu()
@@ -61,6 +72,9 @@ def cond_acc(net: nn.Module, run: str) -> tuple[float, int, float]:
 if __name__ == "__main__":
     net, acc = judge()
     print(f"second judge (MLP) test accuracy {acc:.4f}")
+    reference, _ = classifier.reference_classifier(datasets.load_mnist(""), "mnist")
+    for name, j, flat in (("reference classifier (CNN)", reference, False), ("second judge (MLP)", net, True)):
+        print(f"{name} on real test digits, per label: " + " ".join(f"{v:.3f}" for v in per_label_on_real(j, flat)))
     for run in sys.argv[1:]:
         overall, weakest, worst = cond_acc(net, run)
         print(f"{run}: cond_acc by the MLP {overall:.4f}, weakest label {weakest} {worst:.3f}")

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from torch import distributions as D
+from torch import nn
 
 from aelab import registry
 from aelab.data import Batch
@@ -167,3 +168,25 @@ def test_gdn_and_its_inverse_against_their_formula():
     assert torch.allclose(fresh(x2), x2 / (1 + 0.1 * x2 ** 2).sqrt(), atol=1e-4)
     fresh(x2).sum().backward()
     assert (fresh.gamma.grad != 0).all()
+
+
+def test_a_residual_bottleneck_starts_as_the_identity_and_learns():
+    """x + W3 a(W2 a(W1 x)) with W3 = 0 at the start: the identity, and only W3 has a gradient
+    until it moves (then every layer does)."""
+    from aelab.networks import Bottleneck
+
+    torch.manual_seed(0)
+    block = Bottleneck(8, nn.ReLU)
+    x = torch.randn(2, 8, 4, 4)
+    assert torch.equal(block(x), x)
+    assert [m.out_channels for m in block.body if isinstance(m, nn.Conv2d)] == [2, 2, 8]
+    block(x).pow(2).sum().backward()
+    assert block.body[-1].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        block.body[-1].weight.normal_()
+    block.zero_grad()
+    block(x).pow(2).sum().backward()
+    assert all(p.grad.abs().sum() > 0 for p in block.parameters())
+    w1, w2, w3 = (m for m in block.body if isinstance(m, nn.Conv2d))
+    expected = x + w3(torch.relu(w2(torch.relu(w1(x)))))
+    assert torch.allclose(block(x), expected)

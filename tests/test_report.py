@@ -174,6 +174,11 @@ def test_theory_comes_from_the_parts_in_use():
                                                   theory.SAMPLING_CODES[0], theory.CONVENTION[0]]
     iwae = tiny("vae", model={"objective": {"name": "iwae", "samples": 7}})
     assert theory.IWAE[0] in headings(iwae) and "IWAE objective, K = 7" in iwae.model.describe()
+    budgeted = tiny("ae", train={"time_budget_min": 1.0})
+    assert theory.TIME_BUDGET[0] in headings(budgeted) and theory.TIME_BUDGET[0] not in headings(tiny("ae"))
+    deep = tiny("ae", model={"network": {"name": "cnn", "res_blocks": 2}})
+    assert headings(deep)[-3:] == [theory.CONVOLUTIONS[0], theory.RESIDUAL_BLOCKS[0], theory.CONVENTION[0]]
+    assert "2 residual blocks" in deep.model.describe()
     assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.latent.name"]
     head, _ = report.table_rows([report.Entry(n, tiny(n), {}, Path("m"), {}) for n in ("ae", "vae")])
     assert head[:2] == ["run", "latent"]  # a part's name is shown under the part
@@ -221,10 +226,10 @@ def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_t
                {"from_epoch": 7, "device": "cuda:0", "precision": "bfloat16", "processes": 4}]
     words = report.settings_line(SimpleNamespace(cfg=dogs, done={"epochs_reached": 19.625}, training=trained))
     assert "folder dogs64/train at 64x64;" in words and "binaris" not in words
-    assert "20-minute budget (19.625 epochs reached), batch 64" in words
+    assert "20-minute budget (19.625 epochs reached), batch 16" in words
     assert "trained in float32 on cpu then bfloat16 on cuda:0 x 4 processes" in words
     unfinished = report.settings_line(SimpleNamespace(cfg=dogs, done={}, training=trained[:1]))
-    assert "20-minute budget, batch 64" in unfinished and "trained in float32 on cpu," in unfinished
+    assert "20-minute budget, batch 16" in unfinished and "trained in float32 on cpu," in unfinished
     digits = report.settings_line(SimpleNamespace(cfg=tiny("vae", data={"binarize": "dynamic"}), done={}, training=[]))
     assert "mnist (dynamic binarisation);" in digits and "train" not in digits and "2 epochs" in digits
     old = tiny("vae", train={"precision": "bfloat16"})  # a run from before meta.json kept the resolved choice

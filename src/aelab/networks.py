@@ -130,6 +130,29 @@ def up(sizes: list[tuple[int, int, int]], activation: type[nn.Module]) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+class Bottleneck(nn.Module):
+    """A residual block at one resolution (He et al. 2016's bottleneck): x + W3 a(W2 a(W1 x)),
+    1x1 down to a quarter of the channels, 3x3, 1x1 back up, ReLU between (a CNN's own
+    activation when it acts pixel by pixel). The last convolution starts at zero, so the block
+    starts as the identity and adds depth at a few percent of a stride-2 layer's work."""
+
+    def __init__(self, channels: int, activation: type[nn.Module]):
+        super().__init__()
+        mid = max(channels // 4, 1)
+        a = nn.ReLU if getattr(activation, "per_channel", False) else activation
+        self.body = nn.Sequential(nn.Conv2d(channels, mid, 1), a(), nn.Conv2d(mid, mid, 3, padding=1), a(),
+                                  nn.Conv2d(mid, channels, 1))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def blocks(channels: int, n: int, activation: type[nn.Module]) -> nn.Sequential:
+    return nn.Sequential(*(Bottleneck(channels, activation) for _ in range(n)))
+
+
 def _with_condition(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
     """A feature map (B, C, H, W) with the condition vector (B, K) appended as K constant channels."""
     if c is None:
@@ -151,11 +174,11 @@ class ConvEncoder(nn.Module):
     convolutions): a 3x3 convolution gives its out_dim / (h w) channels, flattened."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], out_dim: int,
-                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0):
+                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0, res_blocks: int = 0):
         super().__init__()
         sizes = feature_sizes(image_shape, hidden)
-        self.features = down(sizes, activation)
         c, h, w = sizes[-1]
+        self.features = nn.Sequential(*down(sizes, activation), *blocks(c, res_blocks, activation))
         self.spatial = latent_channels > 0
         if self.spatial:
             _check_code_map(out_dim % (latent_channels * h * w) == 0, latent_channels, h, w)
@@ -179,7 +202,7 @@ class ConvDecoder(nn.Module):
     constant channels), then transposed convolutions back to the image's size."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], latent_dim: int,
-                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0):
+                 cond_dim: int, activation: type[nn.Module], latent_channels: int = 0, res_blocks: int = 0):
         super().__init__()
         sizes = feature_sizes(image_shape, hidden)
         self.start = sizes[-1]
@@ -192,7 +215,7 @@ class ConvDecoder(nn.Module):
             self.code_shape = None
             self.head = nn.Sequential(nn.Linear(latent_dim + cond_dim, c * h * w), nn.Unflatten(1, (c, h, w)),
                                       act(activation, c, inverse=True))
-        self.net = up(sizes, activation)
+        self.net = nn.Sequential(*blocks(c, res_blocks, activation), *up(sizes, activation))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         lead = z.shape[:-1]
@@ -233,15 +256,17 @@ class CNNSettings(PartSettings):
     hidden: tuple[int, ...] = (32, 64)  # the convolutions' channels, each halving height and width
     activation: str = choice("relu", CNN_ACTIVATIONS)  # also "gdn": GDN in the encoder, its inverse in the decoder
     latent_channels: int = bounded(0, at_least=0)  # > 0: the code is a map of this many channels (latent_dim = channels x h x w)
+    res_blocks: int = bounded(0, at_least=0)  # residual bottleneck blocks at the last convolution's resolution, in each network
 
     def describe(self) -> str:
         return (f"cnn {'-'.join(map(str, self.hidden))}" + (f" {self.activation}" if self.activation != "relu" else "")
-                + (f", code map of {self.latent_channels} channels" if self.latent_channels else ""))
+                + (f", code map of {self.latent_channels} channels" if self.latent_channels else "")
+                + (f", {self.res_blocks} residual blocks" if self.res_blocks else ""))
 
     def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.CONVOLUTIONS]
+        return [theory.CONVOLUTIONS] + ([theory.RESIDUAL_BLOCKS] if self.res_blocks else [])
 
     def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
         activation = CNN_ACTIVATIONS[self.activation]
-        return (ConvEncoder(image_shape, self.hidden, out_dim, cond_dim, activation, self.latent_channels),
-                ConvDecoder(image_shape, self.hidden, latent_dim, cond_dim, activation, self.latent_channels))
+        return (ConvEncoder(image_shape, self.hidden, out_dim, cond_dim, activation, self.latent_channels, self.res_blocks),
+                ConvDecoder(image_shape, self.hidden, latent_dim, cond_dim, activation, self.latent_channels, self.res_blocks))
