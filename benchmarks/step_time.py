@@ -17,6 +17,7 @@ import time
 import torch
 
 from aelab import config, registry
+from aelab.bench import _sync
 from aelab.data import Batch
 
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
@@ -24,13 +25,14 @@ SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
 
 def step_ms(cfg, shape: tuple[int, ...], batch: int, repeat: int) -> float:
     torch.manual_seed(0)
-    model = registry.build_model(cfg, shape, 10)
+    device = registry.device(cfg)  # the device training would use: a GPU where there is one
+    model = registry.build_model(cfg, shape, 10).to(device)
     opt = registry.build_optimizer(cfg, model.parameters())
-    autocast = registry.autocast(registry.precision(cfg, torch.device("cpu")), torch.device("cpu"))
-    x = torch.rand(batch, *shape)
+    autocast = registry.autocast(registry.precision(cfg, device), device)
+    x = torch.rand(batch, *shape, device=device)
     if cfg.model.likelihood.name == "bernoulli":
         x = torch.bernoulli(x)
-    y = torch.arange(batch) % 10
+    y = torch.arange(batch, device=device) % 10
 
     def step():
         with autocast:
@@ -41,9 +43,11 @@ def step_ms(cfg, shape: tuple[int, ...], batch: int, repeat: int) -> float:
 
     for _ in range(max(3, repeat // 5)):
         step()
+    _sync(device)
     t = time.perf_counter()
     for _ in range(repeat):
         step()
+    _sync(device)
     return (time.perf_counter() - t) / repeat * 1e3
 
 
@@ -61,7 +65,8 @@ def main() -> None:
     cfg = config.load(a.config, a.set)
     shape = SHAPES.get(cfg.data.name, (3, cfg.data.image_size, cfg.data.image_size))
     images = a.images or (60000 if cfg.data.name in SHAPES else 9000)
-    print(f"{a.config}: {torch.get_num_threads()} thread(s), {registry.precision(cfg, torch.device('cpu'))}")
+    device = registry.device(cfg)
+    print(f"{a.config}: {device}, {torch.get_num_threads()} thread(s), {registry.precision(cfg, device)}")
     for b in a.batch:
         repeat = a.repeat or max(10, int(2000 / step_ms(cfg, shape, b, 3)))
         ms = step_ms(cfg, shape, b, repeat)
