@@ -161,7 +161,7 @@ def _old_model(**changes) -> str:
     # the prior and the label's scale came later: an old CVAE is today's with their defaults
     ("cvae_mnist", dict(kind="cvae", beta=2.25, hidden=[2048]), ["model.prior.name=standard", "model.condition.scale=1"]),
     ("dogs_ae", dict(kind="ae", network="cnn", latent_dim=1024, latent_channels=16, hidden=[64, 128, 256],
-                     likelihood="gaussian", channel="awgn"), []),
+                     activation="gdn", likelihood="gaussian", channel="awgn"), []),
 ])
 def test_a_stored_config_of_an_earlier_version_is_read_as_today(name, old, sets):
     today = config.load(CONFIG_DIR / f"{name}.toml", sets)

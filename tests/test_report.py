@@ -179,6 +179,8 @@ def test_theory_comes_from_the_parts_in_use():
     deep = tiny("ae", model={"network": {"name": "cnn", "res_blocks": 2}})
     assert headings(deep)[-3:] == [theory.CONVOLUTIONS[0], theory.RESIDUAL_BLOCKS[0], theory.CONVENTION[0]]
     assert "2 residual blocks" in deep.model.describe()
+    gdn = tiny("ae", model={"network": {"name": "cnn", "activation": "gdn"}})
+    assert headings(gdn)[-2:] == [theory.GDN[0], theory.CONVENTION[0]] and theory.GDN[0] not in headings(deep)
     assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.latent.name"]
     head, _ = report.table_rows([report.Entry(n, tiny(n), {}, Path("m"), {}) for n in ("ae", "vae")])
     assert head[:2] == ["run", "latent"]  # a part's name is shown under the part

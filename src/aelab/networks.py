@@ -28,6 +28,7 @@ class GDN(nn.Module):
     exactly 0 there: a squared parameter at 0 has no gradient and would never learn)."""
 
     per_channel = True  # built with its channel count (act(), below)
+    theory_section = theory.GDN  # the report's section on it
 
     def __init__(self, channels: int, inverse: bool = False):
         super().__init__()
@@ -264,7 +265,8 @@ class CNNSettings(PartSettings):
                 + (f", {self.res_blocks} residual blocks" if self.res_blocks else ""))
 
     def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.CONVOLUTIONS] + ([theory.RESIDUAL_BLOCKS] if self.res_blocks else [])
+        activation = getattr(CNN_ACTIVATIONS[self.activation], "theory_section", None)  # GDN explains itself
+        return [theory.CONVOLUTIONS] + ([activation] if activation else []) + ([theory.RESIDUAL_BLOCKS] if self.res_blocks else [])
 
     def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
         activation = CNN_ACTIVATIONS[self.activation]
