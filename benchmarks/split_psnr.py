@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--latent-sigma", type=float, default=0.0)
     args = p.parse_args()
-    model, cfg, _ = load_model(RunDir(args.run), "best")
+    model, cfg, _ = load_model(RunDir.open(args.run), "best")
     if args.latent_sigma:
         model.channel.eval_sigma = args.latent_sigma
     data = registry.build_data(cfg).to(registry.device(cfg))

@@ -20,19 +20,16 @@ from aelab import config, registry
 from aelab.bench import _sync
 from aelab.data import Batch
 
-SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
-
-
-def step_ms(cfg, shape: tuple[int, ...], batch: int, repeat: int) -> float:
+def step_ms(cfg, shape: tuple[int, ...], classes: int, batch: int, repeat: int) -> float:
     torch.manual_seed(0)
     device = registry.device(cfg)  # the device training would use: a GPU where there is one
-    model = registry.build_model(cfg, shape, 10).to(device)
+    model = registry.build_model(cfg, shape, classes).to(device)
     opt = registry.build_optimizer(cfg, model.parameters())
     autocast = registry.autocast(registry.precision(cfg, device), device)
     x = torch.rand(batch, *shape, device=device)
     if cfg.model.likelihood.name == "bernoulli":
         x = torch.bernoulli(x)
-    y = torch.arange(batch, device=device) % 10
+    y = torch.arange(batch, device=device) % classes
 
     def step():
         with autocast:
@@ -56,20 +53,20 @@ def main() -> None:
     p.add_argument("config")
     p.add_argument("--batch", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
-    p.add_argument("--images", type=int, default=0, help="images an epoch (default: 60,000 digits, 9,000 photos)")
+    p.add_argument("--images", type=int, default=0, help="images an epoch (default: the config's training split)")
     p.add_argument("--repeat", type=int, default=0, help="timed steps (default: about 2 s of steps)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = config.load(a.config, a.set)
-    shape = SHAPES.get(cfg.data.name, (3, cfg.data.image_size, cfg.data.image_size))
-    images = a.images or (60000 if cfg.data.name in SHAPES else 9000)
+    data = registry.build_data(cfg)  # the image shape, the classes and the training split's size, as training sees them
+    shape, classes, images = data.image_shape, data.num_classes, a.images or len(data.train)
     device = registry.device(cfg)
     print(f"{a.config}: {device}, {torch.get_num_threads()} thread(s), {registry.precision(cfg, device)}")
     for b in a.batch:
-        repeat = a.repeat or max(10, int(2000 / step_ms(cfg, shape, b, 3)))
-        ms = step_ms(cfg, shape, b, repeat)
+        repeat = a.repeat or max(10, int(2000 / step_ms(cfg, shape, classes, b, 3)))
+        ms = step_ms(cfg, shape, classes, b, repeat)
         print(f"batch {b:4d}: {ms:8.2f} ms a step, {ms * images / b / 1e3:7.2f} s an epoch of {images} images")
 
 
