@@ -19,9 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from aelab.explore import make_server
-from aelab.explorer import Explorer
-from aelab.rundir import RunDir
+from aelab.explore.server import make_server
+from aelab.explore.session import Explorer
+from aelab.training.rundir import RunDir
 
 
 def _decode(port: int, body: dict) -> tuple[int, float]:

@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab import config, datasets, registry, train
-from aelab.evaluate import evaluate_run
-from aelab.rundir import RunDir
-from aelab.study import CONFIG_DIR
+from aelab import config, registry
+from aelab.data import sources as datasets
+from aelab.training import train
+from aelab.evaluation.evaluate import evaluate_run
+from aelab.training.rundir import RunDir
+from aelab.config import CONFIG_DIR
 
 
 class ReferenceVAE(nn.Module):

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from aelab import classifier, datasets
-from aelab.evaluate import load_model
-from aelab.rundir import RunDir
+from aelab.evaluation import classifier
+from aelab.data import sources as datasets
+from aelab.evaluation.evaluate import load_model
+from aelab.training.rundir import RunDir
 
 
 def _flat(images: np.ndarray) -> torch.Tensor:

@@ -16,10 +16,11 @@ import argparse
 
 import torch
 
+from aelab import hardware
 from aelab import registry
-from aelab.evaluate import load_model
-from aelab.metrics import psnr_per_image
-from aelab.rundir import RunDir
+from aelab.evaluation.evaluate import load_model
+from aelab.evaluation.metrics import psnr_per_image
+from aelab.training.rundir import RunDir
 
 
 def split_psnr(model, data, split) -> torch.Tensor:
@@ -35,7 +36,7 @@ def main() -> None:
     model, cfg, _ = load_model(RunDir.open(args.run), "best")
     if args.latent_sigma:
         model.channel.eval_sigma = args.latent_sigma
-    data = registry.build_data(cfg).to(registry.device(cfg))
+    data = registry.build_data(cfg).to(hardware.device(cfg.train.device))
     torch.manual_seed(0)
     print(f"{args.run}, channel noise sigma {args.latent_sigma} at evaluation (PSNR in dB, mean over photos)")
     for name, split in (("test", data.test), ("validation", data.val)):

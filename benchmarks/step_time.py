@@ -16,16 +16,17 @@ import time
 
 import torch
 
+from aelab import hardware
 from aelab import config, registry
 from aelab.bench import _sync
-from aelab.data import Batch
+from aelab.data.splits import Batch
 
 def step_ms(cfg, shape: tuple[int, ...], classes: int, batch: int, repeat: int) -> float:
     torch.manual_seed(0)
-    device = registry.device(cfg)  # the device training would use: a GPU where there is one
+    device = hardware.device(cfg.train.device)  # the device training would use: a GPU where there is one
     model = registry.build_model(cfg, shape, classes).to(device)
     opt = registry.build_optimizer(cfg, model.parameters())
-    autocast = registry.autocast(registry.precision(cfg, device), device)
+    autocast = hardware.autocast(hardware.precision(cfg.train.precision, device), device)
     x = torch.rand(batch, *shape, device=device)
     if cfg.model.likelihood.name == "bernoulli":
         x = torch.bernoulli(x)
@@ -62,8 +63,8 @@ def main() -> None:
     cfg = config.load(a.config, a.set)
     data = registry.build_data(cfg)  # the image shape, the classes and the training split's size, as training sees them
     shape, classes, images = data.image_shape, data.num_classes, a.images or len(data.train)
-    device = registry.device(cfg)
-    print(f"{a.config}: {device}, {torch.get_num_threads()} thread(s), {registry.precision(cfg, device)}")
+    device = hardware.device(cfg.train.device)
+    print(f"{a.config}: {device}, {torch.get_num_threads()} thread(s), {hardware.precision(cfg.train.precision, device)}")
     for b in a.batch:
         repeat = a.repeat or max(10, int(2000 / step_ms(cfg, shape, classes, b, 3)))
         ms = step_ms(cfg, shape, classes, b, repeat)

@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from aelab import config, datasets
+from aelab import config
+from aelab.data import sources as datasets
 from aelab.config import RunConfig
-from aelab.data import Grey, ImageData
+from aelab.data.splits import Grey, ImageData
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,7 @@ def replace(cfg: RunConfig, section: str, **changes) -> RunConfig:
 def _small_reference_classifier(monkeypatch):
     """The default suite judges samples with a classifier trained for seconds, not minutes;
     its settings are part of its cache key, so it is never taken for the real one."""
-    from aelab import classifier
+    from aelab.evaluation import classifier
 
     monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
 
@@ -106,7 +107,7 @@ def _fewer_judged_samples(monkeypatch):
     """Evaluations in the default suite judge 1,000 prior samples (100 per label), not 10,000
     (the suite checks that the scores are there and in range; test_metrics checks
     sample_scores itself at 10,000)."""
-    from aelab import evaluate
+    from aelab.evaluation import evaluate
 
     monkeypatch.setattr(evaluate, "SAMPLES", JUDGED)
 

@@ -1,8 +1,9 @@
 import json
 
+from aelab import hardware
 from aelab import config, registry
 from aelab.cli import main
-from aelab.study import CONFIG_DIR
+from aelab.config import CONFIG_DIR
 
 
 def test_quick_bench_prints_every_figure_as_one_json_line(capsys):
@@ -13,7 +14,7 @@ def test_quick_bench_prints_every_figure_as_one_json_line(capsys):
                 "epoch_floor_ratio", "gemm_gflops", "reference_epoch_s", "speedup_vs_reference", "nll_s",
                 "nll_floor_s", "nll_floor_ratio"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, key
-    assert r["device"] == str(registry.device(config.load(CONFIG_DIR / "vae_mnist.toml"))) and r["precision"] in ("float32", "bfloat16") and r["threads"] >= 1
+    assert r["device"] == str(hardware.device(config.load(CONFIG_DIR / "vae_mnist.toml").train.device)) and r["precision"] in ("float32", "bfloat16") and r["threads"] >= 1
     assert ("dogs_epoch_s" in r) == (r["device"] != "cpu")  # on a CPU only when asked for (--dogs)
     # 6,400 images: 50 steps of 128; the model's products, 784-400-20 and back.
     assert r["train_images"] == 6400 and r["epoch_gflop"] == round(6400 * 6 * 651_200 / 1e9 - 6400 * 2 * 784 * 400 / 1e9, 1)

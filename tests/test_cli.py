@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aelab import checkpoint, datasets, idx, report
+from aelab.training import checkpoint
+from aelab.data import sources as datasets, idx
+from aelab.reporting import report
 from aelab.cli import main
-from aelab.evaluate import evaluate_run
-from aelab.rundir import RunDir
+from aelab.evaluation.evaluate import evaluate_run
+from aelab.training.rundir import RunDir
 
 from conftest import JUDGED, KIND_SETS
 

@@ -8,9 +8,11 @@ import sys
 
 import torch
 
-from aelab import checkpoint, config, registry, study, train
+from aelab.training import checkpoint, train
+from aelab import config, registry
+from aelab.studies import study
 from aelab.cli import main
-from aelab.rundir import RunDir
+from aelab.training.rundir import RunDir
 
 # An MLP VAE on 4,090 real digits, dynamically binarised and corrupted (noise drawn in three
 # places), batch 63: shares of 32 + 31 images, and a last batch of 58 (29 + 29). 65 steps an epoch.

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from aelab import codespace, registry
-from aelab.evaluate import CHANNEL_SIGMAS, channel_quality
-from aelab.metrics import image_quality
+from aelab.reporting import codespace
+from aelab import registry
+from aelab.evaluation.evaluate import CHANNEL_SIGMAS, channel_quality
+from aelab.evaluation.metrics import image_quality
 
 from conftest import tiny
 
@@ -41,7 +42,7 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
     """Figure cells grow with the image: a 64x64 photo gets at least 64 pixels a side (it
     was shrunk to 62 before), a 28x28 digit keeps the 0.62-inch cell, and wide rows stay
     within plots.WIDE where the 0.62-inch cell allows."""
-    from aelab import plots
+    from aelab.reporting import plots
 
     def cell_inches(images):
         fig = plots.image_rows([images, images], ["a", "b"], "t")
@@ -58,7 +59,7 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
 
 
 def test_traversal_rows_name_a_code_maps_channel_and_position():
-    from aelab import figures
+    from aelab.reporting import figures
 
     cfg = tiny("ae", model={"network": {"name": "cnn", "hidden": [8, 16, 32], "latent_channels": 4}, "latent_dim": 256})
     model = registry.build_model(cfg, (3, 64, 64), 1)

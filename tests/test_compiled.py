@@ -5,7 +5,8 @@ import warnings
 import pytest
 import torch
 
-from aelab import compiled, metrics, registry
+from aelab.evaluation import compiled, metrics
+from aelab import registry
 
 from conftest import tiny
 

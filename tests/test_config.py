@@ -5,7 +5,7 @@ import pytest
 
 from aelab import config, registry
 from aelab.errors import AelabError
-from aelab.study import CONFIG_DIR
+from aelab.config import CONFIG_DIR
 
 SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 

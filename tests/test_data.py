@@ -1,6 +1,6 @@
 import torch
 
-from aelab.data import Dynamic, Grey, ImageData, Threshold
+from aelab.data.splits import Dynamic, Grey, ImageData, Threshold
 
 
 def test_splits_are_the_documented_ones(mnist):

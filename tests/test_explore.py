@@ -17,10 +17,11 @@ import pytest
 import torch
 
 import browser
-from aelab import config, registry, train
-from aelab.explore import make_server
-from aelab.explorer import Explorer
-from aelab.rundir import RunDir
+from aelab import config, registry
+from aelab.training import train
+from aelab.explore.server import make_server
+from aelab.explore.session import Explorer
+from aelab.training.rundir import RunDir
 
 from conftest import channel_cnn_toml, tiny, write_photos
 

@@ -8,7 +8,7 @@ import torch
 import pytest
 from PIL import Image
 
-from aelab import folders
+from aelab.data import folders
 from aelab.errors import AelabError
 
 from conftest import channel_cnn_toml

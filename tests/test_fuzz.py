@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from aelab import checkpoint, config, datasets, folders, idx, registry, train
+from aelab.training import checkpoint, train
+from aelab import config, registry
+from aelab.data import sources as datasets, folders, idx
 from aelab.errors import AelabError
-from aelab.evaluate import load_model
-from aelab.rundir import RunDir
+from aelab.evaluation.evaluate import load_model
+from aelab.training.rundir import RunDir
 
 from conftest import tiny
 

@@ -9,9 +9,11 @@ import sys
 import pytest
 import torch
 
-from aelab import checkpoint, registry, train
-from aelab.evaluate import evaluate_run
-from aelab.rundir import RunDir
+from aelab import hardware
+from aelab.training import checkpoint, train
+from aelab import registry
+from aelab.evaluation.evaluate import evaluate_run
+from aelab.training.rundir import RunDir
 
 from conftest import tiny
 
@@ -19,19 +21,19 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 
 def test_auto_trains_on_the_gpu_and_evaluates_and_draws_there(tmp_path, small_data):
-    from aelab.figures import draw_run
+    from aelab.reporting.figures import draw_run
 
     cfg = tiny("cvae", train={"epochs": 2})
-    assert registry.device(cfg).type == "cuda"
+    assert hardware.device(cfg.train.device).type == "cuda"
     run = RunDir.create(tmp_path / "run", cfg)
     state = train.fit(cfg, run, small_data)
     assert next(state.model.parameters()).is_cuda
     (record,) = run.training()
-    assert record["device"].startswith("cuda") and record["precision"] == registry.precision(cfg, registry.device(cfg))
+    assert record["device"].startswith("cuda") and record["precision"] == hardware.precision(cfg.train.precision, hardware.device(cfg.train.device))
     metrics = evaluate_run(run, small_data, k=50)
     assert metrics["nll_is"] > 0 and metrics["cond_acc"] >= 0
     model = state.model.eval()
-    drawn = draw_run(model, small_data.to(registry.device(cfg)), run.metrics_path, tmp_path / "figures", "cvae",
+    drawn = draw_run(model, small_data.to(hardware.device(cfg.train.device)), run.metrics_path, tmp_path / "figures", "cvae",
                      list(small_data.class_names))
     assert {d.key for d in drawn} >= {"samples", "label_grid", "reconstructions"}
 

@@ -5,9 +5,11 @@ import json
 import pytest
 import torch
 
-from aelab import budget, checkpoint, registry, train
+from aelab import hardware
+from aelab.training import budget, checkpoint, train
+from aelab import registry
 from aelab.cli import main
-from aelab.rundir import RunDir
+from aelab.training.rundir import RunDir
 
 from conftest import tiny
 
@@ -28,7 +30,7 @@ def _hardware(monkeypatch, *, avx512_bf16=False, amx=False, cuda_bf16=False):
     return asked
 
 
-@pytest.mark.parametrize("device, hardware, auto", [
+@pytest.mark.parametrize("device, flags, auto", [
     (CPU, {}, "float32"),  # AVX2 and older
     (CPU, {"avx512_bf16": True}, "bfloat16"),
     (CPU, {"amx": True}, "bfloat16"),
@@ -38,17 +40,17 @@ def _hardware(monkeypatch, *, avx512_bf16=False, amx=False, cuda_bf16=False):
     (CUDA, {"avx512_bf16": True}, "float32"),  # the CPU's answer does not count for a GPU
     (MPS, {"avx512_bf16": True, "cuda_bf16": True}, "float32"),
 ])
-def test_auto_precision_follows_the_hardware(monkeypatch, device, hardware, auto):
-    asked = _hardware(monkeypatch, **hardware)
+def test_auto_precision_follows_the_hardware(monkeypatch, device, flags, auto):
+    asked = _hardware(monkeypatch, **flags)
     cfg = tiny("vae")
     assert cfg.train.precision == "auto"  # the default
-    assert registry.precision(cfg, device) == auto
+    assert hardware.precision(cfg.train.precision, device) == auto
     if device.type == "cuda":
         assert asked == {"including_emulation": False}
     for explicit in ("float32", "bfloat16"):  # an explicit choice is kept ...
         cfg = tiny("vae", train={"precision": explicit})
-        assert registry.precision(cfg, device) == explicit
-        warning = registry.precision_warning(cfg, device)
+        assert hardware.precision(cfg.train.precision, device) == explicit
+        warning = hardware.precision_warning(cfg.train.precision, device)
         # ... with a warning where bfloat16 would be emulated
         assert (warning is not None) == (explicit == "bfloat16" and auto == "float32")
         if warning:
@@ -147,9 +149,9 @@ def test_epochs_zero_needs_a_budget():
 def test_a_device_that_is_not_there_is_refused_in_one_line(tmp_path):
     from aelab.errors import AelabError
 
-    assert registry.device(tiny("vae")) == CPU  # auto, here
+    assert hardware.device(tiny("vae").train.device) == CPU  # auto, here
     for name, words in (("cuda", "no CUDA device"), ("mps", "no Apple MPS device")):
-        if name == "mps" and registry.mps_available():
+        if name == "mps" and hardware.mps_available():
             continue
         with pytest.raises(AelabError, match=f"train.device: '{name}' asked for, but torch sees {words}"):
             registry.check(tiny("vae", train={"device": name}))

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from aelab import datasets, idx
+from aelab.data import sources as datasets, idx
 from aelab.errors import AelabError
 
 

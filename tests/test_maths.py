@@ -8,11 +8,11 @@ from torch import distributions as D
 from torch import nn
 
 from aelab import registry
-from aelab.data import Batch
-from aelab.latents import DiagonalGaussian, standard_normal_log_prob
-from aelab.likelihoods import Bernoulli, Gaussian, Laplace
-from aelab.objectives import KLWeight
-from aelab.priors import ClassPrior
+from aelab.data.splits import Batch
+from aelab.parts.latents import DiagonalGaussian, standard_normal_log_prob
+from aelab.parts.likelihoods import Bernoulli, Gaussian, Laplace
+from aelab.parts.objectives import KLWeight
+from aelab.parts.priors import ClassPrior
 
 from conftest import KINDS, tiny
 
@@ -149,7 +149,7 @@ def test_kl_warmup_is_linear_then_flat():
 def test_gdn_and_its_inverse_against_their_formula():
     """y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) at every pixel (Balle et al. 2016);
     the inverse multiplies by the same root."""
-    from aelab.networks import GDN
+    from aelab.parts.networks import GDN
 
     torch.manual_seed(0)
     gdn, igdn = GDN(3), GDN(3, inverse=True)
@@ -173,7 +173,7 @@ def test_gdn_and_its_inverse_against_their_formula():
 def test_a_residual_bottleneck_starts_as_the_identity_and_learns():
     """x + W3 a(W2 a(W1 x)) with W3 = 0 at the start: the identity, and only W3 has a gradient
     until it moves (then every layer does)."""
-    from aelab.networks import Bottleneck
+    from aelab.parts.networks import Bottleneck
 
     torch.manual_seed(0)
     block = Bottleneck(8, nn.ReLU)

@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from aelab import classifier, metrics, registry
-from aelab.conditions import Unconditional
-from aelab.data import Batch
-from aelab.latents import GaussianLatent
-from aelab.model import Autoencoder
-from aelab.objectives import ELBO, IWAE
+from aelab.evaluation import classifier, metrics
+from aelab import registry
+from aelab.parts.conditions import Unconditional
+from aelab.data.splits import Batch
+from aelab.parts.latents import GaussianLatent
+from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.objectives import ELBO, IWAE
 
 from conftest import tiny
 
@@ -132,7 +133,7 @@ def test_classifier_is_cached_and_reused(tmp_path, monkeypatch, mnist):
 
 
 def test_test_features_are_computed_once_per_classifier_and_test_set(monkeypatch, mnist, tmp_path):
-    from aelab.datasets import Arrays
+    from aelab.data.sources import Arrays
 
     monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
     monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
@@ -195,8 +196,8 @@ def test_sample_scores_on_real_digits(small_data, mnist):
 def test_measure_on_a_dynamically_binarised_model(mnist):
     """Dynamic binarisation: the test set is binary, the probe's training codes come from one
     seeded draw, and samples are judged against the grey test images."""
-    from aelab import evaluate
-    from aelab.data import Dynamic, ImageData
+    from aelab.evaluation import evaluate
+    from aelab.data.splits import Dynamic, ImageData
 
     cfg = tiny("vae", data={"binarize": "dynamic"})
     data = ImageData.from_arrays(mnist, Dynamic(), 256, 512)
@@ -211,7 +212,7 @@ def test_measure_on_a_dynamically_binarised_model(mnist):
 def test_denoising_psnr_against_an_independent_computation(small_data):
     """The noisy input's PSNR matches numpy's own noise on the same digits; with zero noise the
     denoised output's PSNR is the reconstruction PSNR."""
-    from aelab.corruption import GaussianNoise
+    from aelab.parts.corruption import GaussianNoise
 
     model = registry.build_model(tiny("ae", model={"corruption": {"name": "gaussian", "sigma": 0.4}}), small_data.image_shape, 10).eval()
     batches = list(small_data.eval_batches(small_data.test, 1000))[:2]

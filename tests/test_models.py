@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from aelab import checkpoint, registry
+from aelab.parts.catalog import PARTS
+from aelab.training import checkpoint
+from aelab import registry
 from aelab.config import RunConfig
-from aelab.data import Batch
+from aelab.data.splits import Batch
 from aelab.errors import AelabError
 
 from conftest import moved, part_table, tiny
@@ -37,17 +39,17 @@ def _variant_config(slot: str, settings) -> RunConfig | None:
     return None
 
 
-# Every name of every part (registry.PARTS), at its defaults and with every setting moved:
+# Every name of every part (aelab.parts.catalog.PARTS), at its defaults and with every setting moved:
 # registering a part puts it through every test below.
 VARIANTS = {
     f"{slot}={name}{'-moved' if moved_all else ''}": (slot, settings)
-    for slot, table in registry.PARTS.items() for name, cls in table.items()
+    for slot, table in PARTS.items() for name, cls in table.items()
     for moved_all, settings in ((False, cls()), (True, _moved_settings(cls)))
     if not moved_all or dataclasses.fields(cls)
 }
 
 # A choice that builds other layers is a variant of its own: GDN (with IGDN in the decoder)
-VARIANTS["network=cnn-gdn"] = ("network", registry.PARTS["network"]["cnn"](activation="gdn"))
+VARIANTS["network=cnn-gdn"] = ("network", PARTS["network"]["cnn"](activation="gdn"))
 
 
 def test_every_variant_builds_in_some_kind_of_model():
@@ -173,7 +175,7 @@ def test_batch_is_the_only_input_of_loss(small_data):
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (3, 33, 50), (2, 7, 9)])
 def test_convolutions_give_back_any_image_size(shape):
-    from aelab.networks import ConvDecoder, ConvEncoder
+    from aelab.parts.networks import ConvDecoder, ConvEncoder
 
     hidden = (4, 8, 8) if min(shape[1:]) >= 8 else (4, 8)
     enc, dec = ConvEncoder(shape, hidden, 6, 3, torch.nn.ReLU), ConvDecoder(shape, hidden, 5, 3, torch.nn.ReLU)
@@ -202,7 +204,7 @@ def test_a_spatial_code_is_a_map_of_latent_channels():
 
 def test_too_many_convolutions_for_the_image_is_a_config_error():
     from aelab.errors import AelabError
-    from aelab.networks import ConvEncoder
+    from aelab.parts.networks import ConvEncoder
 
     with pytest.raises(AelabError, match="model.network.hidden: 5 stride-2 convolutions shrink a 28x28 image"):
         ConvEncoder((1, 28, 28), (4,) * 5, 4, 0, torch.nn.ReLU)
@@ -248,9 +250,9 @@ def _fingerprint(cfg: RunConfig, batch):
 
 
 # Every setting of every part, and every scalar of the model section.
-WIRES = [(slot, name, f.name) for slot, table in registry.PARTS.items() for name, cls in table.items()
+WIRES = [(slot, name, f.name) for slot, table in PARTS.items() for name, cls in table.items()
          for f in dataclasses.fields(cls)]
-WIRES += [("model", None, f.name) for f in dataclasses.fields(RunConfig().model) if f.name not in registry.PARTS]
+WIRES += [("model", None, f.name) for f in dataclasses.fields(RunConfig().model) if f.name not in PARTS]
 
 
 @pytest.mark.parametrize("slot, name, key", WIRES, ids=lambda v: str(v))
@@ -262,7 +264,7 @@ def test_every_model_setting_reaches_the_model_or_its_loss(slot, name, key, batc
         owner, f = base.model, {x.name: x for x in dataclasses.fields(base.model)}[key]
         changed = dataclasses.replace(base, model=dataclasses.replace(owner, **{key: moved(getattr(owner, key), f)}))
     else:
-        cls = registry.PARTS[slot][name]
+        cls = PARTS[slot][name]
         f = {x.name: x for x in dataclasses.fields(cls)}[key]
         changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
         base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
@@ -274,9 +276,9 @@ def test_every_model_setting_reaches_the_model_or_its_loss(slot, name, key, batc
 def test_every_part_setting_shows_in_the_report_settings_line(slot, name, key):
     """A setting off its default is said: the report's settings line (ModelConfig.describe)
     comes from the parts' own descriptions, so none may leave one out."""
-    from aelab import report
+    from aelab.reporting import report
 
-    cls = registry.PARTS[slot][name]
+    cls = PARTS[slot][name]
     f = {x.name: x for x in dataclasses.fields(cls)}[key]
     changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
     base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))

@@ -12,7 +12,10 @@ import torch
 from PIL import Image
 
 import browser
-from aelab import classifier, figures, registry, report, subject, theory
+from aelab.evaluation import classifier
+from aelab.reporting import figures, report, figure_data as subject
+from aelab import registry
+from aelab.parts import theory
 from aelab.cli import main
 from conftest import tiny
 
@@ -187,8 +190,8 @@ def test_theory_comes_from_the_parts_in_use():
 
 
 def test_an_evaluation_is_reused_only_for_the_same_checkpoint_and_k(study_out, tmp_path):
-    from aelab.evaluate import cached_or_evaluate
-    from aelab.rundir import RunDir
+    from aelab.evaluation.evaluate import cached_or_evaluate
+    from aelab.training.rundir import RunDir
 
     shutil.copytree(study_out / "runs" / "cvae3", tmp_path / "run")
     run = RunDir.open(tmp_path / "run")
@@ -221,7 +224,7 @@ def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_t
     from types import SimpleNamespace
 
     from aelab import config
-    from aelab.study import CONFIG_DIR
+    from aelab.config import CONFIG_DIR
 
     dogs = config.load(CONFIG_DIR / "dogs_ae.toml")
     trained = [{"from_epoch": 0, "device": "cpu", "precision": "float32", "processes": 1},

@@ -12,9 +12,10 @@ import time
 import pytest
 import torch
 
-from aelab import checkpoint, files, runlock, train
+from aelab.training import checkpoint, runlock, train
+from aelab import files
 from aelab.cli import main
-from aelab.rundir import RunDir
+from aelab.training.rundir import RunDir
 
 from conftest import tiny, write_photos
 
@@ -256,7 +257,7 @@ def test_sigterm_and_a_second_signal_in_the_command(tmp_path, capsys, monkeypatc
 def test_a_second_process_on_a_run_is_refused_until_the_first_dies(tmp_path, small_data, capsys):
     cfg = tiny("ae", train={"epochs": 1})
     run = RunDir.create(tmp_path / "run", cfg)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from aelab import runlock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from aelab.training import runlock\n"
                                "with runlock.locked(sys.argv[1]):\n print('held', flush=True); time.sleep(120)",
                                str(run.path)], stdout=subprocess.PIPE, text=True, env=ENV)
     assert holder.stdout.readline().strip() == "held"
@@ -278,7 +279,7 @@ def test_a_study_interrupted_by_ctrl_c_goes_on_with_the_same_command(tmp_path, c
     interrupted has the bits of the same run trained without a stop."""
     import pickle
 
-    from aelab.interrupt import Interrupted
+    from aelab.training.interrupt import Interrupted
 
     (tmp_path / "base.toml").write_text('[data]\nval_size = 256\ntrain_size = 1024\n[model]\nlatent_dim = 2\n'
                                         '[model.network]\nhidden = [32]\n[train]\nepochs = 2\nbatch_size = 64\n'

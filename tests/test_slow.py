@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from aelab import study
+from aelab.studies import study
 from aelab.cli import main
 
 
@@ -20,7 +20,7 @@ def test_vae_mnist_reaches_the_pytorch_examples_test_loss(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_reference_classifier_reaches_99_percent(tmp_path, monkeypatch, mnist):
-    from aelab import classifier
+    from aelab.evaluation import classifier
 
     monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
     _, acc = classifier.reference_classifier(mnist, "mnist", classifier.ClassifierConfig())
@@ -51,7 +51,7 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     reference classifier on 10,000 samples. Measured on 2 AVX-512 BF16 cores (bfloat16): cond_acc
     0.990 (every label 0.979 or more) and neg_elbo 101.50, against 0.678 and 102.20 for the
     textbook CVAE; seed 1 gave 0.991 and 101.61."""
-    from aelab import classifier, evaluate
+    from aelab.evaluation import classifier, evaluate
 
     monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig())
     monkeypatch.setattr(evaluate, "SAMPLES", 10_000)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from aelab import job, study
+from aelab.studies import pipeline as job, study
 from aelab.cli import main
 from aelab.errors import AelabError
 

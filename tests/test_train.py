@@ -6,8 +6,9 @@ import os
 import pytest
 import torch
 
-from aelab import checkpoint, config, train
-from aelab.rundir import RunDir
+from aelab.training import checkpoint, train
+from aelab import config
+from aelab.training.rundir import RunDir
 
 from conftest import tiny
 
@@ -22,7 +23,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, small_data, mnist, binarize):
-    from aelab.data import Dynamic, ImageData
+    from aelab.data.splits import Dynamic, ImageData
 
     data = small_data if binarize == "none" else ImageData.from_arrays(mnist, Dynamic(), 256, 512)
     cfg = tiny("vae", train={"epochs": 3}, model={"objective": {"kl_warmup_epochs": 2.0}, "corruption": {"name": "gaussian", "sigma": 0.1}},
@@ -44,7 +45,7 @@ def test_divergence_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoi
     run = RunDir.create(tmp_path / "run", cfg)
     train.fit(cfg, run, small_data, until_epoch=1)
     good = _weights(run.last_path)
-    from aelab.model import Autoencoder
+    from aelab.parts.autoencoder import Autoencoder
 
     real_loss, calls = Autoencoder.loss, {"n": 0}
 

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from aelab import checkpoint, datasets, registry, train
-from aelab.rundir import RunDir
+from aelab.training import checkpoint, train
+from aelab.data import sources as datasets
+from aelab import registry
+from aelab.training.rundir import RunDir
 
 from conftest import moved, tiny, write_photos
 

@@ -1,3 +1,3 @@
-from .cli import entry
+from aelab.cli import entry
 
 entry()

@@ -20,12 +20,14 @@ import time
 import torch
 from torch import nn
 
-from . import config, registry, train
-from .data import Batch
-from .evaluate import loss_parts
-from .metrics import nll_importance_sampled
-from .rundir import RunDir
-from .study import CONFIG_DIR
+from aelab import hardware
+from aelab import config, registry
+from aelab.training import train
+from aelab.data.splits import Batch
+from aelab.evaluation.evaluate import loss_parts
+from aelab.evaluation.metrics import nll_importance_sampled
+from aelab.training.rundir import RunDir
+from aelab.config import CONFIG_DIR
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -103,7 +105,7 @@ def reference_loop(cfg, data, epochs: int) -> list[float]:
     Dataset, plain Adam, `.item()` every step, each batch moved to the device. Returns
     seconds per epoch."""
     torch.manual_seed(cfg.train.seed)
-    device = registry.device(cfg)
+    device = hardware.device(cfg.train.device)
     model = registry.build_model(cfg, data.image_shape, data.num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     images = data.train.images[:, 0].numpy()
@@ -139,8 +141,8 @@ def dogs_epoch(quick: bool = False) -> dict:
         run = RunDir.create(tmp + "/run", cfg)
         train.fit(cfg, run, data, progress=False)
         rows = run.metrics()
-    device = registry.device(cfg)
-    return {"dogs_images": len(data.train), "dogs_precision": registry.precision(cfg, device),
+    device = hardware.device(cfg.train.device)
+    return {"dogs_images": len(data.train), "dogs_precision": hardware.precision(cfg.train.precision, device),
             "dogs_epoch_s_first": rows[0]["step_seconds"],
             "dogs_epoch_s": round(rows[1]["step_seconds"] - rows[0]["step_seconds"], 3)}
 
@@ -150,8 +152,8 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
     cfg = config.load(CONFIG_DIR / "vae_mnist.toml", sets)
     data = registry.build_data(cfg)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-    device = registry.device(cfg)
-    precision = registry.precision(cfg, device)
+    device = hardware.device(cfg.train.device)
+    precision = hardware.precision(cfg.train.precision, device)
     log(f"aelab training {len(data.train)} images x {epochs} epochs on {device} in {precision}, "
         f"{torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import torch
 
-from . import bench, config, distributed, explore, interrupt, job, registry, report, runlock, train
-from .errors import AelabError
-from .evaluate import evaluate_run, load_model
-from .images import save_images
-from .rundir import RunDir
+from aelab import bench, config, registry
+from aelab.training import distributed, interrupt, runlock, train
+from aelab.explore import server as explore
+from aelab.studies import pipeline as job
+from aelab.reporting import report
+from aelab.errors import AelabError
+from aelab.evaluation.evaluate import evaluate_run, load_model
+from aelab.reporting.images import save_images
+from aelab.training.rundir import RunDir
 
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
                   "train.checkpoint_every_min"}

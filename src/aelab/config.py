@@ -6,7 +6,7 @@ per part, each chosen by name and configured by that name's own settings class:
     [model]
     latent_dim = 20
     [model.objective]
-    name = "iwae"       # registry.PARTS["objective"]: elbo | iwae
+    name = "iwae"       # parts.catalog.PARTS["objective"]: elbo | iwae
     samples = 50        # a field of IWAESettings
 
 Loading checks every key against the field names (of the part's settings class, for a part)
@@ -25,17 +25,20 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .channels import NoChannelSettings
-from .conditions import NoConditionSettings
-from .corruption import NoCorruptionSettings
-from .errors import AelabError
-from .latents import GaussianLatentSettings
-from .likelihoods import BernoulliSettings
-from .networks import MLPSettings
-from .objectives import ELBOSettings
-from .priors import StandardPriorSettings
-from .registry import PARTS
-from .settings import PartSettings, bounded, check_range
+from aelab.parts.channels import NoChannelSettings
+from aelab.parts.conditions import NoConditionSettings
+from aelab.parts.corruption import NoCorruptionSettings
+from aelab.errors import AelabError
+from aelab.parts.latents import GaussianLatentSettings
+from aelab.parts.likelihoods import BernoulliSettings
+from aelab.parts.networks import MLPSettings
+from aelab.parts.objectives import ELBOSettings
+from aelab.parts.priors import StandardPriorSettings
+from aelab.parts.catalog import PARTS
+from aelab.parts.settings import PartSettings, bounded, check_range
+
+
+CONFIG_DIR = Path(__file__).parent / "configs"  # the shipped configs (also `configs/` in the repository)
 
 
 @dataclass(frozen=True)

@@ -13,30 +13,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import channels, conditions, corruption, datasets, folders, latents, likelihoods, networks, objectives, priors
-from .data import Dynamic, Grey, ImageData, Threshold
-from .errors import AelabError
-from .model import Autoencoder
+from aelab import hardware
+from aelab.parts.catalog import PARTS
+from aelab.data import sources as datasets, folders
+from aelab.data.splits import Dynamic, Grey, ImageData, Threshold
+from aelab.errors import AelabError, pick
+from aelab.parts.autoencoder import Autoencoder
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from aelab.config import RunConfig
 
 
-def _names(*classes) -> dict[str, type]:
-    return {cls.name: cls for cls in classes}
-
-
-# model part -> name -> its settings class (settings.py); `[model.<part>] name = "..."`.
-PARTS = {
-    "network": _names(networks.MLPSettings, networks.CNNSettings),
-    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings),
-    "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings),
-    "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
-    "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
-    "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),
-    "condition": _names(conditions.NoConditionSettings, conditions.LabelSettings),
-    "channel": _names(channels.NoChannelSettings, channels.AWGNSettings),
-}
 # data.name -> Arrays from the data config
 DATASETS = {"mnist": lambda d: datasets.load_mnist(d.root),
             "fashion-mnist": lambda d: datasets.load_fashion_mnist(d.root),
@@ -48,39 +35,7 @@ LR_SCHEDULES = {
     "constant": lambda lr, lr_min, fraction: lr,
     "cosine": lambda lr, lr_min, fraction: lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))),
 }
-# train.precision -> the dtype the training forward pass is autocast to (None: plain float32);
-# "auto" is resolved per device by `precision`. Weights, optimizer state, losses and every
-# evaluation stay float32.
-PRECISIONS = {"auto": None, "float32": None, "bfloat16": torch.bfloat16}
 
-
-def mps_available() -> bool:
-    return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-
-
-def _cuda() -> str:
-    """The CUDA device of this process (torchrun's LOCAL_RANK, set by distributed.start)."""
-    if not torch.cuda.is_available():
-        raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
-    return f"cuda:{torch.cuda.current_device()}"
-
-
-def _mps() -> str:
-    if not mps_available():
-        raise AelabError("train.device: 'mps' asked for, but torch sees no Apple MPS device")
-    return "mps"
-
-
-# train.device: "auto" takes CUDA, else Apple's MPS, else the CPU.
-DEVICES = {"auto": lambda: _cuda() if torch.cuda.is_available() else "mps" if mps_available() else "cpu",
-           "cpu": lambda: "cpu", "cuda": _cuda, "mps": _mps}
-
-
-def pick(table: dict, key: str, name: str):
-    try:
-        return table[name]
-    except KeyError:
-        raise AelabError(f"{key}: unknown {name!r}; choose from {', '.join(table)}") from None
 
 
 def check(cfg: RunConfig) -> None:
@@ -94,8 +49,8 @@ def check(cfg: RunConfig) -> None:
     pick(BINARIZERS, "data.binarize", cfg.data.binarize)
     pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
     pick(LR_SCHEDULES, "train.lr_schedule", cfg.train.lr_schedule)
-    pick(DEVICES, "train.device", cfg.train.device)
-    pick(PRECISIONS, "train.precision", cfg.train.precision)
+    pick(hardware.DEVICES, "train.device", cfg.train.device)
+    pick(hardware.PRECISIONS, "train.precision", cfg.train.precision)
     d = cfg.data
     if d.name == "folder":
         if not d.root:
@@ -107,7 +62,7 @@ def check(cfg: RunConfig) -> None:
             raise AelabError(f"data.test_fraction: must be below 1, got {d.test_fraction}")
     elif d.test_root or d.test_fraction:
         raise AelabError(f"data.test_root, data.test_fraction: only for data.name 'folder', not {d.name!r}")
-    device(cfg)  # 'cuda' or 'mps' where torch sees none: refused here
+    hardware.device(cfg.train.device)  # 'cuda' or 'mps' where torch sees none: refused here
     if cfg.train.epochs == 0 and not cfg.train.time_budget_min:
         raise AelabError("train.epochs: 0 (no limit) needs a train.time_budget_min")
 
@@ -152,49 +107,3 @@ def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
         return make(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
 
-def device(cfg: RunConfig) -> torch.device:
-    return torch.device(pick(DEVICES, "train.device", cfg.train.device)())
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether `device` multiplies bfloat16 matrices in hardware, as torch reports it: CUDA
-    devices with bfloat16 units (Ampere and later; not those that only emulate it), CPUs with
-    AVX-512 BF16 or AMX tiles. Elsewhere bfloat16 is emulated, many times slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return False  # MPS: float32, the precision every Apple GPU runs at full speed
-
-
-# What a bfloat16 run costs where the hardware emulates it (measured: one training step of the
-# dogs model, batch 64, on a 2-core AMD EPYC with AVX2 and no AVX-512: 0.46 s in float32, 14 s
-# in bfloat16).
-SLOW_BFLOAT16 = ("train.precision = 'bfloat16': this {device} has no native bfloat16 (AVX-512 BF16, AMX or a "
-                 "CUDA GPU of compute capability 8.0 or later), so torch emulates it: expect training many times "
-                 "slower than in float32 (30x for the dogs model on an AVX2 CPU); 'auto' chooses for you")
-
-
-def precision(cfg: RunConfig, device: torch.device) -> str:
-    """train.precision as it runs on `device`: 'auto' becomes bfloat16 where the hardware runs
-    it natively and float32 elsewhere; an explicit choice stays (see `precision_warning`)."""
-    chosen = cfg.train.precision
-    pick(PRECISIONS, "train.precision", chosen)
-    if chosen == "auto":
-        return "bfloat16" if native_bfloat16(device) else "float32"
-    return chosen
-
-
-def precision_warning(cfg: RunConfig, device: torch.device) -> str | None:
-    """One line for an explicit bfloat16 on hardware that only emulates it (it still runs)."""
-    if cfg.train.precision == "bfloat16" and not native_bfloat16(device):
-        return SLOW_BFLOAT16.format(device="CPU" if device.type == "cpu" else "GPU")
-    return None
-
-
-def autocast(precision_name: str, device: torch.device):
-    """The context the training forward pass runs in: mixed precision for 'bfloat16'
-    (matrix products and convolutions in bfloat16, reductions and losses in float32, as
-    torch.autocast decides per operation); a no-op for 'float32'."""
-    dtype = PRECISIONS[precision_name]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

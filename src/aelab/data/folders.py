@@ -1,0 +1,122 @@
+"""Images from a folder: any directory of JPEG or PNG files (searched recursively), decoded
+once into a uint8 array of square RGB images and cached.
+
+Each file is converted to RGB (greyscale replicated, alpha dropped), resized so that its
+shorter side is `size` and centre-cropped to size x size. The array is cached under
+AELAB_CACHE/folders, keyed by a hash of the file list (relative paths, byte sizes,
+modification times) and the size, so a changed folder is decoded again and an unchanged one
+is read back in a fraction of a second. Files that cannot be decoded are skipped and counted
+in one warning line. Labels are the index of each file's top-level subfolder (sorted by name)
+where the images sit in subfolders, else 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aelab.data.sources import Arrays, cache_dir
+from aelab.errors import AelabError
+from aelab.files import write_atomic
+
+EXTENSIONS = {".jpg", ".jpeg", ".png"}
+VERSION = 1  # bump when decoding changes: old caches are then not used
+
+
+@dataclass(frozen=True)
+class Folder:
+    images: np.ndarray  # (N, 3, size, size) uint8
+    labels: np.ndarray  # (N,) int64
+    classes: list[str]  # subfolder names, label order ([] when the images are not in subfolders)
+    skipped: int  # files that could not be decoded
+
+
+def image_files(root: Path) -> list[Path]:
+    """The JPEG and PNG files under `root`, in a fixed (sorted) order."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
+def _key(root: Path, files: list[Path], size: int) -> str:
+    h = hashlib.sha256(f"v{VERSION} size={size}\n".encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def decode(path: Path, size: int) -> np.ndarray:
+    """One file as a (3, size, size) uint8 array: RGB, shorter side resized, centre-cropped."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale where it is still >= size
+        rgb = img.convert("RGB")
+    fitted = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    return np.asarray(fitted, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def load_folder(root: str | Path, size: int) -> Folder:
+    """Every readable image under `root` at size x size; see the module's docstring."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AelabError(f"{root}: no such folder")
+    files = image_files(root)
+    if not files:
+        raise AelabError(f"{root}: no JPEG or PNG files in this folder or below it")
+    subdirs = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
+    cache = cache_dir() / "folders" / f"{_key(root, files, size)}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return Folder(z["images"], z["labels"], subdirs, int(z["skipped"]))
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is decoded again and replaced
+    images, labels, bad = [], [], []
+    for p in files:
+        try:
+            images.append(decode(p, size))
+        except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a broken file
+            bad.append(f"{p.relative_to(root)} ({type(e).__name__})")
+            continue
+        parts = p.relative_to(root).parts
+        labels.append(subdirs.index(parts[0]) if len(parts) > 1 else 0)
+    if bad:
+        print(f"warning: {root}: skipped {len(bad)} of {len(files)} image files that could not be decoded "
+              f"(first: {bad[0]})", file=sys.stderr)
+    if not images:
+        raise AelabError(f"{root}: none of its {len(files)} image files could be decoded")
+    folder = Folder(np.stack(images), np.asarray(labels, dtype=np.int64), subdirs, len(bad))
+    buf = io.BytesIO()
+    np.savez(buf, images=folder.images, labels=folder.labels, skipped=np.int64(folder.skipped))
+    write_atomic(cache, buf.getvalue())
+    return folder
+
+
+def load_arrays(root: str, test_root: str, test_fraction: float, size: int) -> Arrays:
+    """Train and test arrays from image folders: the test split is a second folder, or a
+    fixed random `test_fraction` of the first. The training images are put in a fixed random
+    order, so that a validation split taken from their end is a random sample too."""
+    train = load_folder(root, size)
+    rng = np.random.default_rng(0)
+    if test_root:
+        test = load_folder(test_root, size)
+        if test.classes != train.classes:
+            raise AelabError(f"{test_root}: its subfolders {test.classes} are not those of {root}: {train.classes}")
+        order = rng.permutation(len(train.labels))
+    else:
+        n = len(train.labels)
+        n_test = round(n * test_fraction)
+        if not 1 <= n_test < n:
+            raise AelabError(f"data.test_fraction: {test_fraction} of the {n} images of {root} leaves no "
+                             "test image or no training image")
+        order = rng.permutation(n)
+        test_idx = np.sort(order[:n_test])
+        test = Folder(train.images[test_idx], train.labels[test_idx], train.classes, 0)
+        order = order[n_test:]
+    return Arrays(train.images[order], train.labels[order], test.images, test.labels,
+                  class_names=tuple(train.classes) or ("image",))

@@ -1,0 +1,157 @@
+"""A reference classifier for 28x28 digit-like images, to judge generated samples.
+
+aelab trains it once per dataset (a small CNN, a few CPU minutes), caches it in the cache
+directory under a hash of its training data and settings, and reuses it. Its penultimate
+layer (128 features) is the feature space of `fd_classifier`: a Fréchet distance in the style
+of FID (Heusel et al. 2017), but in this small network's features, so its values are NOT
+comparable with Inception FIDs, only between models judged by the same classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aelab.training import checkpoint
+from aelab.data.sources import Arrays, cache_dir
+from aelab.files import write_atomic
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    train_size: int = 0  # 0: all training images (tests use a few thousand)
+    version: int = 1  # bump when DigitCNN changes
+
+
+CLASSIFIER = ClassifierConfig()
+
+
+class DigitCNN(nn.Module):
+    """conv(32) -> pool -> conv(64) -> pool -> 128 features -> 10 logits, on (B, 1, 28, 28)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc = nn.Linear(64 * 7 * 7, 128)
+        self.out = nn.Linear(128, num_classes)
+        self.dropout = nn.Dropout(0.3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 32, 14, 14)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # (B, 64, 7, 7)
+        return F.relu(self.fc(h.flatten(1)))  # (B, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.features(x)))
+
+
+def _images(u8) -> torch.Tensor:
+    return torch.from_numpy(np.array(u8)).unsqueeze(1).float().div_(255)  # a writable copy
+
+
+def _key(arrays: Arrays, cfg: ClassifierConfig) -> str:
+    h = hashlib.sha256()
+    for a in (arrays.train_images, arrays.train_labels):
+        h.update(a.tobytes())
+    h.update(repr(sorted(asdict(cfg).items())).encode())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def accuracy(model: DigitCNN, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
+    model.eval()
+    hits = sum((predict(model, images[i:i + batch]) == labels[i:i + batch]).sum().item()
+               for i in range(0, len(images), batch))
+    return hits / len(images)
+
+
+@torch.no_grad()
+def predict(model: DigitCNN, images: torch.Tensor) -> torch.Tensor:
+    return model(images).argmax(1)
+
+
+def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, float]:
+    """Adam on the training set; returns the model and its test accuracy."""
+    torch.manual_seed(cfg.seed)
+    n = cfg.train_size or len(arrays.train_labels)
+    x, y = _images(arrays.train_images[:n]), torch.from_numpy(arrays.train_labels[:n].astype(np.int64))
+    model = DigitCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(cfg.seed)
+    steps = cfg.epochs * -(-n // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr * 3, total_steps=steps)
+    for _ in range(cfg.epochs):
+        model.train()
+        for idx in torch.randperm(n, generator=g).split(cfg.batch_size):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    acc = accuracy(model, _images(arrays.test_images), torch.from_numpy(arrays.test_labels.astype(np.int64)))
+    return model.eval(), acc
+
+
+# (classifier file, hash of the test images) -> the classifier's features of those images:
+# every run of a study is held against the same test features, computed once per machine.
+_TEST_FEATURES: dict[tuple[str, str], torch.Tensor] = {}
+
+
+def test_features(arrays: Arrays, name: str, compute, cfg: ClassifierConfig | None = None) -> torch.Tensor:
+    """The reference classifier's features of `arrays`' test images, (N, F) float64 on the CPU:
+    `compute()` the first time on this machine, then read from a file beside the classifier
+    (named by the classifier file's bytes and the test images, so a retrained classifier or
+    other test images never meet stale features), and kept in memory by this process."""
+    path = _path(arrays, name, cfg or CLASSIFIER)
+    key = (path.name, hashlib.sha256(arrays.test_images.tobytes()).hexdigest())
+    if key not in _TEST_FEATURES:
+        _TEST_FEATURES[key] = _stored(path, key[1], compute)
+    return _TEST_FEATURES[key]
+
+
+def _stored(classifier_path, images_digest: str, compute) -> torch.Tensor:
+    if not classifier_path.is_file():  # no classifier on disk to name the features by
+        return compute()
+    weights = hashlib.sha256(classifier_path.read_bytes()).hexdigest()[:16]
+    store = classifier_path.with_name(f"{classifier_path.stem}-test-{images_digest[:16]}-{weights}.pt")
+    try:
+        return torch.load(store, map_location="cpu", weights_only=True)["features"]
+    except Exception:  # noqa: BLE001 - none yet, or unreadable in any way (torch's safe unpickler
+        pass  # raises IndexError on a torn file): a cache, so computed again and rewritten
+    feats = compute()
+    buf = io.BytesIO()
+    torch.save({"features": feats}, buf)
+    write_atomic(store, buf.getvalue())
+    return feats
+
+
+def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):
+    return cache_dir() / "classifiers" / f"{name}-{_key(arrays, cfg)[:20]}.pt"
+
+
+def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig | None = None) -> tuple[DigitCNN, float]:
+    """The cached classifier of this training data, trained first if there is none."""
+    cfg = cfg or CLASSIFIER
+    path = _path(arrays, name, cfg)
+    if path.is_file():
+        payload = checkpoint.load(path)
+        model = DigitCNN()
+        model.load_state_dict(payload["model"])
+        return model.eval(), float(payload["test_accuracy"])
+    print(f"training the reference classifier for {name} (once; cached in {path.parent})", file=sys.stderr)
+    model, acc = train_classifier(arrays, cfg)
+    checkpoint.save(path, {"model": model.state_dict(), "test_accuracy": acc,
+                           "config": repr(asdict(cfg)), "data": {"dataset": name}})
+    return model, acc

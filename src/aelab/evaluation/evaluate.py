@@ -1,0 +1,185 @@
+"""Test-set evaluation of a trained run. The test split is used here and nowhere else.
+
+`aelab eval` measures everything that applies to the model (metrics.py); the summary that
+`aelab train` prints at the end is the cheap part (`deep=False`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+
+import torch
+
+from aelab import hardware
+from aelab.evaluation import classifier
+from aelab import registry
+from aelab.data.splits import ImageData, Split
+from aelab.errors import AelabError, pick
+from aelab.evaluation.metrics import (active_units, denoising_quality, features, image_quality, nll_importance_sampled,
+                      posterior_means, probe_accuracy, sample_scores)
+from aelab.parts.autoencoder import Autoencoder
+from aelab.training.rundir import UNITS, RunDir
+
+EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
+PROBE_SEED = 3  # the one draw of dynamically binarised training images for the probe
+
+# loss-dict key -> the name it is reported under
+NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elbo"}
+
+
+@torch.no_grad()
+def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
+    """Each part of `model.loss` averaged over the test images, with the KL at full weight."""
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for batch in data.eval_batches(data.test, batch_size):
+        for k, v in model.loss(batch).items():
+            if k in NAMES:
+                sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
+    return {NAMES[k]: v.item() / len(data.test) for k, v in sums.items()}
+
+
+CHANNEL_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)  # evaluation noise levels of the PSNR curve
+
+
+def channel_quality(model: Autoencoder, batches) -> dict:
+    """For a model with a noisy channel: PSNR and SSIM with the channel's noise at its training
+    sigma, and the PSNR at each of CHANNEL_SIGMAS (and at the training sigma). `batches` is a
+    function giving the test batches afresh. The evaluation noise is put back afterwards."""
+    channel, before = model.channel, model.channel.eval_sigma
+    sigmas = sorted({*CHANNEL_SIGMAS, channel.sigma})
+    quality = {}
+    try:
+        for sigma in sigmas:
+            channel.eval_sigma = sigma
+            quality[sigma] = image_quality(model, batches())
+    finally:
+        channel.eval_sigma = before
+    return {"psnr_train_sigma_db": quality[channel.sigma]["psnr_db"], "ssim_train_sigma": quality[channel.sigma]["ssim"],
+            "channel_sigmas": sigmas, "channel_psnr_db": [quality[v]["psnr_db"] for v in sigmas],
+            "channel_ssim": [quality[v]["ssim"] for v in sigmas]}
+
+
+def load_model(run: RunDir, which: str = "best"):
+    """(model, cfg, payload) of a run's checkpoint `which`, on the run's device; no data is read."""
+    payload, cfg = run.checkpoint(which)
+    shape = payload["data"]
+    model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
+    run.load_model(model, payload, run.best_path if which == "best" else run.last_path)
+    return model.to(hardware.device(cfg.train.device)).eval(), cfg, payload
+
+
+SAMPLES = 10_000  # prior samples the reference classifier judges (as many as test images)
+
+
+def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True) -> dict:
+    """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
+    only the loss parts and image quality. Adds `seconds` per group of metrics."""
+    bs = cfg.train.eval_batch_size
+    test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
+    stochastic = model.latent.stochastic
+    out: dict = {}
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        result = fn()
+        timings[name] = round(time.perf_counter() - start, 2)
+        return result
+
+    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+        torch.manual_seed(EVAL_SEED)
+        out.update(timed("loss", lambda: loss_parts(model, data, bs)))
+        out.update(timed("image_quality", lambda: image_quality(model, test())))
+        if model.corruption.active:
+            out.update(timed("denoising", lambda: denoising_quality(model, test())))
+        if model.channel.active:
+            out.update(timed("channel", lambda: channel_quality(model, test)))
+        if not deep:
+            return {**out, "seconds": timings}
+        if stochastic:
+            out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
+            out["nll_k"] = k
+        codes, labels = timed("codes_test", lambda: posterior_means(model, test()))
+        if stochastic:
+            out["active_units"] = active_units(codes)
+        if data.num_classes > 1:  # a single-class folder has no labels to read off the codes
+            # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).
+            train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)
+            train_codes, train_labels = timed("codes_train", lambda: posterior_means(model, data.eval_batches(train, bs)))
+            out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
+        if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
+            arrays = pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data)
+            judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name))
+            # Samples are the likelihood's means (grey levels), so they are held against the grey
+            # test images, the kind of image the classifier was trained on.
+            grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
+            # the test images' features: computed once per process and classifier, shared by every run
+            test_feats = lambda: classifier.test_features(  # noqa: E731
+                arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)))
+            out.update(timed("samples", lambda: sample_scores(model, judge, None, n=SAMPLES, test_features=test_feats())))
+            out["samples_judged"] = SAMPLES
+            out["classifier_test_acc"] = judge_acc
+    return {**out, "seconds": timings}
+
+
+def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True,
+                 latent_sigma: float | None = None, test_folder: str | None = None) -> dict:
+    """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned.
+    `test_folder` measures a model trained on an image folder on another folder (same
+    preprocessing); `latent_sigma` sets the channel's noise at evaluation. Either one makes a
+    measurement of something else than the run's own test set, so it is returned, not written."""
+    model, cfg, payload = load_model(run, "best")
+    if latent_sigma is not None:
+        if not model.channel.active:
+            raise AelabError(f"--latent-sigma: the model of {run.path} has no channel to add noise to "
+                             f"(model.channel.name = {cfg.model.channel.name!r})")
+        model.channel.eval_sigma = latent_sigma
+    if test_folder is not None:
+        if cfg.data.name != "folder":
+            raise AelabError(f"--test-folder: {run.path} was trained on {cfg.data.name!r}, not on an image folder")
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_root=str(test_folder), test_fraction=0.0))
+        data = None
+    data = (data if data is not None else registry.build_data(cfg)).to(hardware.device(cfg.train.device))
+    record = {
+        "run": str(run.path),
+        "kind": cfg.model.short.lower(),
+        "dataset": cfg.data.name,
+        "binarize": cfg.data.binarize,
+        "split": "test",
+        **({"test_folder": str(test_folder)} if test_folder is not None else {}),
+        **({"latent_sigma": latent_sigma} if latent_sigma is not None else {}),
+        "n_images": len(data.test),
+        "checkpoint": "best.pt",
+        "checkpoint_sha256": _sha256(run.best_path),
+        "epoch": int(payload["epoch"]),
+        "deep": deep,
+        **{key: round(v, 6) if isinstance(v, float) else v for key, v in measure(model, data, cfg, k=k, deep=deep).items()},
+        "units": UNITS + "; psnr_db, ssim of reconstructions at the posterior mean; "
+                 "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
+    }
+    if latent_sigma is None and test_folder is None:
+        run.write_json(run.eval_path, record)
+    return record
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | None = None, deep: bool = True,
+                       default_k: int = 100) -> dict:
+    """RUN/eval.json if it measured the current best.pt at least this deeply (and with K
+    importance samples, where k is given), else a fresh evaluation (with K = k or default_k)."""
+    if run.eval_path.is_file():
+        try:
+            record = json.loads(run.eval_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if (record.get("checkpoint_sha256") == _sha256(run.best_path) and k in (None, record.get("nll_k", k))
+                and (record.get("deep") or not deep)):
+            return record
+    return evaluate_run(run, data, k=k or default_k, deep=deep)

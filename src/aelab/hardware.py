@@ -1,0 +1,88 @@
+"""What the hardware offers: the device a run trains on and the precision it runs at.
+
+`train.device` and `train.precision` are names; these tables and functions turn them into a
+torch device and an autocast context, chosen from what the hardware reports (`auto`), so that
+a default fits the user's machine rather than the author's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aelab.errors import AelabError, pick
+
+
+# train.precision -> the dtype the training forward pass is autocast to (None: plain float32);
+# "auto" is resolved per device by `precision`. Weights, optimizer state, losses and every
+# evaluation stay float32.
+PRECISIONS = {"auto": None, "float32": None, "bfloat16": torch.bfloat16}
+
+
+def mps_available() -> bool:
+    return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+
+
+def _cuda() -> str:
+    """The CUDA device of this process (torchrun's LOCAL_RANK, set by distributed.start)."""
+    if not torch.cuda.is_available():
+        raise AelabError("train.device: 'cuda' asked for, but torch sees no CUDA device")
+    return f"cuda:{torch.cuda.current_device()}"
+
+
+def _mps() -> str:
+    if not mps_available():
+        raise AelabError("train.device: 'mps' asked for, but torch sees no Apple MPS device")
+    return "mps"
+
+
+# train.device: "auto" takes CUDA, else Apple's MPS, else the CPU.
+DEVICES = {"auto": lambda: _cuda() if torch.cuda.is_available() else "mps" if mps_available() else "cpu",
+           "cpu": lambda: "cpu", "cuda": _cuda, "mps": _mps}
+
+
+def device(name: str) -> torch.device:
+    """The torch device that `train.device = name` means on this machine."""
+    return torch.device(pick(DEVICES, "train.device", name)())
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 matrices in hardware, as torch reports it: CUDA
+    devices with bfloat16 units (Ampere and later; not those that only emulate it), CPUs with
+    AVX-512 BF16 or AMX tiles. Elsewhere bfloat16 is emulated, many times slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False  # MPS: float32, the precision every Apple GPU runs at full speed
+
+
+# What a bfloat16 run costs where the hardware emulates it (measured: one training step of the
+# dogs model, batch 64, on a 2-core AMD EPYC with AVX2 and no AVX-512: 0.46 s in float32, 14 s
+# in bfloat16).
+SLOW_BFLOAT16 = ("train.precision = 'bfloat16': this {device} has no native bfloat16 (AVX-512 BF16, AMX or a "
+                 "CUDA GPU of compute capability 8.0 or later), so torch emulates it: expect training many times "
+                 "slower than in float32 (30x for the dogs model on an AVX2 CPU); 'auto' chooses for you")
+
+
+def precision(chosen: str, device: torch.device) -> str:
+    """train.precision as it runs on `device`: 'auto' becomes bfloat16 where the hardware runs
+    it natively and float32 elsewhere; an explicit choice stays (see `precision_warning`)."""
+    pick(PRECISIONS, "train.precision", chosen)
+    if chosen == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return chosen
+
+
+def precision_warning(chosen: str, device: torch.device) -> str | None:
+    """One line for an explicit bfloat16 on hardware that only emulates it (it still runs)."""
+    if chosen == "bfloat16" and not native_bfloat16(device):
+        return SLOW_BFLOAT16.format(device="CPU" if device.type == "cpu" else "GPU")
+    return None
+
+
+def autocast(precision_name: str, device: torch.device):
+    """The context the training forward pass runs in: mixed precision for 'bfloat16'
+    (matrix products and convolutions in bfloat16, reductions and losses in float32, as
+    torch.autocast decides per operation); a no-op for 'float32'."""
+    dtype = PRECISIONS[precision_name]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -1,0 +1,90 @@
+"""The one model: an autoencoder composed of parts.
+
+    corruption -> encoder -> latent (posterior q(z|x)) -> channel -> decoder -> likelihood p(x|z)
+                     ^                  prior p(z[|y])                 ^
+                     +------------------ condition(y) -----------------+
+
+AE, denoising AE, VAE, CVAE and an AE trained through a noisy channel differ only in the
+parts they are built from (registry.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aelab.parts.channels import Noiseless
+from aelab.parts.conditions import Unconditional
+from aelab.parts.corruption import Clean
+from aelab.data.splits import Batch
+from aelab.parts.objectives import ELBO
+from aelab.parts.priors import FixedPrior
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, *, encoder: nn.Module, decoder: nn.Module, latent, likelihood: nn.Module,
+                 latent_dim: int, image_shape: tuple[int, ...], condition=None, corruption=None,
+                 objective=None, channel: nn.Module | None = None, prior: nn.Module | None = None):
+        super().__init__()
+        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.latent = latent
+        self.condition = condition or Unconditional()
+        self.corruption = corruption or Clean()
+        self.objective = objective or ELBO()
+        self.channel = channel or Noiseless()
+        self.prior = prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
+        self.latent_dim = latent_dim
+        self.image_shape = tuple(image_shape)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """q(z|x[, y]) for images x: (B, C, H, W)."""
+        return self.latent.posterior(self.channel.normalise(self.encoder(x, self.condition(y))))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's raw parameters for codes z: (B, D) -> (B, C, H, W), received
+        through the channel (noisy while training a noisy-channel model)."""
+        return self.decoder(self.channel(z), self.condition(y))
+
+    def loss(self, batch: Batch, progress: float | None = None) -> dict[str, torch.Tensor]:
+        """The objective part's loss and its parts (objectives.py), nats/image. `progress` is
+        the training time in epochs (for KL warm-up); None at evaluation."""
+        return self.objective(self, batch, progress)
+
+    def log_px_z(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None):
+        """log p(x|z_k) for codes z: (K, B, D) of images x: (B, C, H, W), as (K, B), and the
+        decoder's output (K, B, C, H, W). x broadcasts over K: no K-fold copy of it."""
+        k = z.shape[0]
+        out = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))  # (K*B, C, H, W)
+        out = out.view(k, z.shape[1], *out.shape[1:])
+        return self.likelihood.log_prob(out, x), out
+
+    def log_weights(self, q, x: torch.Tensor, y: torch.Tensor | None, k: int, log_px_z=None):
+        """For K draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+        and log p(x|z_k), each (K, B), and the decoder's output (K, B, C, H, W).
+        `log_px_z(model, z, x, y)` replaces Autoencoder.log_px_z (a compiled copy of it)."""
+        z = q.rsample(k)  # (K, B, D)
+        log_px_z, out = log_px_z(self, z, x, y) if log_px_z else self.log_px_z(z, x, y)
+        log_w = log_px_z + self.prior(y).log_prob(z) - q.log_prob(z)
+        return log_w, log_px_z, out
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's mean at the posterior mean code: images in [0, 1]."""
+        return self.likelihood.mean(self.decode(self.encode(x, y).mean, y))
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from z ~ p(z) (the likelihood's mean). A conditioned model with
+        no labels given draws every class in turn."""
+        device = next(self.parameters()).device
+        if y is None:
+            y = self.condition.default_labels(n, device)
+        eps = torch.randn(n, self.latent_dim, generator=generator,
+                          device=generator.device if generator else device).to(device)
+        return self.likelihood.mean(self.decode(self.prior_draw(eps, y), y))
+
+    def prior_draw(self, eps: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Codes z ~ p(z | y) made from standard normal noise eps (B, D): eps itself under
+        N(0, I); m_y + s_y * eps under a learned conditional prior."""
+        return self.prior(y).draw(eps)

@@ -1,0 +1,87 @@
+"""Channel parts: what happens to the code on its way from the encoder to the decoder (the
+idea behind deep joint source-channel coding, Bourtsoulatze et al. 2019).
+
+`normalise` acts on the code the encoder gives (so every code shown or fitted is the one that
+is sent); `forward` acts on every code the decoder receives: noise at `sigma` while training,
+at `eval_sigma` (0 = clean unless set) otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aelab.parts import draws as noise, theory
+from aelab.errors import AelabError
+from aelab.parts.settings import PartSettings, bounded
+
+
+class Noiseless(nn.Module):
+    """The code reaches the decoder as it is."""
+
+    active = False
+
+    def normalise(self, code: torch.Tensor) -> torch.Tensor:
+        return code
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class PowerNormalizedAWGN(nn.Module):
+    """Each code is scaled to mean square 1 over its D values (average power 1), then zero-mean
+    Gaussian noise of standard deviation sigma is added to each value, so sigma^2 is the
+    noise-to-signal power ratio (SNR = -20 log10 sigma dB)."""
+
+    active = True
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = sigma
+        self.eval_sigma = 0.0
+
+    def normalise(self, code: torch.Tensor) -> torch.Tensor:
+        return code * torch.rsqrt(code.pow(2).mean(-1, keepdim=True).clamp_min(1e-12))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sigma = self.sigma if self.training else self.eval_sigma
+        return z + sigma * noise.randn_like(z) if sigma > 0 else z
+
+
+@dataclass(frozen=True)
+class NoChannelSettings(PartSettings):
+    """[model.channel] name = "none"."""
+
+    name = "none"
+    slot = "channel"
+
+    def describe(self) -> str:
+        return ""
+
+    def build(self) -> Noiseless:
+        return Noiseless()
+
+
+@dataclass(frozen=True)
+class AWGNSettings(PartSettings):
+    """[model.channel] name = "awgn": the code power-normalised, Gaussian noise added while training."""
+
+    name = "awgn"
+    slot = "channel"
+    sigma: float = bounded(0.0, at_least=0.0)  # the noise's standard deviation against a code of mean square 1
+
+    def check(self, model) -> None:
+        if model.latent.stochastic:
+            raise AelabError(f"model.channel: 'awgn' sends a deterministic code; use model.latent.name = 'point', "
+                             f"not {model.latent.name!r}")
+
+    def describe(self) -> str:
+        return f"channel awgn sigma {self.sigma:g}"
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.CHANNEL]
+
+    def build(self) -> PowerNormalizedAWGN:
+        return PowerNormalizedAWGN(self.sigma)

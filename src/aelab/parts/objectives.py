@@ -1,0 +1,148 @@
+"""Objective parts: what `model.loss(batch)` minimises.
+
+ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises linearly over
+      the warm-up, Bowman et al. 2016). With a point-mass latent there is no KL: loss = recon.
+      With free bits lambda the KL term is sum_j max(lambda, E_batch KL_j) (Kingma et al. 2016, eq. 15).
+IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
+      Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
+Each returns the objective and its parts as means over the batch of per-image sums over
+pixels (nats/image); `mse` is per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from aelab.parts import theory
+from aelab.errors import AelabError
+from aelab.parts.settings import PartSettings, bounded, choice
+
+
+@dataclass(frozen=True)
+class KLWeight:
+    """beta, reached linearly over `warmup_epochs` of training (KL annealing)."""
+
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+
+    def __call__(self, progress: float | None) -> float:
+        """`progress` in epochs since the start of training; None = fully warmed (evaluation)."""
+        if progress is None or self.warmup_epochs <= 0:
+            return self.beta
+        return self.beta * min(1.0, progress / self.warmup_epochs)
+
+
+def _mse(model, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return (model.likelihood.mean(out) - x).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class ELBO:
+    kl_weight: KLWeight = KLWeight()
+    # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
+    # term, which weights the KL D times more heavily than the ELBO does.
+    recon_divisor: float = 1.0
+    free_bits: float = 0.0  # lambda, nats per latent dimension
+
+    def schedule(self, progress: float | None) -> dict[str, float]:
+        """What changes over training, for the log."""
+        return {"kl_weight": self.kl_weight(progress)}
+
+    def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
+        q = model.encode(model.corruption(batch.x), batch.y)
+        out = model.decode(q.rsample(), batch.y)
+        recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
+        objective = recon / self.recon_divisor
+        parts = {"recon": recon.mean()}
+        prior = model.prior(batch.y)
+        kl = q.kl(prior)
+        if kl is not None:
+            # free bits: each dimension's KL, averaged over the batch, counts at least lambda (B, D) -> ()
+            kl_term = q.kl_per_dim(prior).mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
+            objective = objective + self.kl_weight(progress) * kl_term
+            parts["kl"] = kl.mean()
+            parts["neg_elbo"] = (recon + kl).mean()
+        return {"loss": objective.mean(), **parts, "mse": _mse(model, out, batch.x)}
+
+
+@dataclass(frozen=True)
+class IWAE:
+    samples: int = 5
+
+    def schedule(self, progress: float | None) -> dict[str, float]:
+        return {}
+
+    def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
+        q = model.encode(model.corruption(batch.x), batch.y)
+        log_w, log_px_z, out = model.log_weights(q, batch.x, batch.y, self.samples)  # (K, B) each
+        bound = torch.logsumexp(log_w, 0) - math.log(self.samples)  # (B,)
+        recon = -log_px_z.mean(0)
+        kl = q.kl(model.prior(batch.y))
+        return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
+                "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
+
+
+FREE_BITS = ("Free bits", [
+    "With free bits λ the KL term becomes Σ_j max(λ, E_x[KL(q(z_j | x) ‖ p(z_j))]), each dimension's KL averaged "
+    "over the batch (Kingma et al. 2016, eq. 15): a dimension is not pushed below λ nats, so fewer collapse to "
+    "the prior early in training. The reported kl and neg_elbo are the plain ones; only the loss differs.",
+])
+RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
+
+
+@dataclass(frozen=True)
+class ELBOSettings(PartSettings):
+    """[model.objective] name = "elbo": the ELBO (for a point-mass latent, the reconstruction alone)."""
+
+    name = "elbo"
+    slot = "objective"
+    beta: float = bounded(1.0, at_least=0.0)  # weight of KL(q(z|x) || N(0, I))
+    kl_warmup_epochs: float = bounded(0.0, at_least=0.0)  # KL weight rises linearly from 0 to beta over these epochs
+    # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
+    recon_reduction: str = choice("sum", RECON_DIVISORS)
+    free_bits: float = bounded(0.0, at_least=0.0)  # lambda: nats per latent dimension the KL is not pushed below
+
+    def check(self, model) -> None:
+        if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs or self.free_bits):
+            raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
+
+    def describe(self) -> str:
+        return ", ".join(self.changed_words({
+            "beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
+            "recon_reduction": f"recon {self.recon_reduction} over pixels",
+            "free_bits": f"free bits {self.free_bits:g} nats per dimension"}))
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
+            [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
+
+    def build(self, image_shape: tuple[int, ...]) -> ELBO:
+        return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)),
+                    self.free_bits)
+
+
+@dataclass(frozen=True)
+class IWAESettings(PartSettings):
+    """[model.objective] name = "iwae": the K-sample importance-weighted bound."""
+
+    name = "iwae"
+    slot = "objective"
+    samples: int = bounded(5, at_least=1)  # K, importance samples per image and step
+
+    def check(self, model) -> None:
+        if not model.latent.stochastic:
+            raise AelabError(f"model.objective: the importance-weighted bound needs a stochastic latent, "
+                             f"not model.latent.name = {model.latent.name!r}")
+
+    def describe(self) -> str:
+        return f"IWAE objective, K = {self.samples}"
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        return [theory.IWAE]
+
+    def build(self, image_shape: tuple[int, ...]) -> IWAE:
+        return IWAE(self.samples)

@@ -1,0 +1,82 @@
+"""Settings: frozen, typed dataclasses whose fields carry their own ranges, and the base of
+every model part's settings.
+
+A part of the model (its network, latent, likelihood, objective, corruption, condition,
+channel) is chosen by name in its own config table, `[model.objective] name = "iwae"`, and
+configured by that name's settings class: `samples = 50`. The registry maps each name to
+its settings class (parts.catalog.PARTS); the settings check themselves against the rest of the
+model, describe themselves for reports, name the theory they rest on, and build the part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from aelab.errors import AelabError
+
+
+def bounded(default, *, at_least=None, above=None):
+    """A field with a range, checked where configs are loaded: value >= at_least, value > above."""
+    return field(default=default, metadata={"at_least": at_least, "above": above})
+
+
+def choice(default: str, table: dict):
+    """A field naming one row of `table` (its keys are the valid values), checked where configs are loaded."""
+    return field(default=default, metadata={"choices": table})
+
+
+def check_range(key: str, f: dataclasses.Field, value, where: str) -> None:
+    """The field's own range or choices (`bounded`, `choice`), else nothing."""
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise AelabError(f"{where}: {key}: unknown {value!r}; choose from {', '.join(choices)}")
+    low, above = f.metadata.get("at_least"), f.metadata.get("above")
+    if low is not None and value < low:
+        raise AelabError(f"{where}: {key} must be at least {low}, got {value!r}")
+    if above is not None and value <= above:
+        raise AelabError(f"{where}: {key} must be greater than {above}, got {value!r}")
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class PartSettings:
+    """The settings of one named part. Subclasses set `name` and `slot` and add typed fields
+    (with `bounded` ranges where a value has one) and a `build` method."""
+
+    name: ClassVar[str] = ""
+    slot: ClassVar[str] = ""  # which part of the model: network, latent, objective, ...
+
+    def check(self, model) -> None:
+        """Rules that involve other parts of `model` (a ModelConfig); raise AelabError."""
+
+    def changed(self) -> dict[str, object]:
+        """The fields that differ from this part's defaults."""
+        default = type(self)()
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    def changed_words(self, words: dict[str, str] | None = None) -> list[str]:
+        """Each setting off its default, in the part's own `words` for it where given, else as
+        'setting value' ('kl warmup epochs 2')."""
+        words = words or {}
+        return [words.get(k, f"{k.replace('_', ' ')} {_text(v)}") for k, v in self.changed().items()]
+
+    def describe(self) -> str:
+        """A phrase for a report's settings line: the name and every setting off its default
+        ('' for a part that is absent, such as no corruption). Parts may say it better, but
+        must still say every setting that differs (the registry tests check)."""
+        extra = ", ".join(self.changed_words())
+        return f"{self.slot} {self.name}" + (f" ({extra})" if extra else "")
+
+    def theory(self) -> list[tuple[str, list[str]]]:
+        """The report's theory sections (heading, paragraphs) this part rests on."""
+        return []

@@ -1,0 +1,226 @@
+"""Jobs: a study's runs trained (or found trained), evaluated, drawn and reported.
+
+    OUT/runs/NAME/      one ordinary run directory per run of the study
+    OUT/figures/NAME/   its figures (PNG)
+    OUT/report.html     the report, one self-contained file; OUT/report.md beside it
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from aelab import hardware
+from aelab.evaluation import classifier, evaluate
+from aelab import config, registry
+from aelab.reporting import report
+from aelab.training import runlock, train
+from aelab.studies import study
+from aelab.config import RunConfig
+from aelab.data.splits import ImageData
+from aelab.errors import AelabError
+from aelab.evaluation.evaluate import cached_or_evaluate, load_model
+from aelab.training.rundir import RunDir
+from aelab.reporting.figure_data import FigureOptions
+
+DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
+
+
+def _existing(cfg: RunConfig, path: Path) -> RunDir | None:
+    """The run directory at `path` if one was started there (of `cfg`, else an error)."""
+    if not (path / "config.toml").is_file():
+        return None
+    run = RunDir.open(path)
+    changed = config.diff(run.config(), cfg)
+    if changed:
+        raise AelabError(f"{path}: holds a run of another config ({'; '.join(changed)}); "
+                         "remove it or choose another --out")
+    return run
+
+
+def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None) -> RunDir:
+    """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained."""
+    run = _existing(cfg, path)
+    if run and run.is_done():
+        print(f"{path}: complete, skipped", file=sys.stderr)
+        return run
+    registry.check_model(cfg, data)  # a config error leaves nothing behind
+    path.mkdir(parents=True, exist_ok=True)
+    with runlock.locked(path):  # another process training this run: refused, nothing touched
+        if run and run.last_path.is_file():
+            print(f"{path}: interrupted, resuming", file=sys.stderr)
+            train.fit(cfg, run, data, resume=True, progress=progress)
+            return run
+        for stale in path.iterdir() if run else ():  # created but killed before its first checkpoint
+            if stale.name != ".lock":
+                stale.unlink()
+        print(f"{path}: training {cfg.model.short}", file=sys.stderr)
+        train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
+    return RunDir.open(path)
+
+
+def train_command(r: study.Run, path: Path, epochs: int | None = None) -> list[str] | None:
+    """The `aelab train` command that trains study run `r` into `path` by itself (a job of a
+    cluster's scheduler, say), or None where it is complete. An interrupted run resumes. The
+    study evaluates its runs itself, so the command does not."""
+    run = _existing(_with_epochs(r.config, epochs), path)
+    if run:
+        return None if run.is_done() else ["aelab", "train", "--resume", str(path), "--no-eval"]
+    sets = [*r.sets, *([f"train.epochs={epochs}"] if epochs else [])]
+    return ["aelab", "train", str(r.source), *[a for s in sets for a in ("--set", s)], "--out", str(path), "--no-eval"]
+
+
+def _with_epochs(cfg: RunConfig, epochs: int | None) -> RunConfig:
+    return config.with_overrides(cfg, [f"train.epochs={epochs}"]) if epochs else cfg
+
+
+def pending(path: Path | None, out: Path, *, epochs: int | None = None) -> list[list[str]]:
+    """The train command of every run of the study at `path` still missing under out/runs:
+    run them anywhere (in parallel), then `aelab study` finds them done and reports."""
+    s = study.load(path or DEFAULT_STUDY)
+    commands = [train_command(r, out / "runs" / r.name, epochs) for r in s.runs]
+    return [c for c in commands if c]
+
+
+class DataCache:
+    """Runs on the same data share it in memory."""
+
+    def __init__(self):
+        self._held: dict = {}
+
+    def __call__(self, cfg: RunConfig) -> ImageData:
+        if cfg.data not in self._held:
+            self._held[cfg.data] = registry.build_data(cfg)
+        return self._held[cfg.data]
+
+
+def check_report_dir(out: Path) -> None:
+    """Refuse to write a report into a directory that holds something else."""
+    if out.is_file():
+        raise AelabError(f"{out}: is a file; --out must be a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file() and not (out / "runs").is_dir():
+        raise AelabError(f"{out}: not empty and holds no report; choose another --out")
+
+
+def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
+          figures: FigureOptions = FigureOptions()) -> report.Entry:
+    """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name."""
+    from aelab.reporting.figures import draw_run  # matplotlib: imported only when figures are drawn
+
+    record = cached_or_evaluate(run, data, k=k, deep=deep)
+    model, cfg, _ = load_model(run, "best")
+    start = time.perf_counter()
+    drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, out / "figures" / name, name,
+                     list(data.class_names), figures)
+    done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
+    return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
+                        time.perf_counter() - start)
+
+
+def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions,
+               data_of: "DataCache", progress: bool | None) -> report.Entry:
+    run = ensure_trained(cfg, out / "runs" / name, data_of(cfg), progress=progress)
+    return entry(name, run, data_of(cfg), out, k=k, deep=deep, figures=figures)
+
+
+_worker_data: "DataCache | None" = None
+
+
+def _worker_start(threads: int, judge: "classifier.ClassifierConfig", samples: int) -> None:
+    """A --jobs worker process: its thread budget, its own data cache, and the parent's
+    reference classifier settings and number of judged samples (every run of a study is
+    judged alike, whichever process evaluates it)."""
+    global _worker_data
+    torch.set_num_threads(threads)
+    classifier.CLASSIFIER = judge
+    evaluate.SAMPLES = samples
+    _worker_data = DataCache()
+
+
+def _worker_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions) -> report.Entry:
+    return _study_run(name, cfg, out, k, deep, figures, _worker_data, progress=False)
+
+
+def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
+              deep: bool = True, jobs: int = 1) -> tuple[Path, dict[str, str]]:
+    """Train what is missing, evaluate, draw, report. With jobs > 1, that many runs at once,
+    each in its own process with an equal share of the cores. A run that fails (diverges,
+    bad config) does not stop the others: it is listed in the report and returned with its
+    reason. Returns the report's path and the failures."""
+    s = study.load(path or DEFAULT_STUDY)
+    check_report_dir(out)
+    k = k or s.nll_k
+    runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
+    results: dict[str, report.Entry | str] = {}
+    if jobs > 1 and len(runs) > 1:
+        jobs = min(jobs, len(runs))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        print(f"{len(runs)} runs, {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
+        context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
+                                 initargs=(threads, classifier.CLASSIFIER, evaluate.SAMPLES)) as pool:
+            futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep, s.figures) for name, cfg in runs}
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result()
+                except (AelabError, train.Diverged) as e:
+                    results[name] = _failed(name, e)
+    else:
+        data_of = DataCache()
+        for name, cfg in runs:
+            try:
+                results[name] = _study_run(name, cfg, out, k, deep, s.figures, data_of, progress=None)
+            except (AelabError, train.Diverged) as e:
+                results[name] = _failed(name, e)
+    entries = [r for r in results.values() if isinstance(r, report.Entry)]
+    failed = {name: r for name, r in results.items() if isinstance(r, str)}
+    if not entries:
+        raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
+    return _finish(out, s.title, s.question, entries, failed), failed
+
+
+def _failed(name: str, error: Exception) -> str:
+    reason = f"{'diverged: ' if isinstance(error, train.Diverged) else ''}{error}"
+    print(f"{name}: failed: {reason}", file=sys.stderr)
+    return reason
+
+
+def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True) -> Path:
+    """A report of existing run directories, from their eval.json; a run without one (or with
+    a stale one, or one of another K where k is given) is evaluated first."""
+    check_report_dir(out)
+    runs = [RunDir.open(p) for p in run_dirs]
+    paths = [Path(p).resolve() for p in run_dirs]
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):  # e.g. two studies' runs/vae: name them by the study too
+        names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
+    data_of, entries = DataCache(), []
+    for name, run in zip(names, runs):
+        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep))
+    return _finish(out, title, "", entries)
+
+
+def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
+            failed: dict[str, str] | None = None) -> Path:
+    from aelab.reporting.figures import Drawn, comparison_curves
+
+    from aelab.reporting.codespace import channel_curve
+
+    overview = []
+    if len(entries) > 1:
+        overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png"))
+    channels = {e.name: e.record for e in entries if "channel_psnr_db" in e.record}
+    if channels:
+        overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png"),
+                              "Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
+                              "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged)."))
+    html = report.write(out, title, question, entries, overview, failed or {})
+    print(report.table_text(entries))
+    return html

@@ -1,0 +1,175 @@
+"""Studies: a set of runs that answer one question, described in one TOML file.
+
+    title = "AE, VAE and CVAE on MNIST"
+    question = "What does each objective buy?"
+    config = "vae_mnist.toml"            # the base config: beside the study file, or a packaged one
+    set = ["data.val_size=5000"]         # overrides for every run
+    nll_k = 100                          # importance samples per test image for nll_is
+
+    [variants.ae]                        # named variants (optional) ...
+    set = ["model.latent.name=point"]
+    [variants.vae]
+
+    [grid]                               # ... crossed with a grid of values (optional)
+    "train.lr" = [1e-3, 1e-2]
+
+    [figures]                            # settings of the code-space figures (optional)
+    pull = 0.25                          # delta in delta * Gaussian sample + (1 - delta) * real code
+    fit_codes = 256                      # training codes the Gaussian is fitted to
+    noise_levels = [0, 0.1, 0.5]         # noise sd on codes, relative to their RMS
+
+Every run is the base config with the study's overrides, then its variant's, then its grid
+point's. A run's name is its variant's name joined to the grid values (`vae-lr=0.01`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aelab import config, registry
+from aelab.config import RunConfig
+from aelab.errors import AelabError
+from aelab.reporting.figure_data import FigureOptions
+
+STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
+STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures"}
+VARIANT_KEYS = {"config", "set"}
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    config: RunConfig
+    varied: dict  # the settings that make this run differ from the base: key -> value
+    source: Path = Path()  # the config file it starts from ...
+    sets: tuple[str, ...] = ()  # ... and the overrides that make it: config.load(source, sets) == config
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    title: str
+    question: str
+    nll_k: int
+    runs: tuple[Run, ...]
+    figures: FigureOptions = FigureOptions()
+
+
+def find_config(name: str, beside: Path) -> Path:
+    """A config file named in a study: relative to the study file, else a packaged config."""
+    for candidate in (beside / name, config.CONFIG_DIR / name):
+        if candidate.is_file():
+            return candidate
+    raise AelabError(f"{beside}: config {name!r} not found beside the study nor among the packaged configs")
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AelabError(f"{where} must be a list of \"key=value\" strings, got {value!r}")
+    return value
+
+
+def _unknown(table: dict, valid: set[str], where: str) -> None:
+    extra = sorted(set(table) - valid)
+    if extra:
+        raise AelabError(f"{where}: unknown key '{extra[0]}'; valid keys: {', '.join(sorted(valid))}")
+
+
+def value_text(value: object) -> str:
+    """A setting as run names and report tables show it: [512, 256] -> 512x256, 1e-3 -> 0.001."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def find(path: str | Path) -> Path:
+    """A study file: the path as given, else a shipped study of that name (`latent_size`,
+    `latent_size.toml` or `studies/latent_size.toml` from anywhere)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (STUDY_DIR / path.name, STUDY_DIR / f"{path.name}.toml"):
+        if candidate.is_file():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in STUDY_DIR.glob("*.toml")))
+    raise AelabError(f"{path}: no such study file (shipped studies: {shipped})")
+
+
+def load(path: str | Path) -> Study:
+    path = find(path)
+    try:
+        tree = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{path}: no such study file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AelabError(f"{path}: cannot read study: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise AelabError(f"{path}: not valid TOML: {e}") from None
+    _unknown(tree, STUDY_KEYS, str(path))
+    for key in ("title", "question", "config"):
+        if not isinstance(tree.get(key, ""), str):
+            raise AelabError(f"{path}: {key} must be a string")
+    nll_k = tree.get("nll_k", 100)
+    if isinstance(nll_k, bool) or not isinstance(nll_k, int) or nll_k < 1:
+        raise AelabError(f"{path}: nll_k must be an integer of at least 1, got {nll_k!r}")
+    common = _strings(tree.get("set", []), f"{path}: set")
+
+    variants = tree.get("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise AelabError(f"{path}: variants must be tables, e.g. [variants.vae]")
+    named = []
+    for name, v in variants.items():
+        _unknown(v, VARIANT_KEYS, f"{path}: variants.{name}")
+        named.append((name, v.get("config", tree.get("config", "")), _strings(v.get("set", []), f"{path}: variants.{name}.set")))
+    if not named:
+        named = [("", tree.get("config", ""), [])]
+
+    grid = tree.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise AelabError(f"{path}: grid must map keys to non-empty lists of values")
+    points = list(itertools.product(*grid.values()))
+
+    runs = []
+    for (vname, cfg_name, vset), point in itertools.product(named, points):
+        if not cfg_name:
+            raise AelabError(f"{path}: no config: give `config = \"NAME.toml\"` (at the top or in each variant)")
+        where = find_config(cfg_name, path.parent)
+        grid_set = [f"{k}={config.toml_value(v)}" for k, v in zip(grid, point)]
+        try:
+            cfg = config.load(where, common + vset + grid_set)
+            registry.check(cfg)
+        except AelabError as e:  # name the study (a grid key, a variant's set) as well as the key
+            raise AelabError(f"{path}: {e}") from None
+        parts = [vname] if vname else []
+        parts += [f"{config.short_key(k)}={value_text(v)}" for k, v in zip(grid, point)]
+        name = "-".join(parts) or where.stem
+        varied = dict(config.parse_override(s) for s in vset)
+        varied.update(dict(zip(grid, point)))
+        runs.append(Run(name, cfg, varied, where, tuple(common + vset + grid_set)))
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
+    return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs),
+                 _figure_options(tree.get("figures", {}), path))
+
+
+def _figure_options(table: object, path: Path) -> FigureOptions:
+    """The [figures] table: fit_codes (an integer >= 2), pull (0 to 1), noise_levels (numbers >= 0)."""
+    if not isinstance(table, dict):
+        raise AelabError(f"{path}: figures must be a table, e.g. [figures] pull = 0.25")
+    _unknown(table, {"fit_codes", "pull", "noise_levels"}, f"{path}: figures")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    default = FigureOptions()
+    fit = table.get("fit_codes", default.fit_codes)
+    pull = table.get("pull", default.pull)
+    levels = table.get("noise_levels", list(default.noise_levels))
+    if isinstance(fit, bool) or not isinstance(fit, int) or fit < 2:
+        raise AelabError(f"{path}: figures.fit_codes must be an integer of at least 2, got {fit!r}")
+    if not number(pull) or not 0 <= pull <= 1:
+        raise AelabError(f"{path}: figures.pull must be a number from 0 to 1, got {pull!r}")
+    if not isinstance(levels, list) or not levels or not all(number(v) and v >= 0 for v in levels):
+        raise AelabError(f"{path}: figures.noise_levels must be a list of numbers of at least 0, got {levels!r}")
+    return FigureOptions(fit, float(pull), tuple(float(v) for v in levels))

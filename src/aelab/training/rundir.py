@@ -1,0 +1,170 @@
+"""The run directory, the unit of record.
+
+    RUN/config.toml    the resolved config
+    RUN/meta.json      seed, versions, git SHA, command; how training ran (device, precision, processes)
+    RUN/metrics.jsonl  one line per epoch: train and validation metrics
+    RUN/last.pt        checkpoint after the latest epoch (for --resume)
+    RUN/best.pt        checkpoint with the lowest validation loss (for evaluation)
+    RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
+    RUN/eval.json      test metrics (aelab eval)
+    RUN/.lock          held by the process training the run (runlock.py)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from aelab.training import checkpoint
+from aelab import config
+from aelab.config import RunConfig
+from aelab.errors import AelabError
+from aelab.files import write_atomic
+from aelab.parts.autoencoder import Autoencoder
+
+UNITS = "nats per image: sum over pixels, mean over images; mse per pixel"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def provenance() -> dict:
+    sha = _git("rev-parse", "HEAD")
+    return {
+        "git_sha": sha,
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if sha else None,
+        "versions": {"aelab": _version("aelab"), "python": platform.python_version(),
+                     "torch": torch.__version__, "numpy": _version("numpy")},
+        "platform": platform.platform(),
+        "command": sys.argv,
+    }
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config_path(self) -> Path: return self.path / "config.toml"
+    @property
+    def meta_path(self) -> Path: return self.path / "meta.json"
+    @property
+    def metrics_path(self) -> Path: return self.path / "metrics.jsonl"
+    @property
+    def last_path(self) -> Path: return self.path / "last.pt"
+    @property
+    def best_path(self) -> Path: return self.path / "best.pt"
+    @property
+    def done_path(self) -> Path: return self.path / "done.json"
+    @property
+    def eval_path(self) -> Path: return self.path / "eval.json"
+
+    @classmethod
+    def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
+        """A new run directory; refuses one that already holds anything."""
+        run = cls(Path(path))
+        if run.path.exists() and (not run.path.is_dir() or any(p.name != ".lock" for p in run.path.iterdir())):
+            raise AelabError(f"{run.path}: already exists and is not empty; use --resume {run.path} or another --out")
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg)
+        meta = {"seed": cfg.train.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "units": UNITS, **provenance()}
+        write_atomic(run.meta_path, json.dumps(meta, indent=2) + "\n")
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        run = cls(Path(path))
+        if not run.config_path.is_file():
+            raise AelabError(f"{run.path}: not a run directory (no config.toml)")
+        return run
+
+    def config(self) -> RunConfig:
+        return config.load(self.config_path, stored=True)
+
+    def write_config(self, cfg: RunConfig) -> None:
+        write_atomic(self.config_path, config.dumps(cfg))
+
+    def is_done(self) -> bool:
+        return self.done_path.is_file()
+
+    def append_metrics(self, record: dict) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a kill while it was appended
+        return rows
+
+    def keep_metrics_until(self, epoch: int) -> None:
+        """Drop lines of epochs after `epoch` (written by a run killed before its checkpoint)."""
+        kept = [r for r in self.metrics() if r["epoch"] <= epoch]
+        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def record_training(self, how: dict, from_epoch: int) -> None:
+        """Add to meta.json how training ran from `from_epoch` on (device, resolved precision,
+        threads, processes): one entry per start or resume, as hardware may differ between them."""
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.is_file() else {}
+        meta["training"] = [e for e in meta.get("training", []) if e.get("from_epoch", 0) < from_epoch]
+        meta["training"].append({"from_epoch": from_epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **how})
+        self.write_json(self.meta_path, meta)
+
+    def training(self) -> list[dict]:
+        """meta.json's record of how training ran (empty for runs trained before it was kept)."""
+        try:
+            return json.loads(self.meta_path.read_text()).get("training", [])
+        except (OSError, ValueError):
+            return []
+
+    def write_json(self, path: Path, record: dict) -> None:
+        write_atomic(path, json.dumps(record, indent=2) + "\n")
+
+    def checkpoint(self, which: str = "best") -> tuple[dict, RunConfig]:
+        """The checkpoint `which` ('best' or 'last') and the run's config, checked against each other."""
+        path = self.best_path if which == "best" else self.last_path
+        payload = checkpoint.check_run(checkpoint.load(path), path)
+        cfg = self.config()
+        saved = config.loads(payload["config"], f"{path} (its config)", stored=True)
+        changed = config.diff(cfg, saved, sections=("data", "model"))
+        if changed:
+            raise AelabError(f"{self.config_path}: does not match checkpoint {path}: {'; '.join(changed)}")
+        return payload, cfg
+
+    def load_model(self, model: Autoencoder, payload: dict, path: Path | None = None) -> Autoencoder:
+        try:
+            model.load_state_dict(payload["model"])
+        except (RuntimeError, TypeError, ValueError) as e:
+            detail = " ".join(str(e).split())
+            raise AelabError(f"{path or self.path}: weights do not fit the model of config.toml: {detail[:300]}") from None
+        return model

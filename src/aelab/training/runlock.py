@@ -1,0 +1,67 @@
+"""One writer per run directory: an exclusive lock on RUN/.lock while a process trains it.
+
+The lock is the operating system's (`fcntl.flock`), taken without waiting: a second process
+that asks for it is refused at once with the holder's process id, which the holder writes
+into the file. The kernel drops the lock when its holder dies, however it dies (kill -9
+included), so a lock left by a dead process is simply taken by the next one; no stale file
+needs cleaning. In one process the lock is re-entrant (`aelab train` holds it around the whole
+command, the trainer again inside). Where the platform has no flock (Windows), runs are not locked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aelab.errors import AelabError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+_HELD: dict[Path, tuple[int, int]] = {}  # run directory -> (file descriptor, depth) held by this process
+
+
+def holder(path: Path) -> str:
+    """The process id written by the lock's holder, or '?'."""
+    try:
+        return (path / ".lock").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the run directory `path` for this process, or raise AelabError naming the process
+    that holds it."""
+    key = Path(path).resolve()
+    if fcntl is None:
+        yield
+        return
+    if key in _HELD:
+        fd, depth = _HELD[key]
+        _HELD[key] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            fd, depth = _HELD[key]
+            _HELD[key] = (fd, depth - 1)
+        return
+    fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AelabError(f"{path}: being trained by another process (pid {holder(key)}); "
+                         "wait for it, or stop it (a lock left by a dead process is taken over)") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        os.close(fd)  # releases the lock; the file stays, empty of meaning
