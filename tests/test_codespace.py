@@ -47,7 +47,6 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
     def cell_inches(images):
         fig = plots.image_rows([images, images], ["a", "b"], "t")
         width = fig.get_size_inches()[0]
-        plots.plt.close(fig)
         return (width - 1.2) / len(images)
 
     assert cell_inches(torch.rand(9, 3, 64, 64)) * plots.DPI >= 2 * 64 - 1e-6
@@ -55,7 +54,6 @@ def test_photos_are_drawn_at_least_at_their_own_size_and_digits_as_before():
     assert cell_inches(torch.rand(16, 3, 64, 64)) * 16 == pytest.approx(plots.WIDE)
     fig = plots.image_grid(torch.rand(16, 3, 64, 64), 8, "t")
     assert fig.get_size_inches()[0] >= 8 * 128 / plots.DPI
-    plots.plt.close(fig)
 
 
 def test_traversal_rows_name_a_code_maps_channel_and_position():

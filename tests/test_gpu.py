@@ -11,7 +11,6 @@ import torch
 
 from aelab import hardware
 from aelab.training import checkpoint, train
-from aelab import registry
 from aelab.evaluation.evaluate import evaluate_run
 from aelab.training.rundir import RunDir
 

@@ -173,7 +173,8 @@ def test_figures_follow_the_model_parts(kind, model, expect, absent):
 def test_theory_comes_from_the_parts_in_use():
     headings = lambda *cfgs: [heading for heading, _ in theory.sections(cfgs)]  # noqa: E731
     assert headings(tiny("vae")) == [theory.VAE[0], theory.CONVENTION[0]]
-    assert headings(tiny("cvae"), tiny("ae")) == [theory.VAE[0], theory.CONDITION[0], theory.AE[0],
+    condition = theory.condition(tiny("cvae").model)[0]
+    assert headings(tiny("cvae"), tiny("ae")) == [theory.VAE[0], condition, theory.AE[0],
                                                   theory.SAMPLING_CODES[0], theory.CONVENTION[0]]
     iwae = tiny("vae", model={"objective": {"name": "iwae", "samples": 7}})
     assert theory.IWAE[0] in headings(iwae) and "IWAE objective, K = 7" in iwae.model.describe()
@@ -187,6 +188,30 @@ def test_theory_comes_from_the_parts_in_use():
     assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.latent.name"]
     head, _ = report.table_rows([report.Entry(n, tiny(n), {}, Path("m"), {}) for n in ("ae", "vae")])
     assert head[:2] == ["run", "latent"]  # a part's name is shown under the part
+
+
+def test_a_cvae_is_explained_from_its_own_settings():
+    """The textbook CVAE (beta 1, N(0, I), the one-hot as it is) and the shipped one (a learned
+    p(z | y), its beta and label scale) each read as what they are."""
+    from aelab import config
+    from aelab.config import CONFIG_DIR
+
+    def text(cfg):
+        return "\n".join(p for heading, paras in theory.sections([cfg]) for p in [heading, *paras])
+
+    textbook = text(tiny("cvae"))
+    assert "p(z) = N(0, I)" in textbook and "textbook CVAE" in textbook
+    assert "β" not in textbook.split("Conditioning on the label")[1].split("Units")[0].replace("β weights", "")
+    assert "How loudly the label speaks" not in textbook and "learned per class" not in textbook
+    shipped_cfg = config.load(CONFIG_DIR / "cvae_mnist.toml")
+    shipped = text(shipped_cfg)
+    m = shipped_cfg.model
+    assert m.prior.name == "conditional" and m.objective.beta != 1 and m.condition.scale != 1
+    assert "p(z | y) = N(m_y, diag s_y²)" in shipped and "textbook CVAE" not in shipped
+    assert f"β = {m.objective.beta:g}" in shipped and f"s = {m.condition.scale:g}" in shipped
+    assert f"scaled by {m.condition.scale:g}" in shipped
+    other = text(config.with_overrides(shipped_cfg, ["model.objective.beta=3", "model.condition.scale=5"]))
+    assert "β = 3" in other and "s = 5" in other and f"β = {m.objective.beta:g}:" not in other
 
 
 def test_an_evaluation_is_reused_only_for_the_same_checkpoint_and_k(study_out, tmp_path):
@@ -223,6 +248,7 @@ def test_an_ae_manifold_spans_its_codes_and_a_vae_manifold_the_prior(small_data)
 def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_the_budget():
     from types import SimpleNamespace
 
+    from aelab import config
     from aelab import config
     from aelab.config import CONFIG_DIR
 

@@ -1,3 +1,50 @@
-"""aelab: train, measure and explore autoencoders."""
+"""aelab: train, measure and explore autoencoders.
+
+The package in roles, each using only those below it (tests/test_layers.py checks it):
+
+    cli, bench              the command line and the speed bench over the library
+    explore                 the latent-space explorer: server, model side, page
+    studies                 study files; a study's runs trained, evaluated, drawn, reported
+    reporting               the report, its figures and plots, image grids
+    evaluation              metrics, the reference classifier, a run's evaluation
+    training                the training loop, checkpoints, run directories, locks, signals, torchrun
+    registry                names in a config become objects: data, model, optimizer
+    hardware                devices and precision, chosen from what the machine reports
+    config                  frozen run configs: TOML in, dotted overrides, TOML out
+    parts                   the model's parts and their settings (PARTS), the composed Autoencoder
+    data                    sources, image folders, IDX files, in-memory splits, the caches
+    files, errors           atomic writes; the one user-error type
+
+`from aelab import config, registry, train, evaluate, RunDir` reaches the names of the
+README's Python example; the ones from higher roles are imported on first use, so that
+`import aelab` loads nothing beyond this file.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# public name -> (module, attribute or None for the module itself)
+_PUBLIC = {
+    "config": ("aelab.config", None),
+    "registry": ("aelab.registry", None),
+    "hardware": ("aelab.hardware", None),
+    "train": ("aelab.training.train", None),
+    "evaluate": ("aelab.evaluation.evaluate", None),
+    "report": ("aelab.reporting.report", None),
+    "RunDir": ("aelab.training.rundir", "RunDir"),
+    "RunConfig": ("aelab.config", "RunConfig"),
+    "AelabError": ("aelab.errors", "AelabError"),
+    "Autoencoder": ("aelab.parts.autoencoder", "Autoencoder"),
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'aelab' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    value = importlib.import_module(module)
+    return getattr(value, attribute) if attribute else value

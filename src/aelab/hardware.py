@@ -56,12 +56,10 @@ def native_bfloat16(device: torch.device) -> bool:
     return False  # MPS: float32, the precision every Apple GPU runs at full speed
 
 
-# What a bfloat16 run costs where the hardware emulates it (measured: one training step of the
-# dogs model, batch 64, on a 2-core AMD EPYC with AVX2 and no AVX-512: 0.46 s in float32, 14 s
-# in bfloat16).
+# What a bfloat16 run costs where the hardware emulates it (docs/experiments/speed.md measures it).
 SLOW_BFLOAT16 = ("train.precision = 'bfloat16': this {device} has no native bfloat16 (AVX-512 BF16, AMX or a "
                  "CUDA GPU of compute capability 8.0 or later), so torch emulates it: expect training many times "
-                 "slower than in float32 (30x for the dogs model on an AVX2 CPU); 'auto' chooses for you")
+                 "slower than in float32; 'auto' chooses for you")
 
 
 def precision(chosen: str, device: torch.device) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aelab.data.sources import Arrays, cache_dir
+from aelab.data.cache import cache_dir, cached
+from aelab.data.sources import Arrays
 from aelab.errors import AelabError
 from aelab.files import write_atomic
 
@@ -70,12 +71,21 @@ def load_folder(root: str | Path, size: int) -> Folder:
         raise AelabError(f"{root}: no JPEG or PNG files in this folder or below it")
     subdirs = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
     cache = cache_dir() / "folders" / f"{_key(root, files, size)}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                return Folder(z["images"], z["labels"], subdirs, int(z["skipped"]))
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is decoded again and replaced
+    return cached(cache, lambda path: _read(path, subdirs), lambda: _decode_all(root, files, subdirs, size), _write)
+
+
+def _read(path: Path, subdirs: list[str]) -> Folder:
+    with np.load(path, allow_pickle=False) as z:
+        return Folder(z["images"], z["labels"], subdirs, int(z["skipped"]))
+
+
+def _write(path: Path, folder: Folder) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, images=folder.images, labels=folder.labels, skipped=np.int64(folder.skipped))
+    write_atomic(path, buf.getvalue())
+
+
+def _decode_all(root: Path, files: list[Path], subdirs: list[str], size: int) -> Folder:
     images, labels, bad = [], [], []
     for p in files:
         try:
@@ -90,11 +100,7 @@ def load_folder(root: str | Path, size: int) -> Folder:
               f"(first: {bad[0]})", file=sys.stderr)
     if not images:
         raise AelabError(f"{root}: none of its {len(files)} image files could be decoded")
-    folder = Folder(np.stack(images), np.asarray(labels, dtype=np.int64), subdirs, len(bad))
-    buf = io.BytesIO()
-    np.savez(buf, images=folder.images, labels=folder.labels, skipped=np.int64(folder.skipped))
-    write_atomic(cache, buf.getvalue())
-    return folder
+    return Folder(np.stack(images), np.asarray(labels, dtype=np.int64), subdirs, len(bad))
 
 
 def load_arrays(root: str, test_root: str, test_fraction: float, size: int) -> Arrays:

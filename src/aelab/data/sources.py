@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import importlib.metadata
 import io
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from aelab.data import idx
 from aelab.errors import AelabError
+from aelab.data.cache import Unreadable, cache_dir, cached
 from aelab.files import write_atomic
 
 NUM_CLASSES = 10
@@ -54,10 +54,6 @@ class Arrays:
 def idx_name(stem: str) -> str:
     """'train-images' -> 'train-images-idx3-ubyte', the original file name."""
     return f"{stem}-{'idx3' if stem.endswith('images') else 'idx1'}-ubyte"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("AELAB_CACHE") or Path.home() / ".cache" / "aelab")
 
 
 def _find(root: Path, stem: str, raw_dirs: tuple[str, ...]) -> Path:
@@ -157,25 +153,33 @@ def _hub_to_idx(path: Path) -> dict[str, bytes]:
     }
 
 
-def _stale(folder: Path) -> list[str]:
-    """Names of cached files that are missing or differ from the originals (md5)."""
-    return [
-        stem for stem, md5 in MNIST_MD5.items()
-        if not (folder / idx_name(stem)).is_file()
-        or hashlib.md5((folder / idx_name(stem)).read_bytes()).hexdigest() != md5
-    ]
+def _original(stem: str):
+    """A reader of the cached IDX file `stem`: its bytes if they are the original's (md5)."""
+    def read(path: Path) -> bytes:
+        data = path.read_bytes()
+        if hashlib.md5(data).hexdigest() != MNIST_MD5[stem]:
+            raise Unreadable("not the original MNIST file (md5 differs)")
+        return data
+    return read
 
 
 def embedded_mnist_dir() -> Path:
-    """A cache directory holding the original MNIST IDX files, built from the wheel once."""
+    """A cache directory holding the original MNIST IDX files, built from the wheel once
+    (and again where one is missing or damaged)."""
     folder = cache_dir() / "mnist"
-    if not _stale(folder):
-        return folder
-    source = _hub_file()
-    for stem, data in _hub_to_idx(source).items():
-        if hashlib.md5(data).hexdigest() != MNIST_MD5[stem]:
-            raise AelabError(f"{source}: {stem} does not reproduce the original MNIST file (md5 differs)")
-        write_atomic(folder / idx_name(stem), data)
+    decoded: dict[str, bytes] = {}
+
+    def build(stem: str) -> bytes:
+        if not decoded:
+            source = _hub_file()
+            decoded.update(_hub_to_idx(source))
+            for name, data in decoded.items():
+                if hashlib.md5(data).hexdigest() != MNIST_MD5[name]:
+                    raise AelabError(f"{source}: {name} does not reproduce the original MNIST file (md5 differs)")
+        return decoded[stem]
+
+    for stem in MNIST_MD5:
+        cached(folder / idx_name(stem), _original(stem), lambda stem=stem: build(stem), write_atomic)
     return folder
 
 

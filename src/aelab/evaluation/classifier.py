@@ -10,9 +10,9 @@ comparable with Inception FIDs, only between models judged by the same classifie
 from __future__ import annotations
 
 import hashlib
-import io
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.training import checkpoint
-from aelab.data.sources import Arrays, cache_dir
-from aelab.files import write_atomic
+from aelab.data.cache import cache_dir, cached
+from aelab.data.sources import Arrays
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,8 @@ def _stored(classifier_path, images_digest: str, compute) -> torch.Tensor:
         return compute()
     weights = hashlib.sha256(classifier_path.read_bytes()).hexdigest()[:16]
     store = classifier_path.with_name(f"{classifier_path.stem}-test-{images_digest[:16]}-{weights}.pt")
-    try:
-        return torch.load(store, map_location="cpu", weights_only=True)["features"]
-    except Exception:  # noqa: BLE001 - none yet, or unreadable in any way (torch's safe unpickler
-        pass  # raises IndexError on a torn file): a cache, so computed again and rewritten
-    feats = compute()
-    buf = io.BytesIO()
-    torch.save({"features": feats}, buf)
-    write_atomic(store, buf.getvalue())
-    return feats
+    return cached(store, lambda path: torch.load(path, map_location="cpu", weights_only=True)["features"],
+                  compute, lambda path, feats: checkpoint.save(path, {"features": feats}))
 
 
 def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):
@@ -145,13 +138,19 @@ def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig | None
     """The cached classifier of this training data, trained first if there is none."""
     cfg = cfg or CLASSIFIER
     path = _path(arrays, name, cfg)
-    if path.is_file():
+
+    def read(path: Path) -> tuple[DigitCNN, float]:
         payload = checkpoint.load(path)
         model = DigitCNN()
         model.load_state_dict(payload["model"])
         return model.eval(), float(payload["test_accuracy"])
-    print(f"training the reference classifier for {name} (once; cached in {path.parent})", file=sys.stderr)
-    model, acc = train_classifier(arrays, cfg)
-    checkpoint.save(path, {"model": model.state_dict(), "test_accuracy": acc,
-                           "config": repr(asdict(cfg)), "data": {"dataset": name}})
-    return model, acc
+
+    def build() -> tuple[DigitCNN, float]:
+        print(f"training the reference classifier for {name} (once; cached in {path.parent})", file=sys.stderr)
+        return train_classifier(arrays, cfg)
+
+    def write(path: Path, trained: tuple[DigitCNN, float]) -> None:
+        checkpoint.save(path, {"model": trained[0].state_dict(), "test_accuracy": trained[1],
+                               "config": repr(asdict(cfg)), "data": {"dataset": name}})
+
+    return cached(path, read, build, write)

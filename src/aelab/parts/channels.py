@@ -80,7 +80,7 @@ class AWGNSettings(PartSettings):
     def describe(self) -> str:
         return f"channel awgn sigma {self.sigma:g}"
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.CHANNEL]
 
     def build(self) -> PowerNormalizedAWGN:

@@ -73,8 +73,8 @@ class LabelSettings(PartSettings):
     def describe(self) -> str:
         return ", ".join(self.changed_words({"scale": f"label one-hot x {self.scale:g}"}))  # CVAE: the model's name
 
-    def theory(self) -> list[tuple[str, list[str]]]:
-        return [theory.CONDITION] + ([theory.LABEL_SCALE] if self.scale != 1 else [])
+    def theory(self, model) -> list[tuple[str, list[str]]]:
+        return [theory.condition(model)] + ([theory.label_scale(self.scale)] if self.scale != 1 else [])
 
     def build(self, num_classes: int) -> OneHotLabel:
         return OneHotLabel(num_classes, self.scale)

@@ -55,7 +55,7 @@ class GaussianNoiseSettings(PartSettings):
     def describe(self) -> str:
         return f"input noise {self.sigma:g}"
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.DENOISING]
 
     def build(self) -> GaussianNoise:

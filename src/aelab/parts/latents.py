@@ -122,7 +122,7 @@ class _LatentSettings(PartSettings):
     def describe(self) -> str:
         return ""  # said by the model's name (AE, VAE)
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return list(self.sections)
 
     def build(self):

@@ -104,7 +104,7 @@ class _ScaledSettings(PartSettings):
         return self.name + "".join(
             [f" scale {self.scale:g}" if self.scale else "", " (scale learned)" if self.learn_scale else ""])
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.LOSSES]
 
     def build(self) -> nn.Module:

@@ -11,7 +11,7 @@ from torch import nn
 
 from aelab.parts import theory
 from aelab.errors import AelabError
-from aelab.parts.settings import PartSettings, bounded, choice
+from aelab.parts.settings import PartSettings, bounded, choice, value_text
 
 
 # model.network.activation
@@ -240,7 +240,7 @@ class MLPSettings(PartSettings):
     activation: str = choice("relu", ACTIVATIONS)
 
     def describe(self) -> str:
-        return f"mlp {'-'.join(map(str, self.hidden))}" + (f" {self.activation}" if self.activation != "relu" else "")
+        return f"mlp {value_text(self.hidden)}" + (f" {self.activation}" if self.activation != "relu" else "")
 
     def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
         act = ACTIVATIONS[self.activation]
@@ -260,11 +260,11 @@ class CNNSettings(PartSettings):
     res_blocks: int = bounded(0, at_least=0)  # residual bottleneck blocks at the last convolution's resolution, in each network
 
     def describe(self) -> str:
-        return (f"cnn {'-'.join(map(str, self.hidden))}" + (f" {self.activation}" if self.activation != "relu" else "")
+        return (f"cnn {value_text(self.hidden)}" + (f" {self.activation}" if self.activation != "relu" else "")
                 + (f", code map of {self.latent_channels} channels" if self.latent_channels else "")
                 + (f", {self.res_blocks} residual blocks" if self.res_blocks else ""))
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         activation = getattr(CNN_ACTIVATIONS[self.activation], "theory_section", None)  # GDN explains itself
         return [theory.CONVOLUTIONS] + ([activation] if activation else []) + ([theory.RESIDUAL_BLOCKS] if self.res_blocks else [])
 

@@ -116,7 +116,7 @@ class ELBOSettings(PartSettings):
             "recon_reduction": f"recon {self.recon_reduction} over pixels",
             "free_bits": f"free bits {self.free_bits:g} nats per dimension"}))
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
             [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
 
@@ -141,7 +141,7 @@ class IWAESettings(PartSettings):
     def describe(self) -> str:
         return f"IWAE objective, K = {self.samples}"
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.IWAE]
 
     def build(self, image_shape: tuple[int, ...]) -> IWAE:

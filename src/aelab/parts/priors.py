@@ -90,7 +90,7 @@ class ConditionalPriorSettings(PartSettings):
     def describe(self) -> str:
         return "learned prior p(z | y)"
 
-    def theory(self) -> list[tuple[str, list[str]]]:
+    def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.CONDITIONAL_PRIOR]
 
     def build(self, num_classes: int, latent_dim: int) -> ClassPrior:

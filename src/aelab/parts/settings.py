@@ -39,9 +39,11 @@ def check_range(key: str, f: dataclasses.Field, value, where: str) -> None:
         raise AelabError(f"{where}: {key} must be greater than {above}, got {value!r}")
 
 
-def _text(value) -> str:
+def value_text(value) -> str:
+    """A setting as settings lines, run names and report tables show it: [512, 256] -> 512x256,
+    1e-3 -> 0.001, true -> on. The one formatter of setting values."""
     if isinstance(value, (list, tuple)):
-        return "-".join(str(v) for v in value)
+        return "x".join(str(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -68,7 +70,7 @@ class PartSettings:
         """Each setting off its default, in the part's own `words` for it where given, else as
         'setting value' ('kl warmup epochs 2')."""
         words = words or {}
-        return [words.get(k, f"{k.replace('_', ' ')} {_text(v)}") for k, v in self.changed().items()]
+        return [words.get(k, f"{k.replace('_', ' ')} {value_text(v)}") for k, v in self.changed().items()]
 
     def describe(self) -> str:
         """A phrase for a report's settings line: the name and every setting off its default
@@ -77,6 +79,8 @@ class PartSettings:
         extra = ", ".join(self.changed_words())
         return f"{self.slot} {self.name}" + (f" ({extra})" if extra else "")
 
-    def theory(self) -> list[tuple[str, list[str]]]:
-        """The report's theory sections (heading, paragraphs) this part rests on."""
+    def theory(self, model) -> list[tuple[str, list[str]]]:
+        """The report's theory sections (heading, paragraphs) this part rests on, written from
+        its own settings and those of the rest of `model` (a ModelConfig): the maths and its
+        citation, never a measured number (those live in docs/experiments/)."""
         return []

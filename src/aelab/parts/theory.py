@@ -26,35 +26,48 @@ VAE = ("Variational autoencoder (VAE)", [
         "−log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al. 2016), so nll_is ≤ neg_elbo.",
 ])
 
-CONDITION = ("Conditioning on the label (CVAE)", [
-    "The label y joins the inputs of both networks (one-hot): q(z | x, y) and p(x | z, y), with the "
-    "prior p(z) = N(0, I) (Sohn et al. 2015). A CVAE maximises "
-    "ELBO(x | y) = E_q(z|x,y)[log p(x | z, y)] − KL(q(z | x, y) ‖ p(z)).",
-    "The class need not be stored in z, so the code carries style (slant, thickness); a chosen y with "
-    "z ~ N(0, I) draws that class. Its NLL is −log p(x | y), which knows the label, so it is lower "
-    "than an unconditioned model's −log p(x) and not directly comparable.",
-    "That is the textbook; trained for a few epochs it falls short: z keeps much of the digit, and a third "
-    "of the samples asked for one digit show another. The shipped CVAE (cvae_mnist.toml, the main job's) keeps "
-    "the one-hot label into both networks and changes five things, each measured one at a time at the main "
-    "job's budget (README, \"The CVAE\"): the label scaled by 20 and a learned prior p(z | y) (both below); "
-    "β = 2.25, which makes storing the digit in z cost more; one hidden layer of 2048 units instead of 400 in "
-    "each network, which buys back the ELBO that β costs (two narrower layers did not: in 10 epochs they barely "
-    "used the code); and Adam at 2e-3, which trains further in 10 epochs. Together: 0.99 of the samples are "
-    "the digit asked for (0.68 for the textbook CVAE), with a better neg_elbo than the textbook's.",
-])
+def condition(model) -> tuple[str, list[str]]:
+    """The CVAE as `model` (a ModelConfig) builds it: its prior, its β, how loudly the label speaks."""
+    learned = model.prior.name == "conditional"
+    prior = "a prior learned per class, p(z | y) = N(m_y, diag s_y²)" if learned else "the prior p(z) = N(0, I)"
+    p = "p(z | y)" if learned else "p(z)"
+    beta = getattr(model.objective, "beta", 1.0)
+    weight = "" if beta == 1 else "β · "
+    text = [
+        "The label y joins the inputs of both networks as a one-hot vector" +
+        (f" scaled by {model.condition.scale:g}" if model.condition.scale != 1 else "") +
+        f": q(z | x, y) and p(x | z, y), with {prior} (Sohn et al. 2015). It maximises "
+        f"ELBO(x | y) = E_q(z|x,y)[log p(x | z, y)] − {weight}KL(q(z | x, y) ‖ {p}).",
+        "The class need not be stored in z, so the code can carry style (slant, thickness) and a chosen y "
+        f"with z ~ {p} draws that class. Its NLL is −log p(x | y), which knows the label, so it is lower than "
+        "an unconditioned model's −log p(x) and not directly comparable.",
+    ]
+    if beta != 1:
+        text.append(f"Here β = {beta:g}: the KL term weighs {beta:g} times what the ELBO gives it. "
+                    + ("Above 1 it makes every nat that z carries about the image cost more, and the label, which "
+                       "the decoder is given for free, is the first thing z stops carrying; the price is a "
+                       "looser bound (a higher neg_elbo at the same fit)." if beta > 1 else
+                       "Below 1 the code may carry more about each image than the prior allows for, at the price "
+                       "of samples from the prior that look less like the data."))
+    if not learned and model.condition.scale == 1 and beta == 1:
+        text.append("This is the textbook CVAE. Nothing in its objective stops z from also storing the class: "
+                    "where it does, z ~ N(0, I) can carry another class's identity and the decoder draws that "
+                    "class whatever y says; the classifier-judged share of samples that are their label "
+                    "(cond_acc) measures how often.")
+    return ("Conditioning on the label (CVAE)", text)
 
-LABEL_SCALE = ("How loudly the label speaks", [
-    "The label enters each network's first layer as a one-hot vector beside the image (encoder) or the code "
-    "(decoder). The layer's weights start at one scale, so a code of D numbers, each about N(0, 1), moves the "
-    "decoder's first layer about √D times as much as a one-hot of 1 does: early in training the decoder learns "
-    "the digit from z, and z goes on storing it. Then z ~ N(0, I) carries some other digit's identity and the "
-    "decoder draws that digit whatever y says.",
-    "Multiplying the one-hot by s lets the label speak as loudly from the first step. It is still the "
-    "one-hot label into both networks; for a linear layer it is the same as starting the label's weights s "
-    "times larger and, under Adam, moving them s times faster. On the main job's CVAE (10 epochs, latent 20) "
-    "s = 20 alone raised the share of samples classified as their label from 0.68 to 0.93 and lowered "
-    "neg_elbo (measured 2026-11-25).",
-])
+
+def label_scale(scale: float) -> tuple[str, list[str]]:
+    return ("How loudly the label speaks", [
+        "The label enters each network's first layer as a one-hot vector beside the image (encoder) or the code "
+        "(decoder). The layer's weights start at one scale, so a code of D numbers, each about N(0, 1), moves the "
+        "decoder's first layer about √D times as much as a one-hot of 1 does: early in training the decoder can "
+        "learn the digit from z, and z goes on storing it.",
+        f"Here the one-hot is multiplied by s = {scale:g}, so that the label speaks as loudly from the first step. "
+        "It is still the one-hot label into both networks; for a linear layer it is the same as starting the "
+        "label's weights s times larger and, under Adam, moving them s times faster.",
+    ])
+
 
 CONDITIONAL_PRIOR = ("A learned prior per label, p(z | y)", [
     "The prior is a Gaussian per class, p(z | y) = N(m_y, diag s_y²), learned with the rest of the model "
@@ -130,9 +143,8 @@ RESIDUAL_BLOCKS = ("Residual blocks", [
     "convolution back up. f starts at zero, so a block starts as the identity and the network learns how "
     "far to move from it. At the 8x8 map of the dogs model a block costs about 3% of the network's "
     "multiply-adds, far less than a layer at a finer resolution, and gives the decoder depth where it "
-    "turns the code into features. Whether that depth is worth its time depends on the rest: in 10 "
-    "minutes on one CPU core, two blocks beat none at batch 64 but not at batch 16, where the steps "
-    "it costs were worth more (README, \"The dogs: what 20 minutes buy\").",
+    "turns the code into features. Whether that depth is worth its time at a fixed budget depends on the "
+    "rest of the model and the batch (docs/experiments/dogs.md).",
 ])
 
 GDN = ("Generalized divisive normalisation", [
@@ -143,11 +155,9 @@ GDN = ("Generalized divisive normalisation", [
     "the energy of all channels at that pixel, as neurons of the visual cortex are thought to. It removes "
     "much of the dependence between the channels of natural-image features, so fewer channels carry more; "
     "it is the activation of the learned image codecs whose 8x8 or 16x16 codes this model resembles.",
-    "It costs a 1x1 convolution across the channels at every resolution. In the dogs model that made an "
-    "epoch about 40% slower on a CPU (41 s against 30 s on two cores), and at batch 64 ReLU was ahead at "
-    "the same minutes. At batch 16 GDN's steps were worth their time: in 20 minutes it reached 30 epochs "
-    "against ReLU's 40 and 27.93 dB at sigma 0.05 on the test dogs against 27.34 (README, \"The dogs: "
-    "what 20 minutes buy\").",
+    "It costs a 1x1 convolution across the channels at every resolution, so an epoch takes longer than "
+    "with ReLU; whether the better steps are worth their time at a fixed budget is measured in "
+    "docs/experiments/dogs.md.",
 ])
 
 TIME_BUDGET = ("Training for minutes, not epochs", [
@@ -155,11 +165,8 @@ TIME_BUDGET = ("Training for minutes, not epochs", [
     "schedule follows the share of the minutes spent, so it ends at lr_min on a slow laptop and on a GPU "
     "alike. Within fixed minutes the question is what buys the most learning per second. On a CPU a "
     "convolution costs about as much per image at batch 16 as at batch 64, so the smaller batch makes four "
-    "times the updates in the same time. For the dogs model that was worth more than anything else tried: "
-    "validation MSE after 10 minutes on one CPU core 0.00464 at batch 64, 0.00331 at 32, 0.00297 at 16 and "
-    "0.00298 at 8, where the steps themselves had become slower; at the full 20 minutes on two cores, "
-    "27.34 dB at sigma 0.05 against 26.63 dB at batch 64 (both with ReLU). A GPU runs a batch of 16 far below its "
-    "capacity; there a larger batch may buy more.",
+    "times the updates in the same time (docs/experiments/dogs.md measures it for the dogs model). A GPU "
+    "runs a small batch far below its capacity; there a larger batch may buy more.",
 ])
 
 SAMPLING_CODES = ("Sampling an autoencoder's code space", [
@@ -191,7 +198,8 @@ def sections(cfgs) -> list[tuple[str, list[str]]]:
         for cfg in cfgs:
             for part in cfg.model.parts():
                 if (part.slot in FIRST) == first:
-                    found.update({heading: (heading, text) for heading, text in part.theory() if heading not in found})
+                    found.update({heading: (heading, text) for heading, text in part.theory(cfg.model)
+                                  if heading not in found})
     if any(c.train.weight_decay > 0 for c in cfgs):
         found[WEIGHT_DECAY[0]] = WEIGHT_DECAY
     if any(c.train.time_budget_min > 0 for c in cfgs):

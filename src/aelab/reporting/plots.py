@@ -6,29 +6,50 @@ matplotlib Figure; `save` writes it atomically and closes it.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # no screen; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from aelab.files import write_atomic  # noqa: E402
-from aelab.reporting.images import grid  # noqa: E402
+from aelab.files import write_atomic
+from aelab.reporting.images import grid
 
 DPI = 100
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": DPI, "savefig.dpi": DPI})
+# Applied around each drawing (matplotlib.rc_context), never to the process's own settings;
+# figures are plain matplotlib.figure.Figure objects, so no backend is chosen or switched.
+STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.dpi": DPI, "savefig.dpi": DPI}
 
 
-def save(fig, path: str | Path) -> Path:
+def styled(draw):
+    """Run a drawing function under STYLE."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
+    """A new Figure and its axes, as pyplot.subplots would give them, without pyplot."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
+
+def cmap(name: str):
+    return matplotlib.colormaps[name]
+
+
+@styled
+def save(fig: Figure, path: str | Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
-    plt.close(fig)
     write_atomic(Path(path), buf.getvalue())
     return Path(path)
 
@@ -50,13 +71,14 @@ def _cell(base: float, height: int, columns: int) -> float:
     return max(base, min(2 * height / DPI, WIDE / columns))
 
 
+@styled
 def image_rows(rows: list[torch.Tensor], row_labels: list[str], title: str,
-               col_labels: list[str] | None = None, cell: float = 0.62) -> plt.Figure:
+               col_labels: list[str] | None = None, cell: float = 0.62) -> Figure:
     """Rows of images (each (N, C, H, W) in [0, 1], same N), a label left of each row and
     optionally one above each column."""
     n = rows[0].shape[0]
     cell = _cell(cell, rows[0].shape[-2], n)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, n * cell + 1.2), len(rows) * cell * 1.1 + 0.5),
+    fig, axes = subplots(len(rows), 1, figsize=(max(4.0, n * cell + 1.2), len(rows) * cell * 1.1 + 0.5),
                              squeeze=False)
     for ax, images, label in zip(axes[:, 0], rows, row_labels):
         canvas = _canvas(images, n, pad=2)
@@ -75,9 +97,10 @@ def image_rows(rows: list[torch.Tensor], row_labels: list[str], title: str,
     return fig
 
 
+@styled
 def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[str] | None = None,
                col_labels: list[str] | None = None, xlabel: str = "", ylabel: str = "",
-               cell: float = 0.5) -> plt.Figure:
+               cell: float = 0.5) -> Figure:
     """A grid of images, `nrow` per row; labelled rows and columns where given (e.g. z values,
     or one digit per row)."""
     n, _, h, w = images.shape
@@ -85,7 +108,7 @@ def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[
     pad = 1 if (row_labels or col_labels) else 2
     canvas = _canvas(images, nrow, pad)
     cell = _cell(cell, h, nrow)
-    fig, ax = plt.subplots(figsize=(nrow * cell + 1.3, rows * cell + 0.9))
+    fig, ax = subplots(figsize=(nrow * cell + 1.3, rows * cell + 0.9))
     _show(ax, canvas)
     centre = lambda i, size: pad + i * (size + pad) + size / 2  # noqa: E731
     ax.set_xticks([centre(i, w) for i in range(nrow)] if col_labels else [], col_labels or [])
@@ -99,16 +122,17 @@ def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[
     return fig
 
 
+@styled
 def scatter(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str, ylabel: str,
-            class_names: list[str]) -> plt.Figure:
+            class_names: list[str]) -> Figure:
     """2-D points coloured by class, with a legend. Points are drawn in a fixed random order,
     so that no class hides the others by being drawn last."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.6))
-    colors = plt.get_cmap("tab10")(np.arange(len(class_names)) % 10)
+    fig, ax = subplots(figsize=(5.6, 4.6))
+    colors = cmap("tab10")(np.arange(len(class_names)) % 10)
     order = np.random.default_rng(0).permutation(len(points))
     ax.scatter(points[order, 0], points[order, 1], s=3, alpha=0.6, c=colors[labels[order]], rasterized=True)
     if len(class_names) > 1:  # one class (an image folder without subfolders): nothing to tell apart
-        handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[c], label=name)
+        handles = [Line2D([], [], marker="o", linestyle="", color=colors[c], label=name)
                    for c, name in enumerate(class_names)]
         ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title)
@@ -116,13 +140,14 @@ def scatter(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str, yla
     return fig
 
 
+@styled
 def curves(panels: list[tuple[str, str, dict[str, tuple[list, list]]]], title: str,
-           colors: dict[str, object] | None = None, shared_legend: bool = False) -> plt.Figure:
+           colors: dict[str, object] | None = None, shared_legend: bool = False) -> Figure:
     """Side-by-side panels; each is (panel title, y-axis label, {line label: (x, y)}). Lines
     whose label starts with "val" are dashed; `colors` fixes a line's colour in every panel.
     With `shared_legend`, one legend for all panels sits below them (many runs), else each
     panel has its own."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
     handles: dict[str, object] = {}
     for ax, (name, ylabel, lines) in zip(axes[0], panels):
         for label, (x, y) in lines.items():
@@ -150,19 +175,20 @@ def curves(panels: list[tuple[str, str, dict[str, tuple[list, list]]]], title: s
 
 def palette(names: list[str]) -> dict[str, object]:
     """One colour per name, fixed by its position."""
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+    colours = cmap("tab10" if len(names) <= 10 else "tab20")
+    return {n: colours(i % colours.N) for i, n in enumerate(names)}
 
 
 def colormap(values: torch.Tensor, name: str = "viridis") -> torch.Tensor:
     """Values in [0, 1] of any shape (...) -> colours (..., 3, H, W) for (..., H, W) input."""
-    rgb = plt.get_cmap(name)(values.detach().cpu().numpy())[..., :3]  # (..., H, W, 3)
+    rgb = cmap(name)(values.detach().cpu().numpy())[..., :3]  # (..., H, W, 3)
     return torch.from_numpy(np.moveaxis(rgb, -1, -3)).float()
 
 
-def xy(lines: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str) -> plt.Figure:
+@styled
+def xy(lines: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str) -> Figure:
     """Lines (one per label) on one pair of axes, with a legend."""
-    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    fig, ax = subplots(figsize=(5.4, 3.6))
     colors = palette(list(lines))
     for label, (x, y) in lines.items():
         ax.plot(x, y, marker="o", ms=3, label=label, color=colors[label])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aelab import config
 from aelab.parts import theory
-from aelab.studies.study import value_text
+from aelab.parts.settings import value_text
 from aelab.config import RunConfig
 from aelab.files import write_atomic
 from aelab.training.rundir import UNITS

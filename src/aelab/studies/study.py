@@ -32,6 +32,7 @@ from pathlib import Path
 from aelab import config, registry
 from aelab.config import RunConfig
 from aelab.errors import AelabError
+from aelab.parts.settings import value_text
 from aelab.reporting.figure_data import FigureOptions
 
 STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
@@ -76,13 +77,6 @@ def _unknown(table: dict, valid: set[str], where: str) -> None:
     extra = sorted(set(table) - valid)
     if extra:
         raise AelabError(f"{where}: unknown key '{extra[0]}'; valid keys: {', '.join(sorted(valid))}")
-
-
-def value_text(value: object) -> str:
-    """A setting as run names and report tables show it: [512, 256] -> 512x256, 1e-3 -> 0.001."""
-    if isinstance(value, (list, tuple)):
-        return "x".join(str(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def find(path: str | Path) -> Path:

@@ -1,0 +1,116 @@
+"""The house's shape: imports run one way, down the roles of aelab/__init__.py; no folder
+past about 15 modules; nothing heavy is loaded by `import aelab`; no dated or measured figure
+in the source."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "aelab"
+
+# Highest first; a module may import from its own role and from any role below it.
+ORDER = [("cli", "bench"), ("explore",), ("studies",), ("reporting",), ("evaluation",), ("training",), ("registry",),
+         ("hardware",), ("config",), ("parts",), ("data",), ("files", "errors")]
+RANK = {role: i for i, roles in enumerate(ORDER) for role in roles}
+
+
+def role(module: str) -> str | None:
+    """'aelab.training.train' -> 'training'; 'aelab.cli' -> 'cli'; 'aelab' -> None."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "aelab" else None
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """Every aelab module `path` imports (at the top, in functions, under TYPE_CHECKING)."""
+    here = module_name(path)
+    return imports_in(path.read_text(), here if path.name == "__init__.py" else here.rpartition(".")[0])
+
+
+def imports_in(source: str, package: str) -> list[tuple[int, str]]:
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("aelab")]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if base == "aelab":  # from aelab import config, training
+                found += [(node.lineno, f"aelab.{a.name}") for a in node.names]
+            elif base.startswith("aelab."):
+                found.append((node.lineno, base))
+    return found
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+
+
+def test_every_module_has_a_role():
+    assert {role(module_name(p)) for p in MODULES} <= set(RANK)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_run_down_the_roles(path):
+    mine = role(module_name(path))
+    upward = [f"line {line}: {target}" for line, target in imports(path)
+              if role(target) is not None and role(target) in RANK and RANK[role(target)] < RANK[mine]]
+    assert not upward, f"{path.relative_to(SRC)} ({mine}) imports from above its role: {upward}"
+
+
+def test_the_checker_sees_an_upward_import():
+    """The test above can fail: a parts module importing the registry and training is caught."""
+    found = imports_in("from aelab import registry\nfrom ..training.train import fit\nfrom . import latents\n", "aelab.parts")
+    assert [role(t) for _, t in found] == ["registry", "training", "parts"]
+    assert [RANK[role(t)] < RANK["parts"] for _, t in found] == [True, True, False]
+
+
+def test_no_folder_is_past_fifteen_modules():
+    for folder in [SRC, *(p for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists())]:
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert len(modules) <= 15, f"{folder.name}: {len(modules)} modules"
+
+
+def test_import_aelab_loads_nothing_heavy():
+    code = ("import sys, aelab; heavy = [m for m in ('matplotlib', 'torch', 'numpy', 'aelab.config') if m in sys.modules]; "
+            "assert not heavy, heavy; from aelab import config, registry, train, evaluate, RunDir; "
+            "assert 'matplotlib' not in sys.modules, 'the training and evaluation modules load matplotlib'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# A date (2026-11-25) or a measured figure in prose ("0.99 of the samples", "3 min 35 s",
+# "27.93 dB", "measured ... 0.68"): code explains, docs/experiments records.
+DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
+MEASURED = re.compile(r"\bmeasured\b[^.]*\d|\d+\.\d+\s*(dB|nats|s|ms)\b|\d+ min \d+ s\b|\b0\.\d+ of the (samples|images)\b")
+
+
+def string_literals(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_dates_or_measurements_in_source(path):
+    text = path.read_text()
+    comments = [(i + 1, line) for i, line in enumerate(text.splitlines()) if "#" in line]
+    found = [(n, s[:80]) for n, s in [*string_literals(path), *comments] if DATE.search(s) or MEASURED.search(s)]
+    assert not found, f"{path.relative_to(SRC)}: {found}"
+
+
+def test_the_pattern_catches_what_it_is_for():
+    assert DATE.search("s = 20 (measured 2026-11-25)")
+    assert MEASURED.search("Together: 0.99 of the samples are the digit asked for")
+    assert MEASURED.search("measured: one training step, 0.46 s in float32")
+    assert MEASURED.search("PSNR 27.93 dB")
+    assert not MEASURED.search("KL = 0.5 * sum(mu^2 + sigma^2 - log sigma^2 - 1)")
+    assert not MEASURED.search("PSNR in dB (capped at 100 dB)")
