@@ -73,7 +73,7 @@ def cond_acc(net: nn.Module, run: str) -> tuple[float, int, float]:
 if __name__ == "__main__":
     net, acc = judge()
     print(f"second judge (MLP) test accuracy {acc:.4f}")
-    reference, _ = classifier.reference_classifier(datasets.load_mnist(""), "mnist")
+    reference, _ = classifier.reference_classifier(datasets.load_mnist(""), "mnist", classifier.ClassifierConfig())
     for name, j, flat in (("reference classifier (CNN)", reference, False), ("second judge (MLP)", net, True)):
         print(f"{name} on real test digits, per label: " + " ".join(f"{v:.3f}" for v in per_label_on_real(j, flat)))
     for run in sys.argv[1:]:

@@ -34,8 +34,6 @@ def main() -> None:
     p.add_argument("--latent-sigma", type=float, default=0.0)
     args = p.parse_args()
     model, cfg, _ = load_model(RunDir.open(args.run), "best")
-    if args.latent_sigma:
-        model.channel.eval_sigma = args.latent_sigma
     data = registry.build_data(cfg).to(hardware.device(cfg.train.device))
     torch.manual_seed(0)
     print(f"{args.run}, channel noise sigma {args.latent_sigma} at evaluation (PSNR in dB, mean over photos)")
@@ -43,7 +41,8 @@ def main() -> None:
         if len(split) < 2:
             print(f"  {name:10s} (fewer than 2 photos)")
             continue
-        v = split_psnr(model, data, split)
+        with model.channel.noise_at(args.latent_sigma):
+            v = split_psnr(model, data, split)
         print(f"  {name:10s} {len(v):5d} photos  PSNR {v.mean():6.2f}  sd {v.std():5.2f}  "
               f"standard error of the mean {v.std() / len(v) ** 0.5:.2f}")
 

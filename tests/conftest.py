@@ -90,26 +90,18 @@ def replace(cfg: RunConfig, section: str, **changes) -> RunConfig:
     return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
 
 
-@pytest.fixture(autouse=True)
-def _small_reference_classifier(monkeypatch):
-    """The default suite judges samples with a classifier trained for seconds, not minutes;
-    its settings are part of its cache key, so it is never taken for the real one."""
-    from aelab.evaluation import classifier
-
-    monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
-
-
 JUDGED = 1000  # prior samples an evaluation judges in the default suite
+JUDGING = f"samples = {JUDGED}, epochs = 1, train_size = 3000"
 
 
 @pytest.fixture(autouse=True)
-def _fewer_judged_samples(monkeypatch):
-    """Evaluations in the default suite judge 1,000 prior samples (100 per label), not 10,000
-    (the suite checks that the scores are there and in range; test_metrics checks
-    sample_scores itself at 10,000)."""
-    from aelab.evaluation import evaluate
-
-    monkeypatch.setattr(evaluate, "SAMPLES", JUDGED)
+def _quick_judging(monkeypatch):
+    """The default suite judges 1,000 prior samples (100 per label), not 10,000, with a
+    classifier trained for seconds, not minutes (its settings are part of its cache key, so it
+    is never taken for the real one): set through $AELAB_JUDGING, as a user would. The suite
+    checks that the scores are there and in range; test_metrics checks sample_scores itself at
+    10,000."""
+    monkeypatch.setenv("AELAB_JUDGING", JUDGING)
 
 
 def channel_cnn_toml(root, *, image_size: int, val_size: int, latent_dim: int, epochs: int, batch_size: int,

@@ -26,7 +26,6 @@ def test_the_fitted_gaussian_has_the_codes_mean_and_covariance():
 def test_channel_quality_sweeps_the_evaluation_noise_and_puts_it_back(small_data):
     cfg = tiny("ae", model={"channel": {"name": "awgn", "sigma": 0.12}, "latent_dim": 8})
     model = registry.build_model(cfg, small_data.image_shape, 10).eval()
-    model.channel.eval_sigma = 0.0
     batches = lambda: small_data.eval_batches(small_data.val, 256)  # noqa: E731
     torch.manual_seed(0)
     got = channel_quality(model, batches)

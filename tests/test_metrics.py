@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from aelab.errors import AelabError
 from aelab.evaluation import classifier, metrics
 from aelab import registry
 from aelab.parts.conditions import Unconditional
@@ -123,12 +124,12 @@ def test_probe_reads_labels_from_codes(mnist):
 
 def test_classifier_is_cached_and_reused(tmp_path, monkeypatch, mnist):
     monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
-    model, acc = classifier.reference_classifier(mnist, "mnist")
+    model, acc = classifier.reference_classifier(mnist, "mnist", classifier.Judging.from_env().classifier)
     assert acc > 0.75  # 3,000 images, one epoch (the real one: a slow test)
     files = list((tmp_path / "classifiers").glob("mnist-*.pt"))
     assert len(files) == 1
     monkeypatch.setattr(classifier, "train_classifier", lambda *a: pytest.fail("retrained"))
-    again, acc2 = classifier.reference_classifier(mnist, "mnist")
+    again, acc2 = classifier.reference_classifier(mnist, "mnist", classifier.Judging.from_env().classifier)
     assert acc2 == acc and all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
 
 
@@ -136,38 +137,44 @@ def test_test_features_are_computed_once_per_classifier_and_test_set(monkeypatch
     from aelab.data.sources import Arrays
 
     monkeypatch.setenv("AELAB_CACHE", str(tmp_path))
-    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
+    quick = classifier.Judging.from_env().classifier
     calls = []
     compute = lambda: calls.append(1) or torch.randn(3, 2, dtype=torch.float64)  # noqa: E731
-    assert classifier.test_features(mnist, "mnist", compute) is classifier.test_features(mnist, "mnist", compute)
-    assert len(calls) == 1 and not any(tmp_path.rglob("*.pt"))  # no classifier file: kept in memory only
+    classifier.test_features(mnist, "mnist", compute, quick)
+    classifier.test_features(mnist, "mnist", compute, quick)
+    assert len(calls) == 2 and not any(tmp_path.rglob("*.pt"))  # no classifier file to name them by: not stored
 
-    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
-    weights = classifier._path(mnist, "mnist", classifier.CLASSIFIER)
+    weights = classifier._path(mnist, "mnist", quick)
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"a classifier")
-    first = classifier.test_features(mnist, "mnist", compute)
-    assert classifier.test_features(mnist, "mnist", compute) is first and len(calls) == 2
-    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})  # a new process: read from the file beside the classifier
-    assert torch.equal(classifier.test_features(mnist, "mnist", compute), first) and len(calls) == 2
+    first = classifier.test_features(mnist, "mnist", compute, quick)
+    assert torch.equal(classifier.test_features(mnist, "mnist", compute, quick), first) and len(calls) == 3
     classifier.test_features(mnist, "mnist", compute, classifier.ClassifierConfig(epochs=2, train_size=3000))
-    assert len(calls) == 3  # another classifier
+    assert len(calls) == 4  # another classifier
     fewer = Arrays(mnist.train_images, mnist.train_labels, mnist.test_images[:100], mnist.test_labels[:100],
                    mnist.class_names)
-    classifier.test_features(fewer, "mnist", compute)
-    assert len(calls) == 4  # other test images
+    classifier.test_features(fewer, "mnist", compute, quick)
+    assert len(calls) == 5  # other test images
     weights.write_bytes(b"retrained")  # the same name, other weights: not the stored features
-    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
-    assert not torch.equal(classifier.test_features(mnist, "mnist", compute), first) and len(calls) == 5
+    assert not torch.equal(classifier.test_features(mnist, "mnist", compute, quick), first) and len(calls) == 6
     for store in tmp_path.rglob("*-test-*.pt"):
         store.write_bytes(b"torn")  # unreadable: computed again
-    monkeypatch.setattr(classifier, "_TEST_FEATURES", {})
-    classifier.test_features(mnist, "mnist", compute)
-    assert len(calls) == 6
+    classifier.test_features(mnist, "mnist", compute, quick)
+    assert len(calls) == 7
+
+
+def test_judging_comes_from_the_environment_checked():
+    assert classifier.Judging.from_env({}) == classifier.Judging()
+    assert classifier.Judging.from_env({"AELAB_JUDGING": "samples = 20, epochs = 2"}) == \
+        classifier.Judging(classifier.ClassifierConfig(epochs=2), 20)
+    for bad, says in [("samples = 0", "samples must be"), ("sample = 3", "unknown key 'sample'"),
+                      ("samples = [1]", "samples must be"), ("samples 3", "not a TOML")]:
+        with pytest.raises(AelabError, match=says):
+            classifier.Judging.from_env({"AELAB_JUDGING": bad})
 
 
 def test_sample_scores_on_real_digits(small_data, mnist):
-    judge, _ = classifier.reference_classifier(mnist, "mnist")
+    judge, _ = classifier.reference_classifier(mnist, "mnist", classifier.Judging.from_env().classifier)
 
     class Replay(nn.Module):
         """A 'model' whose samples are real test digits: scores of a perfect generator."""

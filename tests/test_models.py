@@ -225,9 +225,11 @@ def test_the_channel_sends_codes_of_mean_square_one_and_adds_noise_only_while_tr
         model.eval()
         model.decode(code)
         assert torch.equal(received[-1], code)  # clean at evaluation unless asked
-        model.channel.eval_sigma = 0.5
-        model.decode(code)
+        with model.channel.noise_at(0.5):
+            model.decode(code)
         assert 0.45 < (received[-1] - code).std().item() < 0.55
+        model.decode(code)
+        assert torch.equal(received[-1], code)  # put back after the block
     with pytest.raises(AelabError, match="sends a deterministic code"):
         registry.check(tiny("vae", model={"channel": {"name": "awgn"}}))
 

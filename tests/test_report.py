@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 import browser
-from aelab.evaluation import classifier
 from aelab.reporting import figures, report, figure_data as subject
 from aelab import registry
 from aelab.parts import theory
@@ -57,7 +56,6 @@ def study_out(tmp_path_factory, mnist):
     (root / "study.toml").write_text(STUDY)
     out = root / "out"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
         mp.setattr(figures, "SCATTER_POINTS", 300)
         assert main(["run", str(root / "study.toml"), "--out", str(out)]) == 0
     return out
@@ -99,7 +97,6 @@ def test_rerun_skips_complete_runs(study_out, capsys):
     first = (study_out / "report.html").stat().st_mtime_ns
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig(epochs=1, train_size=3000))
         mp.setattr(figures, "SCATTER_POINTS", 300)
         assert main(["run", str(study_out.parent / "study.toml"), "--out", str(study_out), "--k", "4"]) == 0
     err = capsys.readouterr().err
@@ -248,7 +245,6 @@ def test_an_ae_manifold_spans_its_codes_and_a_vae_manifold_the_prior(small_data)
 def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_the_budget():
     from types import SimpleNamespace
 
-    from aelab import config
     from aelab import config
     from aelab.config import CONFIG_DIR
 

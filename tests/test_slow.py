@@ -51,10 +51,7 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     reference classifier on 10,000 samples. Measured on 2 AVX-512 BF16 cores (bfloat16): cond_acc
     0.990 (every label 0.979 or more) and neg_elbo 101.50, against 0.678 and 102.20 for the
     textbook CVAE; seed 1 gave 0.991 and 101.61."""
-    from aelab.evaluation import classifier, evaluate
-
-    monkeypatch.setattr(classifier, "CLASSIFIER", classifier.ClassifierConfig())
-    monkeypatch.setattr(evaluate, "SAMPLES", 10_000)
+    monkeypatch.delenv("AELAB_JUDGING")  # the real reference classifier, 10,000 samples
     (cvae,) = [r for r in study.load("compare").runs if r.name == "cvae"]
     run = tmp_path / "cvae"
     sets = [a for s in cvae.sets for a in ("--set", s)]

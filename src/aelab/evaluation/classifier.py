@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import dataclasses
+import os
+import tomllib
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from torch import nn
 from aelab.training import checkpoint
 from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
+from aelab.errors import AelabError
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,37 @@ class ClassifierConfig:
     version: int = 1  # bump when DigitCNN changes
 
 
-CLASSIFIER = ClassifierConfig()
+@dataclass(frozen=True)
+class Judging:
+    """How an evaluation judges prior samples: the reference classifier's settings and how many
+    samples it judges. One frozen value, passed to every evaluation (a `--jobs` worker gets the
+    parent's), so that every run of a study is judged alike."""
+
+    classifier: ClassifierConfig = ClassifierConfig()
+    samples: int = 10_000  # as many as test images
+
+    ENV: ClassVar[str] = "AELAB_JUDGING"
+
+    @classmethod
+    def from_env(cls, environ=None) -> "Judging":
+        """The default, or what $AELAB_JUDGING sets for quick checks (the test suite's): a TOML
+        inline table's body, `samples = 1000, epochs = 1, train_size = 3000` (the classifier's
+        fields beside samples)."""
+        text = (os.environ if environ is None else environ).get(cls.ENV, "").strip()
+        if not text:
+            return cls()
+        try:
+            table = tomllib.loads(f"v = {{{text}}}")["v"]
+        except tomllib.TOMLDecodeError as e:
+            raise AelabError(f"${cls.ENV}: not a TOML inline table's body ({e}), e.g. samples = 1000, epochs = 1") from None
+        fields = {f.name: f.type for f in dataclasses.fields(ClassifierConfig)}
+        for key, value in table.items():
+            if key not in {"samples", *fields}:
+                raise AelabError(f"${cls.ENV}: unknown key {key!r}; valid keys: samples, {', '.join(fields)}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key in ("samples", "epochs", "batch_size") else 0):
+                raise AelabError(f"${cls.ENV}: {key} must be a whole number, got {value!r}")
+        samples = table.pop("samples", cls.samples)
+        return cls(ClassifierConfig(**table), samples)
 
 
 class DigitCNN(nn.Module):
@@ -104,21 +139,12 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
     return model.eval(), acc
 
 
-# (classifier file, hash of the test images) -> the classifier's features of those images:
-# every run of a study is held against the same test features, computed once per machine.
-_TEST_FEATURES: dict[tuple[str, str], torch.Tensor] = {}
-
-
-def test_features(arrays: Arrays, name: str, compute, cfg: ClassifierConfig | None = None) -> torch.Tensor:
+def test_features(arrays: Arrays, name: str, compute, cfg: ClassifierConfig) -> torch.Tensor:
     """The reference classifier's features of `arrays`' test images, (N, F) float64 on the CPU:
     `compute()` the first time on this machine, then read from a file beside the classifier
     (named by the classifier file's bytes and the test images, so a retrained classifier or
-    other test images never meet stale features), and kept in memory by this process."""
-    path = _path(arrays, name, cfg or CLASSIFIER)
-    key = (path.name, hashlib.sha256(arrays.test_images.tobytes()).hexdigest())
-    if key not in _TEST_FEATURES:
-        _TEST_FEATURES[key] = _stored(path, key[1], compute)
-    return _TEST_FEATURES[key]
+    other test images never meet stale features)."""
+    return _stored(_path(arrays, name, cfg), hashlib.sha256(arrays.test_images.tobytes()).hexdigest(), compute)
 
 
 def _stored(classifier_path, images_digest: str, compute) -> torch.Tensor:
@@ -134,9 +160,9 @@ def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):
     return cache_dir() / "classifiers" / f"{name}-{_key(arrays, cfg)[:20]}.pt"
 
 
-def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig | None = None) -> tuple[DigitCNN, float]:
-    """The cached classifier of this training data, trained first if there is none."""
-    cfg = cfg or CLASSIFIER
+def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tuple[DigitCNN, float]:
+    """The cached classifier of this training data, trained first if there is none (or if the
+    cached one cannot be read)."""
     path = _path(arrays, name, cfg)
 
     def read(path: Path) -> tuple[DigitCNN, float]:

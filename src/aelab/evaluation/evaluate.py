@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,15 +50,12 @@ def channel_quality(model: Autoencoder, batches) -> dict:
     """For a model with a noisy channel: PSNR and SSIM with the channel's noise at its training
     sigma, and the PSNR at each of CHANNEL_SIGMAS (and at the training sigma). `batches` is a
     function giving the test batches afresh. The evaluation noise is put back afterwards."""
-    channel, before = model.channel, model.channel.eval_sigma
+    channel = model.channel
     sigmas = sorted({*CHANNEL_SIGMAS, channel.sigma})
     quality = {}
-    try:
-        for sigma in sigmas:
-            channel.eval_sigma = sigma
+    for sigma in sigmas:
+        with channel.noise_at(sigma):
             quality[sigma] = image_quality(model, batches())
-    finally:
-        channel.eval_sigma = before
     return {"psnr_train_sigma_db": quality[channel.sigma]["psnr_db"], "ssim_train_sigma": quality[channel.sigma]["ssim"],
             "channel_sigmas": sigmas, "channel_psnr_db": [quality[v]["psnr_db"] for v in sigmas],
             "channel_ssim": [quality[v]["ssim"] for v in sigmas]}
@@ -72,10 +70,8 @@ def load_model(run: RunDir, which: str = "best"):
     return model.to(hardware.device(cfg.train.device)).eval(), cfg, payload
 
 
-SAMPLES = 10_000  # prior samples the reference classifier judges (as many as test images)
-
-
-def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True) -> dict:
+def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True,
+            judging: classifier.Judging = classifier.Judging()) -> dict:
     """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
     only the loss parts and image quality. Adds `seconds` per group of metrics."""
     bs = cfg.train.eval_batch_size
@@ -113,22 +109,28 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
         if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
             arrays = pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data)
-            judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name))
+            judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name,
+                                                                                             judging.classifier))
             # Samples are the likelihood's means (grey levels), so they are held against the grey
             # test images, the kind of image the classifier was trained on.
             grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
             # the test images' features: computed once per process and classifier, shared by every run
             test_feats = lambda: classifier.test_features(  # noqa: E731
-                arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)))
-            out.update(timed("samples", lambda: sample_scores(model, judge, None, n=SAMPLES, test_features=test_feats())))
-            out["samples_judged"] = SAMPLES
+                arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)),
+                judging.classifier)
+            out.update(timed("samples", lambda: sample_scores(model, judge, None, n=judging.samples,
+                                                              test_features=test_feats())))
+            out["samples_judged"] = judging.samples
             out["classifier_test_acc"] = judge_acc
     return {**out, "seconds": timings}
 
 
 def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True,
-                 latent_sigma: float | None = None, test_folder: str | None = None) -> dict:
+                 latent_sigma: float | None = None, test_folder: str | None = None,
+                 judging: classifier.Judging | None = None) -> dict:
     """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned.
+    `judging`: how samples are judged (default: the real reference classifier, 10,000 samples,
+    or what $AELAB_JUDGING sets).
     `test_folder` measures a model trained on an image folder on another folder (same
     preprocessing); `latent_sigma` sets the channel's noise at evaluation. Either one makes a
     measurement of something else than the run's own test set, so it is returned, not written."""
@@ -137,13 +139,16 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         if not model.channel.active:
             raise AelabError(f"--latent-sigma: the model of {run.path} has no channel to add noise to "
                              f"(model.channel.name = {cfg.model.channel.name!r})")
-        model.channel.eval_sigma = latent_sigma
     if test_folder is not None:
         if cfg.data.name != "folder":
             raise AelabError(f"--test-folder: {run.path} was trained on {cfg.data.name!r}, not on an image folder")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_root=str(test_folder), test_fraction=0.0))
         data = None
     data = (data if data is not None else registry.build_data(cfg)).to(hardware.device(cfg.train.device))
+    judging = judging or classifier.Judging.from_env()
+    noise = model.channel.noise_at(latent_sigma) if latent_sigma is not None else contextlib.nullcontext()
+    with noise:
+        measured = measure(model, data, cfg, k=k, deep=deep, judging=judging)
     record = {
         "run": str(run.path),
         "kind": cfg.model.short.lower(),
@@ -157,7 +162,7 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         "checkpoint_sha256": _sha256(run.best_path),
         "epoch": int(payload["epoch"]),
         "deep": deep,
-        **{key: round(v, 6) if isinstance(v, float) else v for key, v in measure(model, data, cfg, k=k, deep=deep).items()},
+        **{key: round(v, 6) if isinstance(v, float) else v for key, v in measured.items()},
         "units": UNITS + "; psnr_db, ssim of reconstructions at the posterior mean; "
                  "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
     }
@@ -171,7 +176,7 @@ def _sha256(path) -> str:
 
 
 def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | None = None, deep: bool = True,
-                       default_k: int = 100) -> dict:
+                       default_k: int = 100, judging: classifier.Judging | None = None) -> dict:
     """RUN/eval.json if it measured the current best.pt at least this deeply (and with K
     importance samples, where k is given), else a fresh evaluation (with K = k or default_k)."""
     if run.eval_path.is_file():
@@ -182,4 +187,4 @@ def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | N
         if (record.get("checkpoint_sha256") == _sha256(run.best_path) and k in (None, record.get("nll_k", k))
                 and (record.get("deep") or not deep)):
             return record
-    return evaluate_run(run, data, k=k or default_k, deep=deep)
+    return evaluate_run(run, data, k=k or default_k, deep=deep, judging=judging)

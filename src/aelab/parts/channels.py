@@ -8,6 +8,7 @@ at `eval_sigma` (0 = clean unless set) otherwise.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,12 @@ class Noiseless(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z
 
+    def noise_at(self, sigma: float):
+        """No channel to add noise to: only sigma 0 (clean codes) is what this model does."""
+        if sigma:
+            raise AelabError(f"channel noise sigma {sigma:g}: this model has no channel (model.channel.name = 'none')")
+        return contextlib.nullcontext(self)
+
 
 class PowerNormalizedAWGN(nn.Module):
     """Each code is scaled to mean square 1 over its D values (average power 1), then zero-mean
@@ -48,6 +55,16 @@ class PowerNormalizedAWGN(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = self.sigma if self.training else self.eval_sigma
         return z + sigma * noise.randn_like(z) if sigma > 0 else z
+
+    @contextlib.contextmanager
+    def noise_at(self, sigma: float):
+        """Evaluate with noise of sd `sigma` on the code (0: clean) inside the block; the
+        evaluation noise is put back after it."""
+        before, self.eval_sigma = self.eval_sigma, sigma
+        try:
+            yield self
+        finally:
+            self.eval_sigma = before
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from aelab import hardware
-from aelab.evaluation import classifier, evaluate
+from aelab.evaluation import classifier
 from aelab import config, registry
 from aelab.reporting import report
 from aelab.training import runlock, train
@@ -110,11 +112,11 @@ def check_report_dir(out: Path) -> None:
 
 
 def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
-          figures: FigureOptions = FigureOptions()) -> report.Entry:
+          figures: FigureOptions = FigureOptions(), judging: classifier.Judging | None = None) -> report.Entry:
     """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name."""
     from aelab.reporting.figures import draw_run  # matplotlib: imported only when figures are drawn
 
-    record = cached_or_evaluate(run, data, k=k, deep=deep)
+    record = cached_or_evaluate(run, data, k=k, deep=deep, judging=judging)
     model, cfg, _ = load_model(run, "best")
     start = time.perf_counter()
     drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, out / "figures" / name, name,
@@ -124,39 +126,42 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
                         time.perf_counter() - start)
 
 
-def _study_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions,
-               data_of: "DataCache", progress: bool | None) -> report.Entry:
-    run = ensure_trained(cfg, out / "runs" / name, data_of(cfg), progress=progress)
-    return entry(name, run, data_of(cfg), out, k=k, deep=deep, figures=figures)
+@dataclass(frozen=True)
+class Job:
+    """What every run of a study is trained, evaluated and drawn with, the same in each process."""
+
+    out: Path
+    k: int
+    deep: bool
+    figures: FigureOptions
+    judging: classifier.Judging
 
 
-_worker_data: "DataCache | None" = None
+def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
+    run = ensure_trained(cfg, job.out / "runs" / name, data_of(cfg), progress=progress)
+    return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging)
 
 
-def _worker_start(threads: int, judge: "classifier.ClassifierConfig", samples: int) -> None:
-    """A --jobs worker process: its thread budget, its own data cache, and the parent's
-    reference classifier settings and number of judged samples (every run of a study is
-    judged alike, whichever process evaluates it)."""
-    global _worker_data
+@functools.lru_cache(maxsize=1)
+def _worker_data() -> "DataCache":
+    """A --jobs worker's data, loaded once per process and shared by the runs it trains."""
+    return DataCache()
+
+
+def _worker_run(name: str, cfg: RunConfig, job: Job, threads: int) -> report.Entry:
     torch.set_num_threads(threads)
-    classifier.CLASSIFIER = judge
-    evaluate.SAMPLES = samples
-    _worker_data = DataCache()
-
-
-def _worker_run(name: str, cfg: RunConfig, out: Path, k: int, deep: bool, figures: FigureOptions) -> report.Entry:
-    return _study_run(name, cfg, out, k, deep, figures, _worker_data, progress=False)
+    return _study_run(name, cfg, job, _worker_data(), progress=False)
 
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
-              deep: bool = True, jobs: int = 1) -> tuple[Path, dict[str, str]]:
+              deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None) -> tuple[Path, dict[str, str]]:
     """Train what is missing, evaluate, draw, report. With jobs > 1, that many runs at once,
     each in its own process with an equal share of the cores. A run that fails (diverges,
     bad config) does not stop the others: it is listed in the report and returned with its
     reason. Returns the report's path and the failures."""
     s = study.load(path or DEFAULT_STUDY)
     check_report_dir(out)
-    k = k or s.nll_k
+    job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env())
     runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
     results: dict[str, report.Entry | str] = {}
     if jobs > 1 and len(runs) > 1:
@@ -164,9 +169,8 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         threads = max(1, (os.cpu_count() or 1) // jobs)
         print(f"{len(runs)} runs, {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
-                                 initargs=(threads, classifier.CLASSIFIER, evaluate.SAMPLES)) as pool:
-            futures = {name: pool.submit(_worker_run, name, cfg, out, k, deep, s.figures) for name, cfg in runs}
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {name: pool.submit(_worker_run, name, cfg, job, threads) for name, cfg in runs}
             for name, future in futures.items():
                 try:
                     results[name] = future.result()
@@ -176,7 +180,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
         data_of = DataCache()
         for name, cfg in runs:
             try:
-                results[name] = _study_run(name, cfg, out, k, deep, s.figures, data_of, progress=None)
+                results[name] = _study_run(name, cfg, job, data_of, progress=None)
             except (AelabError, train.Diverged) as e:
                 results[name] = _failed(name, e)
     entries = [r for r in results.values() if isinstance(r, report.Entry)]
@@ -192,7 +196,8 @@ def _failed(name: str, error: Exception) -> str:
     return reason
 
 
-def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True) -> Path:
+def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True,
+                judging: classifier.Judging | None = None) -> Path:
     """A report of existing run directories, from their eval.json; a run without one (or with
     a stale one, or one of another K where k is given) is evaluated first."""
     check_report_dir(out)
@@ -203,7 +208,8 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
         names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
-        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep))
+        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep,
+                             judging=judging or classifier.Judging.from_env()))
     return _finish(out, title, "", entries)
 
 

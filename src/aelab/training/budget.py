@@ -13,11 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-now: Callable[[], float] = time.perf_counter  # a fake clock in tests
-
-
 class Clock:
-    def __init__(self, spent: float, budget_s: float, agree: Callable[[float], float] = lambda t: t):
+    def __init__(self, spent: float, budget_s: float, agree: Callable[[float], float] = lambda t: t,
+                 now: Callable[[], float] = time.perf_counter):
+        self._now = now  # seconds from an arbitrary start (a fake clock in tests)
         self.spent = spent  # seconds of training steps, as of the last reading (kept in checkpoints)
         self.budget_s = budget_s  # 0: no budget
         self._agree = agree  # a reading -> the one all processes use
@@ -27,14 +26,14 @@ class Clock:
 
     def start(self) -> None:
         """Steps count from now (the start of an epoch's training)."""
-        self._mark, self._steps = now(), 0
+        self._mark, self._steps = self._now(), 0
 
     def step(self) -> None:
         self._steps += 1
 
     def read(self) -> None:
         """Take the time spent from the clock (a sync point)."""
-        t = now()
+        t = self._now()
         spent = self._agree(self.spent + (t - self._mark))
         if self._steps:
             self._pace = (spent - self.spent) / self._steps

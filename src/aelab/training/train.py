@@ -242,7 +242,7 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
 
 def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         until_epoch: int | None = None, progress: bool | None = None,
-        group: distributed.Group = distributed.SINGLE) -> State:
+        group: distributed.Group = distributed.SINGLE, clock: Callable[[], float] = time.perf_counter) -> State:
     """Train until cfg.train.epochs epochs or the time budget are spent (or stop after
     `until_epoch`), checkpointing every epoch and every train.checkpoint_every_min minutes
     of steps inside one.
@@ -253,15 +253,17 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
     without a time budget; with one, the same budget is spent in all). The run directory is
     locked for this process (runlock.py). SIGINT or SIGTERM in a single process writes
     last.pt after the step under way and raises interrupt.Interrupted. Under torchrun
-    (`group`), every process trains its share and rank 0 alone writes.
+    (`group`), every process trains its share and rank 0 alone writes. `clock` reads the
+    seconds that the time budget counts (a fake one in tests).
     """
     with runlock.locked(run.path) if group.main else nullcontext(), \
             interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping:
-        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping)
+        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock)
 
 
 def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch: int | None,
-         progress: bool | None, group: distributed.Group, stopping: interrupt.Flag) -> State:
+         progress: bool | None, group: distributed.Group, stopping: interrupt.Flag,
+         now: Callable[[], float]) -> State:
     how = plan(cfg, data, group)
     data = data.to(how.device)
     state = setup(cfg, data)
@@ -272,7 +274,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
         if group.main:
             run.keep_metrics_until(state.epoch)
     t = cfg.train
-    clock = budget.Clock(state.step_seconds, t.time_budget_min * 60, lambda s: group.max(s, how.device))
+    clock = budget.Clock(state.step_seconds, t.time_budget_min * 60, lambda s: group.max(s, how.device), now)
     if group.main:
         warning = hardware.precision_warning(cfg.train.precision, how.device)
         if warning:
