@@ -23,6 +23,7 @@ from aelab.explore import server as explore
 from aelab.studies import pipeline as job
 from aelab.reporting import report
 from aelab.errors import AelabError
+from aelab.files import WriteError, check_output
 from aelab.evaluation.evaluate import evaluate_run, load_model
 from aelab.reporting.images import save_images
 from aelab.training.rundir import RunDir
@@ -78,7 +79,7 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
         cfg = config.load(args.config, args.set)
         data = registry.build_data(cfg)  # bad data fails before anything is written ...
         registry.check_model(cfg, data)  # ... and so does a model that cannot be built
-        out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         group = distributed.start(cfg.train.device)
         run = RunDir.create(out, cfg) if group.main else RunDir(out)
         if group.main:
@@ -86,7 +87,10 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
         fresh = True
     if group.main:
         print(f"run directory: {run.path}", file=sys.stderr)
-    train.fit(cfg, run, data, resume=not fresh, progress=False if args.quiet else None, group=group)
+    try:
+        train.fit(cfg, run, data, resume=not fresh, progress=False if args.quiet else None, group=group)
+    except WriteError as e:  # what was written before is whole: the run goes on from its last checkpoint
+        raise AelabError(f"{e}; make room, then resume with: aelab train --resume {run.path}") from None
     distributed.finish(group)  # after a failure the process just ends: torchrun stops the others
     if group.main and not args.no_eval:
         print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
@@ -116,6 +120,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise AelabError(f"{out}: unknown image format; use .png or .npy")
     if out.exists() and not args.force:
         raise AelabError(f"{out}: already exists; choose another --out or add --force")
+    check_output(out)
     _at_least_one("--n", args.n)
     model, cfg, _ = load_model(RunDir.open(args.run), "best")
     device = next(model.parameters()).device
@@ -144,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         raise AelabError("a study is not run under torchrun: list its runs with `aelab study STUDY --list` "
                          "and launch each `aelab train` command with torchrun")
     study = Path(args.study) if args.study else None
-    out = Path(args.out or Path("runs") / study.stem)
+    out = check_output(Path(args.out or Path("runs") / study.stem) / "report.html").parent
     if args.list:
         for command in job.pending(study, out, epochs=args.epochs):
             print(shlex.join(command))
@@ -167,7 +172,8 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.k is not None:
         _at_least_one("--k", args.k)
-    html = job.report_runs([Path(r) for r in args.runs], Path(args.out), title=args.title, k=args.k)
+    out = check_output(Path(args.out) / "report.html").parent
+    html = job.report_runs([Path(r) for r in args.runs], out, title=args.title, k=args.k)
     print(f"report: {html}")
     return 0
 

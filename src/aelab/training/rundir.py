@@ -27,7 +27,7 @@ from aelab.training import checkpoint
 from aelab import config
 from aelab.config import RunConfig
 from aelab.errors import AelabError
-from aelab.files import write_atomic
+from aelab.files import append_line, write_atomic
 from aelab.parts.autoencoder import Autoencoder
 
 UNITS = "nats per image: sum over pixels, mean over images; mse per pixel"
@@ -113,8 +113,7 @@ class RunDir:
         return self.done_path.is_file()
 
     def append_metrics(self, record: dict) -> None:
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.metrics_path, json.dumps(record))
 
     def metrics(self) -> list[dict]:
         if not self.metrics_path.is_file():
