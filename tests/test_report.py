@@ -147,7 +147,7 @@ def test_the_browser_check_catches_a_broken_image(study_out, tmp_path):
 
 
 def test_fixed_indices_are_the_first_of_each_class(small_data):
-    idx = subject.fixed_indices(small_data.test.labels, 2)
+    idx = subject.fixed_indices(small_data.test.labels, 2, small_data.num_classes)
     labels = small_data.test.labels[idx]
     assert labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert idx[0] == int((small_data.test.labels == 0).nonzero()[0])

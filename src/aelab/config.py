@@ -18,12 +18,13 @@ its new settings class's defaults. Other names that select behaviour (`data.name
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomli_w
 
 from aelab.parts.channels import NoChannelSettings
 from aelab.parts.conditions import NoConditionSettings
@@ -328,32 +329,16 @@ def as_dict(cfg: object) -> dict[str, object]:
 
 
 def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string
+    """A value as TOML writes it on one line (for `--set` overrides): tomli-w's for a scalar,
+    an array inline."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
+    return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
 
 
 def dumps(cfg: RunConfig) -> str:
-    """The resolved config as TOML; `loads(dumps(cfg))` gives back `cfg`."""
-    lines: list[str] = []
-
-    def table(name: str, values: dict) -> None:
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
-        lines.append("")
-        for k, v in values.items():
-            if isinstance(v, dict):
-                table(f"{name}.{k}", v)
-
-    for sname, values in as_dict(cfg).items():
-        table(sname, values)
-    return "\n".join(lines)
+    """The resolved config as TOML (tomli-w); `loads(dumps(cfg))` gives back `cfg`."""
+    return tomli_w.dumps(as_dict(cfg))
 
 
 def diff(a: RunConfig, b: RunConfig, sections: tuple[str, ...] = tuple(SECTIONS)) -> list[str]:

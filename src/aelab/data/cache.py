@@ -35,9 +35,15 @@ def cached(path: Path, read: Callable[[Path], T], build: Callable[[], T], write:
         try:
             return read(path)
         except Exception as e:  # noqa: BLE001 - a torn file raises many kinds (BadZipFile, EOFError, ...)
-            text = str(e).strip().splitlines()
-            why = f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-            print(f"warning: {path}: damaged cache entry ({why}); building it again", file=sys.stderr)
+            print(f"warning: {path}: damaged cache entry ({_why(e, path)}); building it again", file=sys.stderr)
     value = build()
     write(path, value)
     return value
+
+
+def _why(error: Exception, path: Path) -> str:
+    """The reader's complaint, short: its first sentence, without the path said again."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = text.removeprefix(f"{path}: ")
+    text = text.split(". ")[0]
+    return text if len(text) <= 120 else text[:117] + "..."

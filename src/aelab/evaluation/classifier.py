@@ -75,7 +75,9 @@ class Judging:
 class DigitCNN(nn.Module):
     """conv(32) -> pool -> conv(64) -> pool -> 128 features -> 10 logits, on (B, 1, 28, 28)."""
 
-    def __init__(self, num_classes: int = 10):
+    INPUT = (1, 28, 28)  # the images it judges: MNIST-like digits
+
+    def __init__(self, num_classes: int):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
@@ -122,7 +124,7 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
     torch.manual_seed(cfg.seed)
     n = cfg.train_size or len(arrays.train_labels)
     x, y = _images(arrays.train_images[:n]), torch.from_numpy(arrays.train_labels[:n].astype(np.int64))
-    model = DigitCNN()
+    model = DigitCNN(_classes(arrays))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * -(-n // cfg.batch_size)
@@ -160,6 +162,16 @@ def _path(arrays: Arrays, name: str, cfg: ClassifierConfig):
     return cache_dir() / "classifiers" / f"{name}-{_key(arrays, cfg)[:20]}.pt"
 
 
+def _classes(arrays: Arrays) -> int:
+    return len(arrays.class_names)
+
+
+def judges(image_shape: tuple[int, ...], num_classes: int) -> bool:
+    """Whether a reference classifier can judge samples of this data: images of its input shape
+    in more than one class."""
+    return tuple(image_shape) == DigitCNN.INPUT and num_classes > 1
+
+
 def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tuple[DigitCNN, float]:
     """The cached classifier of this training data, trained first if there is none (or if the
     cached one cannot be read)."""
@@ -167,7 +179,7 @@ def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tu
 
     def read(path: Path) -> tuple[DigitCNN, float]:
         payload = checkpoint.load(path)
-        model = DigitCNN()
+        model = DigitCNN(_classes(arrays))
         model.load_state_dict(payload["model"])
         return model.eval(), float(payload["test_accuracy"])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import time
 
 import torch
@@ -22,6 +21,7 @@ from aelab.errors import AelabError, pick
 from aelab.evaluation.metrics import (active_units, denoising_quality, features, image_quality, nll_importance_sampled,
                       posterior_means, probe_accuracy, sample_scores)
 from aelab.parts.autoencoder import Autoencoder
+from aelab.training import train
 from aelab.training.rundir import UNITS, RunDir
 
 EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
@@ -31,16 +31,10 @@ PROBE_SEED = 3  # the one draw of dynamically binarised training images for the 
 NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elbo"}
 
 
-@torch.no_grad()
 def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
     """Each part of `model.loss` averaged over the test images, with the KL at full weight."""
-    model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    for batch in data.eval_batches(data.test, batch_size):
-        for k, v in model.loss(batch).items():
-            if k in NAMES:
-                sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
-    return {NAMES[k]: v.item() / len(data.test) for k, v in sums.items()}
+    parts = train.mean_loss_parts(model, data.eval_batches(data.test, batch_size), len(data.test))
+    return {NAMES[k]: v for k, v in parts.items() if k in NAMES}
 
 
 CHANNEL_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)  # evaluation noise levels of the PSNR curve
@@ -107,7 +101,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)
             train_codes, train_labels = timed("codes_train", lambda: posterior_means(model, data.eval_batches(train, bs)))
             out["probe_acc"] = timed("probe", lambda: probe_accuracy(train_codes, train_labels, codes, labels))
-        if data.image_shape == (1, 28, 28):  # MNIST-like: the reference classifier judges samples
+        if classifier.judges(data.image_shape, data.num_classes):  # MNIST-like digits: samples are judged
             arrays = pick(registry.DATASETS, "data.name", cfg.data.name)(cfg.data)
             judge, judge_acc = timed("classifier", lambda: classifier.reference_classifier(arrays, cfg.data.name,
                                                                                              judging.classifier))
@@ -180,10 +174,7 @@ def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | N
     """RUN/eval.json if it measured the current best.pt at least this deeply (and with K
     importance samples, where k is given), else a fresh evaluation (with K = k or default_k)."""
     if run.eval_path.is_file():
-        try:
-            record = json.loads(run.eval_path.read_text())
-        except (OSError, ValueError):
-            record = {}
+        record = run.evaluation()
         if (record.get("checkpoint_sha256") == _sha256(run.best_path) and k in (None, record.get("nll_k", k))
                 and (record.get("deep") or not deep)):
             return record

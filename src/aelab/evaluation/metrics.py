@@ -166,6 +166,6 @@ def sample_scores(model: Autoencoder, classifier, test_batches, n: int = 10_000,
         scores["cond_acc"] = hits.double().mean().item()
         scores["cond_acc_per_label"] = [hits[labels.cpu() == c].double().mean().item() for c in range(classes)]
     else:
-        p = torch.bincount(pred, minlength=10).double() / len(pred)
+        p = torch.bincount(pred, minlength=classifier.out.out_features).double() / len(pred)
         scores["sample_class_entropy"] = -(p[p > 0] * p[p > 0].log()).sum().item()
     return scores

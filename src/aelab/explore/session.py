@@ -99,7 +99,7 @@ class Explorer:
     def info(self) -> dict:
         m = self.model
         record = self._eval_record()
-        done = self._json(self.run.done_path)
+        done = self.run.done()
         entry = report.Entry(self.run.path.name, self.cfg, record, self.run.metrics_path, done, self.run.training())
         order = torch.argsort(self.spread, descending=True)[:min(SLIDERS, self.dim)]
         sd = (self.codes.std(0) if self.n_test > 1 else torch.ones(self.dim, dtype=torch.float64)).clamp_min(0.25)
@@ -127,15 +127,8 @@ class Explorer:
         return "p(z | y), learned per label" if self.cfg.model.prior.name == "conditional" else "N(0, I)"
 
     def _eval_record(self) -> dict:
-        record = self._json(self.run.eval_path)
+        record = self.run.evaluation()
         return record if record.get("epoch") == self.epoch else {}  # measured another checkpoint: not shown
-
-    @staticmethod
-    def _json(path) -> dict:
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
 
     def points(self, query: dict) -> dict:
         """The test codes in a plane: `axes` 'pca' (the codes' two principal directions, about
@@ -197,7 +190,7 @@ class Explorer:
 
     def _decode(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         with self.lock, torch.no_grad():
-            return self.model.likelihood.mean(self.model.decode(z, y)).float()
+            return self.model.decode_mean(z, y).float()
 
     def decode(self, body: dict) -> dict:
         """{'z': code, 'label': y (a CVAE), 'all_labels': true for the code as every label}."""

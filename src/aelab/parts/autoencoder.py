@@ -45,6 +45,10 @@ class Autoencoder(nn.Module):
         through the channel (noisy while training a noisy-channel model)."""
         return self.decoder(self.channel(z), self.condition(y))
 
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images decoded from codes z: (B, D) -> (B, C, H, W), the likelihood's mean (in [0, 1])."""
+        return self.likelihood.mean(self.decode(z, y))
+
     def loss(self, batch: Batch, progress: float | None = None) -> dict[str, torch.Tensor]:
         """The objective part's loss and its parts (objectives.py), nats/image. `progress` is
         the training time in epochs (for KL warm-up); None at evaluation."""
@@ -70,7 +74,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean at the posterior mean code: images in [0, 1]."""
-        return self.likelihood.mean(self.decode(self.encode(x, y).mean, y))
+        return self.decode_mean(self.encode(x, y).mean, y)
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None,
@@ -82,7 +86,7 @@ class Autoencoder(nn.Module):
             y = self.condition.default_labels(n, device)
         eps = torch.randn(n, self.latent_dim, generator=generator,
                           device=generator.device if generator else device).to(device)
-        return self.likelihood.mean(self.decode(self.prior_draw(eps, y), y))
+        return self.decode_mean(self.prior_draw(eps, y), y)
 
     def prior_draw(self, eps: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Codes z ~ p(z | y) made from standard normal noise eps (B, D): eps itself under

@@ -14,7 +14,7 @@ from aelab.reporting.figure_data import FIGURE_SEED, SHOWN, Subject, cond, shown
 
 
 def _decode(s: Subject, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    return s.model.likelihood.mean(s.model.decode(z, cond(s.model, y)))
+    return s.model.decode_mean(z, cond(s.model, y))
 
 
 def fitted_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNormal:

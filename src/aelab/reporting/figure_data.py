@@ -44,7 +44,7 @@ class Subject:
         return posterior_means(self.model, self.data.eval_batches(split, 1000))[0]
 
 
-def fixed_indices(labels: torch.Tensor, per_class: int = 1, classes: int = 10) -> torch.Tensor:
+def fixed_indices(labels: torch.Tensor, per_class: int, classes: int) -> torch.Tensor:
     """The first `per_class` test images of each class, class by class: the same images for
     every run on the same dataset."""
     picks = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(classes)]

@@ -8,7 +8,6 @@ indices and fixed seeds, so the same figure of two runs can be set side by side.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from aelab.reporting import codespace, plots
 from aelab.data.splits import ImageData
 from aelab.parts.autoencoder import Autoencoder
+from aelab.training.rundir import read_metrics
 from aelab.reporting.figure_data import (FIGURE_SEED, SHOWN, FigureOptions, Subject, cond, fixed_indices, random_indices, randn,
                       shown_images, test_images)
 
@@ -74,8 +74,9 @@ def prior_samples(s: Subject):
     model, data = s.model, s.data
     y = model.condition.default_labels(64, data.device)
     z = model.prior_draw(randn(64, model.latent_dim, data.device), y)
-    images = model.likelihood.mean(model.decode(z, y))
-    return plots.image_grid(images, 8, f"Decoded from z ~ {model.prior.symbol}" + (" (labels 0-9 in turn)" if y is not None else ""))
+    images = model.decode_mean(z, y)
+    return plots.image_grid(images, 8, f"Decoded from z ~ {model.prior.symbol}"
+                             + (f" (labels 0-{model.condition.dim - 1} in turn)" if y is not None else ""))
 
 
 def label_grid(s: Subject):
@@ -83,7 +84,7 @@ def label_grid(s: Subject):
     c = model.condition.dim
     eps = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same eps_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
-    images = model.likelihood.mean(model.decode(model.prior_draw(eps, y), y))
+    images = model.decode_mean(model.prior_draw(eps, y), y)
     return plots.image_grid(images, 10, f"Row: the label; column: one z ~ {model.prior.symbol} held fixed",
                             row_labels=names[:c], xlabel="z_1 ... z_10 (style)", ylabel="label")
 
@@ -92,7 +93,7 @@ def _decode_grid(model, data, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tenso
     """Decode z = (xs[j], ys[-1 - i]) for row i (top = largest z_2) and column j."""
     zy, zx = torch.meshgrid(ys.flip(0), xs, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], 1).to(data.device)
-    return model.likelihood.mean(model.decode(z, None))
+    return model.decode_mean(z, None)
 
 
 def _ticks(values: torch.Tensor) -> list[str]:
@@ -134,7 +135,7 @@ def manifold_quantiles(s: Subject, n: int = 15):
 
 def strip(s: Subject, a: float = 3.0, n: int = 21):
     (axis,), span = _axes(s, a, n)
-    images = s.model.likelihood.mean(s.model.decode(axis.view(-1, 1).to(s.data.device), None))
+    images = s.model.decode_mean(axis.view(-1, 1).to(s.data.device), None)
     return plots.image_grid(images, n, f"The 1-D latent decoded over {span}", col_labels=_ticks(axis),
                             xlabel="z", cell=0.55)
 
@@ -161,7 +162,7 @@ def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
         z[r * steps:(r + 1) * steps, d] = mean[d] + offsets * sd[d]
     y = model.condition.default_labels(1, data.device)
     y = None if y is None else y.repeat(len(z))  # a conditioned model: drawn as label 0
-    images = model.likelihood.mean(model.decode(z.float().to(data.device), y))
+    images = model.decode_mean(z.float().to(data.device), y)
     rows = [f"{_dimension(model, int(d))} (sd {sd[d]:.2f})" for d in dims]
     return plots.image_grid(images, steps, "Traversals of the most active dimensions" + (", label 0" if y is not None else ""),
                             row_labels=rows, col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
@@ -207,7 +208,7 @@ def interpolations(s: Subject, steps: int = 10):
     t = torch.linspace(0, 1, steps, device=data.device).view(1, -1, 1)
     z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).flatten(0, 1)
     y = cond(model, ya.repeat_interleave(steps))
-    images = model.likelihood.mean(model.decode(z, y))
+    images = model.decode_mean(z, y)
     pairs = ([f"{names[int(a)]} to {names[int(b)]}" for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
              if by_class else [f"pair {i + 1}" for i in range(len(ya))])
     return plots.image_grid(images, steps, "Interpolation between the codes of two test images", row_labels=pairs,
@@ -226,10 +227,6 @@ def denoising(s: Subject):
                             col_labels=[names[int(c)] for c in y] if by_class else None)
 
 
-def _metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _epochs(rows: list[dict]) -> list[float]:
     """Where each record sits on the epoch axis: a partial last epoch (a time budget ran out)
     at the epochs it reached."""
@@ -237,7 +234,7 @@ def _epochs(rows: list[dict]) -> list[float]:
 
 
 def learning_curves(metrics_path: Path, title: str):
-    rows = _metrics(metrics_path)
+    rows = read_metrics(metrics_path)
     epochs = _epochs(rows)
 
     def lines(part: str) -> dict:
@@ -315,7 +312,7 @@ def comparison_curves(runs: dict[str, Path], path: Path) -> Drawn:
     colors = plots.palette(list(runs))
     colors.update({f"{n} (train)": c for n, c in list(colors.items())})
     for name, metrics_path in runs.items():
-        rows = _metrics(metrics_path)
+        rows = read_metrics(metrics_path)
         for part, (_, lines) in panels.items():
             split = "val" if all(f"val_{part}" in r for r in rows) else "train"
             if all(f"{split}_{part}" in r for r in rows):

@@ -41,7 +41,7 @@ METRICS = {
     "active_units": ("active units (Var E[z|x] > 0.01)", "dims", "d"),
     "probe_acc": ("linear probe accuracy on codes", "", ".4f"),
     "cond_acc": ("samples classified as their label", "", ".4f"),
-    "sample_class_entropy": ("class entropy of prior samples", "nats (max 2.303)", ".3f"),
+    "sample_class_entropy": ("class entropy of prior samples", "nats (at most log C, C classes)", ".3f"),
     "fd_classifier": ("Frechet distance, classifier features", "not Inception FID", ".2f"),
     "classifier_test_acc": ("reference classifier test accuracy", "", ".4f"),
 }

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import multiprocessing
 import os
 import sys
@@ -121,7 +120,7 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     start = time.perf_counter()
     drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, out / "figures" / name, name,
                      list(data.class_names), figures)
-    done = json.loads(run.done_path.read_text()) if run.done_path.is_file() else {}
+    done = run.done()
     return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
                         time.perf_counter() - start)
 

@@ -61,6 +61,29 @@ def provenance() -> dict:
     }
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl, one per epoch; a line cut short (by a kill or a full
+    disk while it was appended) is dropped. The one reader of the file."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def _json(path: Path) -> dict:
+    """A JSON file of the run ({} where it is missing or unreadable: a summary, not the record of truth)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -116,15 +139,15 @@ class RunDir:
         append_line(self.metrics_path, json.dumps(record))
 
     def metrics(self) -> list[dict]:
-        if not self.metrics_path.is_file():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a kill while it was appended
-        return rows
+        return read_metrics(self.metrics_path)
+
+    def done(self) -> dict:
+        """done.json: epochs, seconds, what stopped training ({} while unfinished)."""
+        return _json(self.done_path)
+
+    def evaluation(self) -> dict:
+        """eval.json: the test metrics of the last `aelab eval` ({} where there is none)."""
+        return _json(self.eval_path)
 
     def keep_metrics_until(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written by a run killed before its checkpoint)."""
@@ -134,17 +157,14 @@ class RunDir:
     def record_training(self, how: dict, from_epoch: int) -> None:
         """Add to meta.json how training ran from `from_epoch` on (device, resolved precision,
         threads, processes): one entry per start or resume, as hardware may differ between them."""
-        meta = json.loads(self.meta_path.read_text()) if self.meta_path.is_file() else {}
+        meta = _json(self.meta_path)
         meta["training"] = [e for e in meta.get("training", []) if e.get("from_epoch", 0) < from_epoch]
         meta["training"].append({"from_epoch": from_epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **how})
         self.write_json(self.meta_path, meta)
 
     def training(self) -> list[dict]:
         """meta.json's record of how training ran (empty for runs trained before it was kept)."""
-        try:
-            return json.loads(self.meta_path.read_text()).get("training", [])
-        except (OSError, ValueError):
-            return []
+        return _json(self.meta_path).get("training", [])
 
     def write_json(self, path: Path, record: dict) -> None:
         write_atomic(path, json.dumps(record, indent=2) + "\n")

@@ -136,16 +136,22 @@ def _restore(state: State, payload: dict, device: torch.device, main: bool = Tru
 
 
 @torch.no_grad()
-def validate(model: Autoencoder, data: ImageData, batch_size: int) -> dict[str, float]:
-    """Mean of each loss part over the validation split (KL at full weight); {} if it is empty."""
-    if len(data.val) == 0:
-        return {}
+def mean_loss_parts(model: Autoencoder, batches, n: int) -> dict[str, float]:
+    """Each part of `model.loss` averaged over the `n` images of `batches`, summed in float64,
+    with the KL at full weight (no warm-up): the one loop of validation and test losses."""
     model.eval()
     sums: dict[str, torch.Tensor] = {}
-    for batch in data.eval_batches(data.val, batch_size):
+    for batch in batches:
         for k, v in model.loss(batch).items():
-            sums[k] = sums.get(k, 0) + v * len(batch.y)
-    return {k: v.item() / len(data.val) for k, v in sums.items()}
+            sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
+    return {k: v.item() / n for k, v in sums.items()}
+
+
+def validate(model: Autoencoder, data: ImageData, batch_size: int) -> dict[str, float]:
+    """Mean of each loss part over the validation split; {} if it is empty."""
+    if len(data.val) == 0:
+        return {}
+    return mean_loss_parts(model, data.eval_batches(data.val, batch_size), len(data.val))
 
 
 class _Objective(nn.Module):
