@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab import config, registry
-from aelab.data import sources as datasets
-from aelab.training import train
-from aelab.evaluation.evaluate import evaluate_run
-from aelab.training.rundir import RunDir
 from aelab.config import CONFIG_DIR
+from aelab.data import sources as datasets
+from aelab.evaluation.evaluate import evaluate_run
+from aelab.training import train
+from aelab.training.rundir import RunDir
 
 
 class ReferenceVAE(nn.Module):

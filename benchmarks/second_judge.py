@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aelab.evaluation import classifier
 from aelab.data import sources as datasets
+from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import load_model
 from aelab.training.rundir import RunDir
 

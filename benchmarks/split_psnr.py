@@ -16,8 +16,7 @@ import argparse
 
 import torch
 
-from aelab import hardware
-from aelab import registry
+from aelab import hardware, registry
 from aelab.evaluation.evaluate import load_model
 from aelab.evaluation.metrics import psnr_per_image
 from aelab.training.rundir import RunDir

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from aelab import hardware
-from aelab import config, registry
+from aelab import config, hardware, registry
 from aelab.bench import _sync
 from aelab.data.splits import Batch
+
 
 def step_ms(cfg, shape: tuple[int, ...], classes: int, batch: int, repeat: int) -> float:
     torch.manual_seed(0)

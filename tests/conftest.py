@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from aelab import config
-from aelab.data import sources as datasets
 from aelab.config import RunConfig
+from aelab.data import sources as datasets
 from aelab.data.splits import Grey, ImageData
 
 

@@ -1,7 +1,6 @@
 import json
 
-from aelab import hardware
-from aelab import config
+from aelab import config, hardware
 from aelab.cli import main
 from aelab.config import CONFIG_DIR
 

@@ -8,10 +8,10 @@ import sys
 
 import torch
 
-from aelab.training import checkpoint, train
 from aelab import config, registry
-from aelab.studies import study
 from aelab.cli import main
+from aelab.studies import study
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
 
 # An MLP VAE on 4,090 real digits, dynamically binarised and corrupted (noise drawn in three

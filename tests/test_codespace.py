@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from aelab.reporting import codespace
 from aelab import registry
 from aelab.evaluation.evaluate import CHANNEL_SIGMAS, channel_quality
 from aelab.evaluation.metrics import image_quality
-
+from aelab.reporting import codespace
 from conftest import tiny
 
 

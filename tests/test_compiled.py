@@ -5,9 +5,8 @@ import warnings
 import pytest
 import torch
 
-from aelab.evaluation import compiled, metrics
 from aelab import registry
-
+from aelab.evaluation import compiled, metrics
 from conftest import tiny
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from aelab import config, registry
-from aelab.errors import AelabError
 from aelab.config import CONFIG_DIR
+from aelab.errors import AelabError
 
 SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 

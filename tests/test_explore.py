@@ -18,12 +18,12 @@ import torch
 
 import browser
 from aelab import config, registry
-from aelab.training import train
 from aelab.explore.server import make_server
 from aelab.explore.session import Explorer
+from aelab.training import train
 from aelab.training.rundir import RunDir
-
 from conftest import channel_cnn_toml, tiny, write_photos
+
 
 def _trained(path, cfg, data):
     run = RunDir.create(path, cfg)

@@ -4,13 +4,12 @@ as labels, the cache, and the errors."""
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 from aelab.data import folders
 from aelab.errors import AelabError
-
 from conftest import channel_cnn_toml
 
 DOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dogs64"

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from aelab.training import checkpoint, train
 from aelab import config, registry
-from aelab.data import sources as datasets, folders, idx
+from aelab.data import folders, idx
+from aelab.data import sources as datasets
 from aelab.errors import AelabError
 from aelab.evaluation.evaluate import load_model
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
-
 from conftest import tiny
 
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))

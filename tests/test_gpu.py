@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from aelab import hardware
-from aelab.training import checkpoint, train
 from aelab.evaluation.evaluate import evaluate_run
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
-
 from conftest import tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -5,12 +5,10 @@ import json
 import pytest
 import torch
 
-from aelab import hardware
-from aelab.training import checkpoint, train
-from aelab import registry
+from aelab import hardware, registry
 from aelab.cli import main
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
-
 from conftest import tiny
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda", 0), torch.device("mps")

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from aelab.data import sources as datasets, idx
+from aelab.data import idx
+from aelab.data import sources as datasets
 from aelab.errors import AelabError
 
 

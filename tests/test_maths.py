@@ -13,7 +13,6 @@ from aelab.parts.latents import DiagonalGaussian, standard_normal_log_prob
 from aelab.parts.likelihoods import Bernoulli, Gaussian, Laplace
 from aelab.parts.objectives import KLWeight
 from aelab.parts.priors import ClassPrior
-
 from conftest import KINDS, tiny
 
 

@@ -6,15 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from aelab import registry
+from aelab.data.splits import Batch
 from aelab.errors import AelabError
 from aelab.evaluation import classifier, metrics
-from aelab import registry
-from aelab.parts.conditions import Unconditional
-from aelab.data.splits import Batch
-from aelab.parts.latents import GaussianLatent
 from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.conditions import Unconditional
+from aelab.parts.latents import GaussianLatent
 from aelab.parts.objectives import ELBO, IWAE
-
 from conftest import tiny
 
 
@@ -203,8 +202,8 @@ def test_sample_scores_on_real_digits(small_data, mnist):
 def test_measure_on_a_dynamically_binarised_model(mnist):
     """Dynamic binarisation: the test set is binary, the probe's training codes come from one
     seeded draw, and samples are judged against the grey test images."""
-    from aelab.evaluation import evaluate
     from aelab.data.splits import Dynamic, ImageData
+    from aelab.evaluation import evaluate
 
     cfg = tiny("vae", data={"binarize": "dynamic"})
     data = ImageData.from_arrays(mnist, Dynamic(), 256, 512)

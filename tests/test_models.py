@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from aelab.parts.catalog import PARTS
-from aelab.training import checkpoint
 from aelab import registry
 from aelab.config import RunConfig
 from aelab.data.splits import Batch
 from aelab.errors import AelabError
-
+from aelab.parts.catalog import PARTS
+from aelab.training import checkpoint
 from conftest import moved, part_table, tiny
 
 # The tiny models of the loop have 49-number codes: a cnn code map of one channel on the 7x7

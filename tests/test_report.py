@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 import browser
-from aelab.reporting import figures, report, figure_data as subject
 from aelab import registry
-from aelab.parts import theory
 from aelab.cli import main
+from aelab.parts import theory
+from aelab.reporting import figure_data as subject
+from aelab.reporting import figures, report
 from conftest import tiny
 
 BASE = """

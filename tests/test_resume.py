@@ -12,11 +12,10 @@ import time
 import pytest
 import torch
 
-from aelab.training import checkpoint, runlock, train
 from aelab import files
 from aelab.cli import main
+from aelab.training import checkpoint, runlock, train
 from aelab.training.rundir import RunDir
-
 from conftest import tiny, write_photos
 
 AELAB = [sys.executable, "-m", "aelab"]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from aelab.studies import study
 from aelab.cli import main
+from aelab.studies import study
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from aelab.studies import pipeline as job, study
 from aelab.cli import main
 from aelab.errors import AelabError
-
+from aelab.studies import pipeline as job
+from aelab.studies import study
 from conftest import JUDGED
 
 BASE = """
@@ -93,10 +93,10 @@ config = "dae_mnist.toml"
     ('config = "base.toml"\n[grid]\n"train.lr" = [0.1, 0.1]\n', ["share the name"]),
     ('config = "base.toml"\nnll_k = 0\n', ["nll_k"]),
     ('config = "base.toml"\n[grid\n', ["not valid TOML"]),
-    ('config = "base.toml"\n[figures]\npull = 1.5\n', ["figures.pull must be a number from 0 to 1"]),
+    ('config = "base.toml"\n[figures]\npull = 1.5\n', ["figures.pull must be at most 1"]),
     ('config = "base.toml"\n[figures]\nfit_codes = 1\n', ["figures.fit_codes"]),
     ('config = "base.toml"\n[figures]\nnoise_levels = [-1]\n', ["figures.noise_levels"]),
-    ('config = "base.toml"\n[figures]\ndelta = 0.2\n', ["figures", "unknown key 'delta'"]),
+    ('config = "base.toml"\n[figures]\ndelta = 0.2\n', ["unknown key 'figures.delta'", "valid keys: figures.fit_codes"]),
 ])
 def test_bad_studies_are_refused_naming_the_file_and_key(tmp_path, text, words):
     with pytest.raises(AelabError) as e:

@@ -6,10 +6,9 @@ import os
 import pytest
 import torch
 
-from aelab.training import checkpoint, train
 from aelab import config
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
-
 from conftest import tiny
 
 

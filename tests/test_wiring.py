@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from aelab.training import checkpoint, train
-from aelab.data import sources as datasets
 from aelab import registry
+from aelab.data import sources as datasets
+from aelab.training import checkpoint, train
 from aelab.training.rundir import RunDir
-
 from conftest import moved, tiny, write_photos
 
 # Settings that act only together with another: moved in that company.

@@ -20,14 +20,13 @@ import time
 import torch
 from torch import nn
 
-from aelab import hardware
-from aelab import config, registry
-from aelab.training import train
+from aelab import config, hardware, registry
+from aelab.config import CONFIG_DIR
 from aelab.data.splits import Batch
 from aelab.evaluation.evaluate import loss_parts
 from aelab.evaluation.metrics import nll_importance_sampled
+from aelab.training import train
 from aelab.training.rundir import RunDir
-from aelab.config import CONFIG_DIR
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:

@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 
 from aelab import bench, config, registry
-from aelab.training import distributed, interrupt, runlock, train
-from aelab.explore import server as explore
-from aelab.studies import pipeline as job
-from aelab.reporting import report
 from aelab.errors import AelabError
-from aelab.files import WriteError, check_output
 from aelab.evaluation.evaluate import evaluate_run, load_model
+from aelab.explore import server
+from aelab.files import WriteError, check_output
+from aelab.reporting import report
 from aelab.reporting.images import save_images
+from aelab.studies import pipeline
+from aelab.training import distributed, interrupt, runlock, train
 from aelab.training.rundir import RunDir
 
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
@@ -151,11 +151,11 @@ def _run(args: argparse.Namespace) -> int:
     study = Path(args.study) if args.study else None
     out = check_output(Path(args.out or Path("runs") / study.stem) / "report.html").parent
     if args.list:
-        for command in job.pending(study, out, epochs=args.epochs):
+        for command in pipeline.pending(study, out, epochs=args.epochs):
             print(shlex.join(command))
         return 0
     try:
-        html, failed = job.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
+        html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
@@ -173,7 +173,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.k is not None:
         _at_least_one("--k", args.k)
     out = check_output(Path(args.out) / "report.html").parent
-    html = job.report_runs([Path(r) for r in args.runs], out, title=args.title, k=args.k)
+    html = pipeline.report_runs([Path(r) for r in args.runs], out, title=args.title, k=args.k)
     print(f"report: {html}")
     return 0
 
@@ -247,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     x.add_argument("--verbose", action="store_true", help="log every request on stderr")
-    x.set_defaults(func=lambda a: explore.serve(a.run, a.host, a.port, a.verbose))
+    x.set_defaults(func=lambda a: server.serve(a.run, a.host, a.port, a.verbose))
 
     b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")
     bench.add_arguments(b)

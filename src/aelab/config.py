@@ -18,7 +18,6 @@ its new settings class's defaults. Other names that select behaviour (`data.name
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -26,18 +25,17 @@ from pathlib import Path
 
 import tomli_w
 
+from aelab.errors import AelabError
+from aelab.parts.catalog import PARTS
 from aelab.parts.channels import NoChannelSettings
 from aelab.parts.conditions import NoConditionSettings
 from aelab.parts.corruption import NoCorruptionSettings
-from aelab.errors import AelabError
 from aelab.parts.latents import GaussianLatentSettings
 from aelab.parts.likelihoods import BernoulliSettings
 from aelab.parts.networks import MLPSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
-from aelab.parts.catalog import PARTS
-from aelab.parts.settings import PartSettings, bounded, check_range
-
+from aelab.parts.settings import PartSettings, bounded, check_range, coerce
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # the shipped configs (also `configs/` in the repository)
 
@@ -152,36 +150,6 @@ def valid_keys(cfg: RunConfig | None = None) -> list[str]:
     return list(flat(cfg or RunConfig()))
 
 
-def _coerce(key: str, value: object, tp: object, where: str) -> object:
-    """Check `value` against the annotation `tp`; return it in the field's own type."""
-    def bad(expected: str) -> AelabError:
-        return AelabError(f"{where}: {key} must be {expected}, got {value!r}")
-
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad("a finite number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if typing.get_origin(tp) is tuple:
-        if not isinstance(value, (list, tuple)) or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value
-        ):
-            raise bad("a list of positive integers")
-        return tuple(value)
-    raise TypeError(f"unsupported config type {tp!r} for {key}")
-
-
 def from_dict(tree: dict, where: str, base: RunConfig | None = None) -> RunConfig:
     """Build a RunConfig from nested dicts, starting from `base` (defaults when None)."""
     base = base or RunConfig()
@@ -211,7 +179,7 @@ def _update(section: object, prefix: str, values: dict, where: str) -> object:
         if types[name] is PartSettings:
             changes[name] = _part(getattr(section, name), key, value, where)
         else:
-            changes[name] = _coerce(key, value, types[name], where)
+            changes[name] = coerce(key, value, types[name], where)
             check_range(key, fields[name], changes[name], where)
     return dataclasses.replace(section, **changes)
 

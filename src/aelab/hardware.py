@@ -11,7 +11,6 @@ import torch
 
 from aelab.errors import AelabError, pick
 
-
 # train.precision -> the dtype the training forward pass is autocast to (None: plain float32);
 # "auto" is resolved per device by `precision`. Weights, optimizer state, losses and every
 # evaluation stay float32.

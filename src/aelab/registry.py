@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING
 import torch
 
 from aelab import hardware
-from aelab.parts.catalog import PARTS
-from aelab.data import sources as datasets, folders
+from aelab.data import folders, sources
 from aelab.data.splits import Dynamic, Grey, ImageData, Threshold
 from aelab.errors import AelabError, pick
 from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.catalog import PARTS
 
 if TYPE_CHECKING:
     from aelab.config import RunConfig
 
 
 # data.name -> Arrays from the data config
-DATASETS = {"mnist": lambda d: datasets.load_mnist(d.root),
-            "fashion-mnist": lambda d: datasets.load_fashion_mnist(d.root),
+DATASETS = {"mnist": lambda d: sources.load_mnist(d.root),
+            "fashion-mnist": lambda d: sources.load_fashion_mnist(d.root),
             "folder": lambda d: folders.load_arrays(d.root, d.test_root, d.test_fraction, d.image_size)}
 BINARIZERS = {"none": Grey, "static": Threshold, "dynamic": Dynamic}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from aelab.data import idx
-from aelab.errors import AelabError
 from aelab.data.cache import Unreadable, cache_dir, cached
+from aelab.errors import AelabError
 from aelab.files import write_atomic
 
 NUM_CLASSES = 10

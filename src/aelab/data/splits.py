@@ -7,8 +7,8 @@ model selection) and test (the test file, for final evaluation only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch

@@ -9,24 +9,24 @@ comparable with Inception FIDs, only between models judged by the same classifie
 
 from __future__ import annotations
 
-import hashlib
-import sys
 import dataclasses
+import hashlib
 import os
+import sys
 import tomllib
 from dataclasses import asdict, dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab.training import checkpoint
 from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
 from aelab.errors import AelabError
+from aelab.training import checkpoint
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,20 @@ import time
 
 import torch
 
-from aelab import hardware
-from aelab.evaluation import classifier
-from aelab import registry
+from aelab import hardware, registry
 from aelab.data.splits import ImageData, Split
 from aelab.errors import AelabError, pick
-from aelab.evaluation.metrics import (active_units, denoising_quality, features, image_quality, nll_importance_sampled,
-                      posterior_means, probe_accuracy, sample_scores)
+from aelab.evaluation import classifier
+from aelab.evaluation.metrics import (
+    active_units,
+    denoising_quality,
+    features,
+    image_quality,
+    nll_importance_sampled,
+    posterior_means,
+    probe_accuracy,
+    sample_scores,
+)
 from aelab.parts.autoencoder import Autoencoder
 from aelab.training import train
 from aelab.training.rundir import UNITS, RunDir

@@ -20,13 +20,13 @@ from functools import cached_property
 import torch
 
 from aelab import registry
-from aelab.reporting import report
-from aelab.reporting.codespace import fitted_gaussian
 from aelab.data.splits import ImageData
 from aelab.evaluation.evaluate import load_model
 from aelab.evaluation.metrics import ACTIVE_UNIT_THRESHOLD, posterior_means, psnr_per_image
-from aelab.training.rundir import RunDir
+from aelab.reporting import report
+from aelab.reporting.codespace import fitted_gaussian
 from aelab.reporting.figure_data import FigureOptions, Subject
+from aelab.training.rundir import RunDir
 
 SLIDERS = 8  # sliders for the dimensions whose posterior mean varies most over the test images
 CODE_LIMIT = 1e3  # |z_j| above this is refused (trained codes lie within a few units of 0)

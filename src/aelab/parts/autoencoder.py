@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aelab.data.splits import Batch
 from aelab.parts.channels import Noiseless
 from aelab.parts.conditions import Unconditional
 from aelab.parts.corruption import Clean
-from aelab.data.splits import Batch
 from aelab.parts.objectives import ELBO
 from aelab.parts.priors import FixedPrior
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aelab.parts import draws as noise, theory
 from aelab.errors import AelabError
+from aelab.parts import draws, theory
 from aelab.parts.settings import PartSettings, bounded
 
 
@@ -54,7 +54,7 @@ class PowerNormalizedAWGN(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = self.sigma if self.training else self.eval_sigma
-        return z + sigma * noise.randn_like(z) if sigma > 0 else z
+        return z + sigma * draws.randn_like(z) if sigma > 0 else z
 
     @contextlib.contextmanager
     def noise_at(self, sigma: float):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aelab.parts import draws as noise, theory
+from aelab.parts import draws, theory
 from aelab.parts.settings import PartSettings, bounded
 
 
@@ -27,7 +27,7 @@ class GaussianNoise:
         self.sigma = sigma
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.sigma * noise.randn_like(x)).clamp_(0, 1)
+        return (x + self.sigma * draws.randn_like(x)).clamp_(0, 1)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class NoCorruptionSettings(PartSettings):
 
 @dataclass(frozen=True)
 class GaussianNoiseSettings(PartSettings):
-    """[model.corruption] name = "gaussian": a denoising autoencoder's input noise."""
+    """[model.corruption] name = "gaussian": a denoising autoencoder's input draws."""
 
     name = "gaussian"
     slot = "corruption"

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from aelab.parts import draws as noise, theory
+from aelab.parts import draws, theory
 from aelab.parts.settings import PartSettings
 
 LOG_2PI = math.log(2 * math.pi)
@@ -25,7 +25,7 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 
 class StandardNormal:
     """p(z) = N(0, I), the same for every image. Priors (priors.py) share its interface:
-    log_prob(z), kl_from(q) and draw(eps), z from standard normal noise."""
+    log_prob(z), kl_from(q) and draw(eps), z from standard normal draws."""
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return standard_normal_log_prob(z)
@@ -69,7 +69,7 @@ class DiagonalGaussian:
     def rsample(self, k: int | None = None) -> torch.Tensor:
         """The reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I). (B, D) or (k, B, D)."""
         shape = self.mean.shape if k is None else (k, *self.mean.shape)
-        eps = noise.randn(shape, batch_dim=len(shape) - 2, dtype=self.mean.dtype, device=self.mean.device)
+        eps = draws.randn(shape, batch_dim=len(shape) - 2, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.std * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aelab.parts import theory
 from aelab.errors import AelabError
+from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded, choice, value_text
-
 
 # model.network.activation
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,

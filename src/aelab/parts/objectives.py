@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from aelab.parts import theory
 from aelab.errors import AelabError
+from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded, choice
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aelab.parts import theory
 from aelab.errors import AelabError
+from aelab.parts import theory
 from aelab.parts.latents import STANDARD, DiagonalGaussian, StandardNormal
 from aelab.parts.settings import PartSettings
 

@@ -11,15 +11,18 @@ model, describe themselves for reports, name the theory they rest on, and build 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from aelab.errors import AelabError
 
 
-def bounded(default, *, at_least=None, above=None):
-    """A field with a range, checked where configs are loaded: value >= at_least, value > above."""
-    return field(default=default, metadata={"at_least": at_least, "above": above})
+def bounded(default, *, at_least=None, above=None, at_most=None):
+    """A field with a range, checked where configs are loaded: value >= at_least, value > above,
+    value <= at_most (for a list, each of its values)."""
+    return field(default=default, metadata={"at_least": at_least, "above": above, "at_most": at_most})
 
 
 def choice(default: str, table: dict):
@@ -27,16 +30,73 @@ def choice(default: str, table: dict):
     return field(default=default, metadata={"choices": table})
 
 
+def coerce(key: str, value: object, tp: object, where: str) -> object:
+    """Check `value` against the annotation `tp`; return it in the field's own type."""
+    def bad(expected: str) -> AelabError:
+        return AelabError(f"{where}: {key} must be {expected}, got {value!r}")
+
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if typing.get_origin(tp) is tuple and typing.get_args(tp)[0] is float:  # tuple[float, ...]
+        if not isinstance(value, (list, tuple)) or not value or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value
+        ):
+            raise bad("a non-empty list of finite numbers")
+        return tuple(float(v) for v in value)
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value
+        ):
+            raise bad("a list of positive integers")
+        return tuple(value)
+    raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
 def check_range(key: str, f: dataclasses.Field, value, where: str) -> None:
     """The field's own range or choices (`bounded`, `choice`), else nothing."""
     choices = f.metadata.get("choices")
     if choices is not None and value not in choices:
         raise AelabError(f"{where}: {key}: unknown {value!r}; choose from {', '.join(choices)}")
-    low, above = f.metadata.get("at_least"), f.metadata.get("above")
-    if low is not None and value < low:
-        raise AelabError(f"{where}: {key} must be at least {low}, got {value!r}")
-    if above is not None and value <= above:
-        raise AelabError(f"{where}: {key} must be greater than {above}, got {value!r}")
+    low, above, high = f.metadata.get("at_least"), f.metadata.get("above"), f.metadata.get("at_most")
+    for v in value if isinstance(value, tuple) else (value,):
+        each = "each of " if isinstance(value, tuple) else ""
+        if low is not None and v < low:
+            raise AelabError(f"{where}: {each}{key} must be at least {low}, got {value!r}")
+        if above is not None and v <= above:
+            raise AelabError(f"{where}: {each}{key} must be greater than {above}, got {value!r}")
+        if high is not None and v > high:
+            raise AelabError(f"{where}: {each}{key} must be at most {high}, got {value!r}")
+
+
+def from_table(cls, table: object, where: str, prefix: str):
+    """A settings dataclass `cls` from a TOML table, each key checked as a config's are: unknown
+    keys refused with the valid ones listed, each value against its field's type and range."""
+    if not isinstance(table, dict):
+        raise AelabError(f"{where}: {prefix} must be a table, e.g. [{prefix}]")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    types = typing.get_type_hints(cls)
+    values = {}
+    for name, value in table.items():
+        key = f"{prefix}.{name}"
+        if name not in fields:
+            raise AelabError(f"{where}: unknown key '{key}'; valid keys: {', '.join(f'{prefix}.{k}' for k in fields)}")
+        values[name] = coerce(key, value, types[name], where)
+        check_range(key, fields[name], values[name], where)
+    return cls(**values)
 
 
 def value_text(value) -> str:

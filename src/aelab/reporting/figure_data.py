@@ -11,6 +11,7 @@ import torch
 from aelab.data.splits import ImageData, Split
 from aelab.evaluation.metrics import posterior_means
 from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.settings import bounded
 
 FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption, picked images
 SHOWN = 9  # images in a row of the code-space figures; the test images picked where there are no classes
@@ -20,9 +21,10 @@ SHOWN = 9  # images in a row of the code-space figures; the test images picked w
 class FigureOptions:
     """Settings of the code-space figures; a study sets them in its [figures] table."""
 
-    fit_codes: int = 256  # training codes the Gaussian is fitted to
-    pull: float = 0.25  # delta in delta * sample + (1 - delta) * real code
-    noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.5, 1.0)  # noise sd on codes, relative to their RMS
+    fit_codes: int = bounded(256, at_least=2)  # training codes the Gaussian is fitted to
+    pull: float = bounded(0.25, at_least=0.0, at_most=1.0)  # delta in delta * sample + (1 - delta) * real code
+    # noise sd on codes, relative to their RMS
+    noise_levels: tuple[float, ...] = bounded((0.0, 0.1, 0.2, 0.5, 1.0), at_least=0.0)
 
 
 class Subject:

@@ -13,12 +13,22 @@ from pathlib import Path
 
 import torch
 
-from aelab.reporting import codespace, plots
 from aelab.data.splits import ImageData
 from aelab.parts.autoencoder import Autoencoder
+from aelab.reporting import codespace, plots
+from aelab.reporting.figure_data import (
+    FIGURE_SEED,
+    SHOWN,
+    FigureOptions,
+    Subject,
+    cond,
+    fixed_indices,
+    randn,
+    random_indices,
+    shown_images,
+    test_images,
+)
 from aelab.training.rundir import read_metrics
-from aelab.reporting.figure_data import (FIGURE_SEED, SHOWN, FigureOptions, Subject, cond, fixed_indices, random_indices, randn,
-                      shown_images, test_images)
 
 SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
 TRAVERSED_DIMS = 8

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aelab import config
-from aelab.parts import theory
-from aelab.parts.settings import value_text
 from aelab.config import RunConfig
 from aelab.files import write_atomic
+from aelab.parts import theory
+from aelab.parts.settings import value_text
 from aelab.training.rundir import UNITS
 
 if TYPE_CHECKING:

@@ -18,18 +18,17 @@ from pathlib import Path
 
 import torch
 
-from aelab import hardware
-from aelab.evaluation import classifier
-from aelab import config, registry
-from aelab.reporting import report
-from aelab.training import runlock, train
-from aelab.studies import study
+from aelab import config, hardware, registry
 from aelab.config import RunConfig
 from aelab.data.splits import ImageData
 from aelab.errors import AelabError
+from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import cached_or_evaluate, load_model
-from aelab.training.rundir import RunDir
+from aelab.reporting import report
 from aelab.reporting.figure_data import FigureOptions
+from aelab.studies import study
+from aelab.training import runlock, train
+from aelab.training.rundir import RunDir
 
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
@@ -214,9 +213,8 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
 
 def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
             failed: dict[str, str] | None = None) -> Path:
-    from aelab.reporting.figures import Drawn, comparison_curves
-
     from aelab.reporting.codespace import channel_curve
+    from aelab.reporting.figures import Drawn, comparison_curves
 
     overview = []
     if len(entries) > 1:

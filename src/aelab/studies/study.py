@@ -32,7 +32,7 @@ from pathlib import Path
 from aelab import config, registry
 from aelab.config import RunConfig
 from aelab.errors import AelabError
-from aelab.parts.settings import value_text
+from aelab.parts.settings import coerce, from_table, value_text
 from aelab.reporting.figure_data import FigureOptions
 
 STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
@@ -106,9 +106,9 @@ def load(path: str | Path) -> Study:
     for key in ("title", "question", "config"):
         if not isinstance(tree.get(key, ""), str):
             raise AelabError(f"{path}: {key} must be a string")
-    nll_k = tree.get("nll_k", 100)
-    if isinstance(nll_k, bool) or not isinstance(nll_k, int) or nll_k < 1:
-        raise AelabError(f"{path}: nll_k must be an integer of at least 1, got {nll_k!r}")
+    nll_k = coerce("nll_k", tree.get("nll_k", 100), int, str(path))
+    if nll_k < 1:
+        raise AelabError(f"{path}: nll_k must be at least 1, got {nll_k!r}")
     common = _strings(tree.get("set", []), f"{path}: set")
 
     variants = tree.get("variants", {})
@@ -151,19 +151,5 @@ def load(path: str | Path) -> Study:
 
 
 def _figure_options(table: object, path: Path) -> FigureOptions:
-    """The [figures] table: fit_codes (an integer >= 2), pull (0 to 1), noise_levels (numbers >= 0)."""
-    if not isinstance(table, dict):
-        raise AelabError(f"{path}: figures must be a table, e.g. [figures] pull = 0.25")
-    _unknown(table, {"fit_codes", "pull", "noise_levels"}, f"{path}: figures")
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    default = FigureOptions()
-    fit = table.get("fit_codes", default.fit_codes)
-    pull = table.get("pull", default.pull)
-    levels = table.get("noise_levels", list(default.noise_levels))
-    if isinstance(fit, bool) or not isinstance(fit, int) or fit < 2:
-        raise AelabError(f"{path}: figures.fit_codes must be an integer of at least 2, got {fit!r}")
-    if not number(pull) or not 0 <= pull <= 1:
-        raise AelabError(f"{path}: figures.pull must be a number from 0 to 1, got {pull!r}")
-    if not isinstance(levels, list) or not levels or not all(number(v) and v >= 0 for v in levels):
-        raise AelabError(f"{path}: figures.noise_levels must be a list of numbers of at least 0, got {levels!r}")
-    return FigureOptions(fit, float(pull), tuple(float(v) for v in levels))
+    """The [figures] table, checked as a config's keys are (FigureOptions' fields and ranges)."""
+    return from_table(FigureOptions, table, str(path), "figures")

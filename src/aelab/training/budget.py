@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+
 class Clock:
     def __init__(self, spent: float, budget_s: float, agree: Callable[[float], float] = lambda t: t,
                  now: Callable[[], float] = time.perf_counter):

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from aelab import hardware
-
 from aelab.errors import AelabError, pick
 
 

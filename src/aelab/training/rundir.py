@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from aelab.training import checkpoint
 from aelab import config
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.files import append_line, write_atomic
 from aelab.parts.autoencoder import Autoencoder
+from aelab.training import checkpoint
 
 UNITS = "nats per image: sum over pixels, mean over images; mse per pixel"
 

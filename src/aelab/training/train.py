@@ -14,14 +14,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from aelab import hardware
-from aelab.training import budget, checkpoint, distributed, interrupt, runlock
-from aelab import config, registry
-from aelab.parts import draws as noise
+from aelab import config, hardware, registry
 from aelab.config import RunConfig
 from aelab.data.splits import Batch, ImageData
 from aelab.errors import AelabError
+from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
+from aelab.training import budget, checkpoint, distributed, interrupt, runlock
 from aelab.training.rundir import RunDir
 
 
@@ -204,7 +203,7 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
     for step, batch in enumerate(batches, start=p.step + 1):
         progress = state.epoch + (step - 1) / steps  # in epochs
         total = min(t.batch_size, len(data.train) - (step - 1) * t.batch_size)  # images in the global batch
-        with autocast, noise.share(*group.rows(total), total) if group.world > 1 else nullcontext():
+        with autocast, draws.share(*group.rows(total), total) if group.world > 1 else nullcontext():
             out = step_fn(batch.x, batch.y, progress)
         opt.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients: weight each by its share of the global batch
