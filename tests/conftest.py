@@ -10,7 +10,7 @@ import torch
 from aelab import config
 from aelab.config import RunConfig
 from aelab.data import sources as datasets
-from aelab.data.splits import Grey, ImageData
+from aelab.data.splits import GreyLevels, ImageData
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def mnist():
 @pytest.fixture(scope="session")
 def small_data(mnist) -> ImageData:
     """512 real training digits, 256 for validation, the full test set; grey levels."""
-    return ImageData.from_arrays(mnist, Grey(), val_size=256, train_size=512)
+    return ImageData.from_arrays(mnist, GreyLevels(), val_size=256, train_size=512)
 
 
 # the parts that make each kind of model

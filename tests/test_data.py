@@ -1,14 +1,14 @@
 import torch
 
-from aelab.data.splits import Dynamic, Grey, ImageData, Threshold
+from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 
 
 def test_splits_are_the_documented_ones(mnist):
-    data = ImageData.from_arrays(mnist, Grey(), val_size=5000)
+    data = ImageData.from_arrays(mnist, GreyLevels(), val_size=5000)
     assert (len(data.train), len(data.val), len(data.test)) == (55000, 5000, 10000)
     assert torch.equal(data.val.images[:, 0], torch.from_numpy(mnist.train_images[55000:].copy()))
     assert torch.equal(data.test.labels, torch.from_numpy(mnist.test_labels.astype("int64")))
-    small = ImageData.from_arrays(mnist, Grey(), val_size=5000, train_size=100)
+    small = ImageData.from_arrays(mnist, GreyLevels(), val_size=5000, train_size=100)
     assert len(small.train) == 100 and torch.equal(small.val.images, data.val.images)
 
 
@@ -24,15 +24,15 @@ def test_an_epoch_visits_every_training_image_once(small_data):
 
 
 def test_static_binarization_thresholds_at_half(mnist):
-    data = ImageData.from_arrays(mnist, Threshold(), val_size=100, train_size=100)
+    data = ImageData.from_arrays(mnist, StaticBinary(), val_size=100, train_size=100)
     grey = torch.from_numpy(mnist.test_images.copy()).float() / 255
     x = torch.cat([b.x for b in data.eval_batches(data.test, 5000)])[:, 0]
     assert torch.equal(x, (grey > 0.5).float())
 
 
 def test_dynamic_binarization_is_fresh_for_training_and_fixed_for_evaluation(mnist):
-    a = ImageData.from_arrays(mnist, Dynamic(), val_size=1000, train_size=2000)
-    b = ImageData.from_arrays(mnist, Dynamic(), val_size=1000, train_size=2000)
+    a = ImageData.from_arrays(mnist, DynamicBinary(), val_size=1000, train_size=2000)
+    b = ImageData.from_arrays(mnist, DynamicBinary(), val_size=1000, train_size=2000)
     assert torch.equal(a.test.images, b.test.images) and set(a.test.images.unique().tolist()) == {0, 255}
     g = torch.Generator().manual_seed(0)
     e1 = next(a.train_batches(2000, g))

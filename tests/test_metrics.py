@@ -202,11 +202,11 @@ def test_sample_scores_on_real_digits(small_data, mnist):
 def test_measure_on_a_dynamically_binarised_model(mnist):
     """Dynamic binarisation: the test set is binary, the probe's training codes come from one
     seeded draw, and samples are judged against the grey test images."""
-    from aelab.data.splits import Dynamic, ImageData
+    from aelab.data.splits import DynamicBinary, ImageData
     from aelab.evaluation import evaluate
 
     cfg = tiny("vae", data={"binarize": "dynamic"})
-    data = ImageData.from_arrays(mnist, Dynamic(), 256, 512)
+    data = ImageData.from_arrays(mnist, DynamicBinary(), 256, 512)
     model = registry.build_model(cfg, data.image_shape, 10)
     first = evaluate.measure(model, data, cfg, k=5)
     assert {"nll_is", "active_units", "probe_acc", "fd_classifier", "sample_class_entropy"} <= set(first)

@@ -22,9 +22,9 @@ def _same(a, b):
 
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, small_data, mnist, binarize):
-    from aelab.data.splits import Dynamic, ImageData
+    from aelab.data.splits import DynamicBinary, ImageData
 
-    data = small_data if binarize == "none" else ImageData.from_arrays(mnist, Dynamic(), 256, 512)
+    data = small_data if binarize == "none" else ImageData.from_arrays(mnist, DynamicBinary(), 256, 512)
     cfg = tiny("vae", train={"epochs": 3}, model={"objective": {"kl_warmup_epochs": 2.0}, "corruption": {"name": "gaussian", "sigma": 0.1}},
                data={"binarize": binarize})
     whole = RunDir.create(tmp_path / "whole", cfg)

@@ -15,7 +15,7 @@ import torch
 
 from aelab import hardware
 from aelab.data import folders, sources
-from aelab.data.splits import Dynamic, Grey, ImageData, Threshold
+from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
 from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.catalog import PARTS
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 DATASETS = {"mnist": lambda d: sources.load_mnist(d.root),
             "fashion-mnist": lambda d: sources.load_fashion_mnist(d.root),
             "folder": lambda d: folders.load_arrays(d.root, d.test_root, d.test_fraction, d.image_size)}
-BINARIZERS = {"none": Grey, "static": Threshold, "dynamic": Dynamic}
+BINARIZERS = {"none": GreyLevels, "static": StaticBinary, "dynamic": DynamicBinary}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # learning rate at `fraction` (0 to 1) of training, from `lr` (and `lr_min`)
 LR_SCHEDULES = {

@@ -38,7 +38,7 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
-class Grey:
+class GreyLevels:
     """Grey levels in [0, 1] as they are ("continuous MNIST")."""
 
     fresh_per_batch = False  # True: training images are re-drawn in every batch
@@ -50,14 +50,14 @@ class Grey:
         return x
 
 
-class Threshold(Grey):
+class StaticBinary(GreyLevels):
     """Static binarisation: a pixel is 1 where its grey level exceeds 0.5 (k/255 > 0.5 <=> k >= 128)."""
 
     def once(self, images: torch.Tensor, seed: int) -> torch.Tensor:
         return (images >= 128).to(torch.uint8) * 255
 
 
-class Dynamic(Grey):
+class DynamicBinary(GreyLevels):
     """Dynamic binarisation (Burda et al. 2016): each training image is a fresh Bernoulli draw
     with its grey levels as probabilities, every time it is used; evaluation splits are drawn
     once, with a fixed seed."""
@@ -86,11 +86,11 @@ class ImageData:
     train: Split
     val: Split
     test: Split
-    binarizer: Grey
+    binarizer: GreyLevels
     class_names: tuple[str, ...]  # label c names class_names[c]
 
     @classmethod
-    def from_arrays(cls, arrays: Arrays, binarizer: Grey, val_size: int, train_size: int = 0) -> "ImageData":
+    def from_arrays(cls, arrays: Arrays, binarizer: GreyLevels, val_size: int, train_size: int = 0) -> "ImageData":
         images = _channels(arrays.train_images)  # (N, C, H, W)
         labels = torch.from_numpy(arrays.train_labels.astype("int64"))
         n_train = len(labels) - val_size
