@@ -72,9 +72,11 @@ def load_model(run: RunDir, which: str = "best"):
 
 
 def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True,
-            judging: classifier.Judging = classifier.Judging()) -> dict:
+            judging: classifier.Judging | None = None) -> dict:
     """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
-    only the loss parts and image quality. Adds `seconds` per group of metrics."""
+    only the loss parts and image quality. Adds `seconds` per group of metrics. `judging`: how
+    samples are judged (default: the real reference classifier, or what $AELAB_JUDGING sets)."""
+    judging = judging or classifier.Judging.from_env()
     bs = cfg.train.eval_batch_size
     test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
     stochastic = model.latent.stochastic
