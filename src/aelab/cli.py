@@ -79,7 +79,8 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
         cfg = config.load(args.config, args.set)
         data = registry.build_data(cfg)  # bad data fails before anything is written ...
         registry.check_model(cfg, data)  # ... and so does a model that cannot be built
-        out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           folder=True)
         group = distributed.start(cfg.train.device)
         run = RunDir.create(out, cfg) if group.main else RunDir(out)
         if group.main:
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         raise AelabError("a study is not run under torchrun: list its runs with `aelab study STUDY --list` "
                          "and launch each `aelab train` command with torchrun")
     study = Path(args.study) if args.study else None
-    out = check_output(Path(args.out or Path("runs") / study.stem) / "report.html").parent
+    out = check_output(Path(args.out or Path("runs") / study.stem), folder=True)
     if args.list:
         for command in pipeline.pending(study, out, epochs=args.epochs):
             print(shlex.join(command))
@@ -172,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.k is not None:
         _at_least_one("--k", args.k)
-    out = check_output(Path(args.out) / "report.html").parent
+    out = check_output(args.out, folder=True)
     html = pipeline.report_runs([Path(r) for r in args.runs], out, title=args.title, k=args.k)
     print(f"report: {html}")
     return 0

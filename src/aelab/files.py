@@ -46,16 +46,17 @@ def writing(path: Path):
         raise
 
 
-def check_output(path: str | Path, option: str = "--out") -> Path:
+def check_output(path: str | Path, option: str = "--out", folder: bool = False) -> Path:
     """An output path a user gave, checked before any work starts: the nearest part of it that
-    exists must be a folder we may write in (the rest is created when written)."""
+    exists (the path itself too, for a `folder` such as a run or report directory) must be a
+    folder we may write in; the rest is created when written."""
     path = Path(path)
-    for parent in [path.parent, *path.parent.parents] if path.parent != path else [path]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise AelabError(f"{option} {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise AelabError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    for part in [*([path] if folder else []), *path.parents]:
+        if part.exists():
+            if not part.is_dir():
+                raise AelabError(f"{option} {path}: {part} is a file, not a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise AelabError(f"{option} {path}: cannot write in {part} (permission denied)")
             return path
     return path
 

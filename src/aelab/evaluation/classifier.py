@@ -14,6 +14,7 @@ import hashlib
 import os
 import sys
 import tomllib
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -26,16 +27,17 @@ from torch import nn
 from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
 from aelab.errors import AelabError
+from aelab.parts.settings import bounded, check_range, coerce
 from aelab.training import checkpoint
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = bounded(3, at_least=1)
+    batch_size: int = bounded(128, at_least=1)
+    lr: float = bounded(1e-3, above=0.0)
     seed: int = 0
-    train_size: int = 0  # 0: all training images (tests use a few thousand)
+    train_size: int = bounded(0, at_least=0)  # 0: all training images (tests use a few thousand)
     version: int = 1  # bump when DigitCNN changes
 
 
@@ -46,7 +48,7 @@ class Judging:
     parent's), so that every run of a study is judged alike."""
 
     classifier: ClassifierConfig = ClassifierConfig()
-    samples: int = 10_000  # as many as test images
+    samples: int = bounded(10_000, at_least=1)  # as many as test images
 
     ENV: ClassVar[str] = "AELAB_JUDGING"
 
@@ -62,13 +64,17 @@ class Judging:
             table = tomllib.loads(f"v = {{{text}}}")["v"]
         except tomllib.TOMLDecodeError as e:
             raise AelabError(f"${cls.ENV}: not a TOML inline table's body ({e}), e.g. samples = 1000, epochs = 1") from None
-        fields = {f.name: f.type for f in dataclasses.fields(ClassifierConfig)}
+        # samples is Judging's own field, the rest are the classifier's; each checked as config keys are
+        fields = {f.name: (f, ClassifierConfig) for f in dataclasses.fields(ClassifierConfig)}
+        fields["samples"] = (next(f for f in dataclasses.fields(cls) if f.name == "samples"), cls)
+        where = f"${cls.ENV}"
         for key, value in table.items():
-            if key not in {"samples", *fields}:
-                raise AelabError(f"${cls.ENV}: unknown key {key!r}; valid keys: samples, {', '.join(fields)}")
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key in ("samples", "epochs", "batch_size") else 0):
-                raise AelabError(f"${cls.ENV}: {key} must be a whole number, got {value!r}")
-        samples = table.pop("samples", cls.samples)
+            if key not in fields:
+                raise AelabError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(fields))}")
+            f, owner = fields[key]
+            table[key] = coerce(key, value, typing.get_type_hints(owner)[key], where)
+            check_range(key, f, table[key], where)
+        samples = table.pop("samples", cls().samples)
         return cls(ClassifierConfig(**table), samples)
 
 

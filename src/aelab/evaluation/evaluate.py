@@ -117,7 +117,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             # Samples are the likelihood's means (grey levels), so they are held against the grey
             # test images, the kind of image the classifier was trained on.
             grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
-            # the test images' features: computed once per process and classifier, shared by every run
+            # the test images' features: computed once per machine and classifier (kept beside it), shared by every run
             test_feats = lambda: classifier.test_features(  # noqa: E731
                 arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)),
                 judging.classifier)
@@ -148,7 +148,6 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_root=str(test_folder), test_fraction=0.0))
         data = None
     data = (data if data is not None else registry.build_data(cfg)).to(hardware.device(cfg.train.device))
-    judging = judging or classifier.Judging.from_env()
     noise = model.channel.noise_at(latent_sigma) if latent_sigma is not None else contextlib.nullcontext()
     with noise:
         measured = measure(model, data, cfg, k=k, deep=deep, judging=judging)

@@ -206,8 +206,7 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
         names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
-        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep,
-                             judging=judging or classifier.Judging.from_env()))
+        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep, judging=judging))
     return _finish(out, title, "", entries)
 
 

@@ -157,7 +157,7 @@ class RunDir:
     def record_training(self, how: dict, from_epoch: int) -> None:
         """Add to meta.json how training ran from `from_epoch` on (device, resolved precision,
         threads, processes): one entry per start or resume, as hardware may differ between them."""
-        meta = _json(self.meta_path)
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.is_file() else {}  # rewritten: read strictly
         meta["training"] = [e for e in meta.get("training", []) if e.get("from_epoch", 0) < from_epoch]
         meta["training"].append({"from_epoch": from_epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **how})
         self.write_json(self.meta_path, meta)
