@@ -17,7 +17,7 @@ from aelab.cli import main
 from aelab.parts import theory
 from aelab.reporting import figure_data as subject
 from aelab.reporting import figures, report
-from conftest import tiny
+from conftest import channel_cnn_toml, tiny, write_photos
 
 BASE = """
 [data]
@@ -145,6 +145,30 @@ def test_the_browser_check_catches_a_broken_image(study_out, tmp_path):
     broken.write_text(html.replace("data:image/png;base64,iVBOR", "data:image/png;base64,AAAA", 1))
     result = browser.check_page(broken, tmp_path / "shot.png")
     assert sum(width == 0 for _, _, width in result["images"]) == 1
+
+
+def test_tsne_of_fewer_test_codes_than_its_perplexity(small_data, monkeypatch):
+    """A small test folder (20 images) once ended the report in sklearn's ValueError."""
+    monkeypatch.setattr(figures, "SCATTER_POINTS", 20)
+    model = registry.build_model(tiny("vae"), small_data.image_shape, 10).eval()
+    fig = figures.tsne(subject.Subject(model, small_data, [str(c) for c in range(10)]))
+    assert len(fig.axes[0].collections[0].get_offsets()) == 20
+
+
+def test_interpolation_of_a_folder_of_two_classes(tmp_path, monkeypatch):
+    """Two classes make one pair c -> c+1: one row and one row label (there were two rows and
+    one label, and matplotlib's ValueError)."""
+    from aelab import config
+
+    monkeypatch.setenv("AELAB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "photos").mkdir()
+    write_photos(tmp_path / "photos", 6, (12, 12))
+    cfg = config.loads(channel_cnn_toml(tmp_path / "photos", image_size=8, val_size=2, latent_dim=16, epochs=1,
+                                        batch_size=4), "two classes")
+    data = registry.build_data(cfg)
+    model = registry.build_model(cfg, data.image_shape, data.num_classes).eval()
+    fig = figures.interpolations(subject.Subject(model, data, list(data.class_names)))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["cats to dogs"]
 
 
 def test_fixed_indices_are_the_first_of_each_class(small_data):

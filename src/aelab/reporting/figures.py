@@ -199,7 +199,8 @@ def tsne(s: Subject):
 
     codes, labels = s.codes
     codes, labels = codes[:SCATTER_POINTS], labels[:SCATTER_POINTS]
-    points = TSNE(2, init="pca", perplexity=30, random_state=0).fit_transform(codes.numpy())
+    # perplexity 30, or less where there are fewer codes (t-SNE needs it below their number)
+    points = TSNE(2, init="pca", perplexity=min(30.0, len(codes) - 1.0), random_state=0).fit_transform(codes.numpy())
     return plots.scatter(points, labels.numpy(), f"t-SNE of the test codes E[z|x] (first {len(codes)} images)",
                          "t-SNE 1", "t-SNE 2", names)
 
@@ -211,7 +212,8 @@ def interpolations(s: Subject, steps: int = 10):
     model, data, names = s.model, s.data, s.names
     idx, by_class = _examples(data, 2)
     first, second = idx[0::2], idx[1::2]
-    ends = (first[:6], second[:6]) if model.condition.dim or not by_class else (first[:6], first[1:7])
+    a, b = (first[:6], second[:6]) if model.condition.dim or not by_class else (first[:6], first[1:7])
+    ends = a[:len(b)], b[:len(a)]  # as many starts as ends (a folder of two classes has one pair c, c+1)
     xa, ya = test_images(data, ends[0])
     xb, _ = test_images(data, ends[1])
     za, zb = model.encode(xa, cond(model, ya)).mean, model.encode(xb, cond(model, ya)).mean
