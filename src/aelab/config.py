@@ -35,6 +35,7 @@ from aelab.parts.likelihoods import BernoulliSettings
 from aelab.parts.networks import MLPSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
+from aelab.parts import user
 from aelab.parts.settings import PartSettings, bounded, check_range, coerce
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # the shipped configs (also `configs/` in the repository)
@@ -150,8 +151,9 @@ def valid_keys(cfg: RunConfig | None = None) -> list[str]:
     return list(flat(cfg or RunConfig()))
 
 
-def from_dict(tree: dict, where: str, base: RunConfig | None = None) -> RunConfig:
-    """Build a RunConfig from nested dicts, starting from `base` (defaults when None)."""
+def from_dict(tree: dict, where: str, base: RunConfig | None = None, folder: Path | None = None) -> RunConfig:
+    """Build a RunConfig from nested dicts, starting from `base` (defaults when None). A user's
+    part named by a relative file path is found from `folder` (else the working folder)."""
     base = base or RunConfig()
     for sname in tree:
         if sname not in SECTIONS:
@@ -161,11 +163,11 @@ def from_dict(tree: dict, where: str, base: RunConfig | None = None) -> RunConfi
         values = tree.get(sname, {})
         if not isinstance(values, dict):
             raise AelabError(f"{where}: [{sname}] must be a table, got {values!r}")
-        sections[sname] = _update(getattr(base, sname), sname, values, where)
+        sections[sname] = _update(getattr(base, sname), sname, values, where, folder)
     return RunConfig(**sections)
 
 
-def _update(section: object, prefix: str, values: dict, where: str) -> object:
+def _update(section: object, prefix: str, values: dict, where: str, folder: Path | None = None) -> object:
     types = typing.get_type_hints(type(section))
     fields = {f.name: f for f in dataclasses.fields(section)}
     changes = {}
@@ -177,26 +179,33 @@ def _update(section: object, prefix: str, values: dict, where: str) -> object:
             known = ", ".join(f"{prefix}.{k}" for k in ["name"] * isinstance(section, PartSettings) + list(fields))
             raise AelabError(f"{where}: unknown key '{key}'; valid keys: {known}")
         if types[name] is PartSettings:
-            changes[name] = _part(getattr(section, name), key, value, where)
+            changes[name] = _part(getattr(section, name), key, value, where, folder)
         else:
             changes[name] = coerce(key, value, types[name], where)
             check_range(key, fields[name], changes[name], where)
     return dataclasses.replace(section, **changes)
 
 
-def _part(current: PartSettings, key: str, values: object, where: str) -> PartSettings:
+def _part(current: PartSettings, key: str, values: object, where: str, folder: Path | None) -> PartSettings:
     """A part's table: its name (kept when not given) and that name's settings; a new name
-    starts from its own defaults."""
+    starts from its own defaults. A name with a colon is a class of the user's (parts/user.py)."""
     table = PARTS[current.slot]
     if not isinstance(values, dict):
         raise AelabError(f"{where}: {key} is a table of the part's name and settings; "
                          f"use {key}.name = {values!r} (one of {', '.join(table)})")
     values = dict(values)
     name = values.pop("name", current.name)
-    if not isinstance(name, str) or name not in table:
-        raise AelabError(f"{where}: {key}.name: unknown {name!r}; choose from {', '.join(table)}")
-    cls = table[name]
-    return _update(current if type(current) is cls else cls(), key, values, where)
+    if user.is_reference(name):
+        try:
+            cls = user.resolve(current.slot, name, folder)
+        except AelabError as e:
+            raise AelabError(f"{where}: {e}") from None
+    elif not isinstance(name, str) or name not in table:
+        raise AelabError(f"{where}: {key}.name: unknown {name!r}; choose from {', '.join(table)}, "
+                         "or a class of your own: 'path/to/file.py:Class'")
+    else:
+        cls = table[name]
+    return _update(current if type(current) is cls else cls(), key, values, where, folder)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -212,9 +221,10 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, value
 
 
-def with_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+def with_overrides(cfg: RunConfig, overrides: list[str], folder: Path | None = None) -> RunConfig:
     """Apply KEY=VALUE overrides, all at once: within one call a part's new name applies
-    before the settings given with it, whatever their order."""
+    before the settings given with it, whatever their order. A user's part named by a relative
+    path is found from `folder` (else the working folder, as for `--set` on the command line)."""
     tree: dict[str, dict] = {}
     for text in overrides:
         key, value = parse_override(text)
@@ -229,7 +239,7 @@ def with_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         if isinstance(node.get(name), dict):
             raise AelabError(f"--set: '{key}' and settings under it at once")
         node[name] = value
-    return from_dict(tree, "--set", base=cfg)
+    return from_dict(tree, "--set", base=cfg, folder=folder)
 
 
 def upgrade_model(model: dict) -> dict:
@@ -271,10 +281,11 @@ def load(path: str | Path, overrides: list[str] | None = None, stored: bool = Fa
         raise AelabError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise AelabError(f"{path}: cannot read config: {e}") from None
-    return loads(text, str(path), overrides, stored)
+    return loads(text, str(path), overrides, stored, folder=path.parent)
 
 
-def loads(text: str, where: str, overrides: list[str] | None = None, stored: bool = False) -> RunConfig:
+def loads(text: str, where: str, overrides: list[str] | None = None, stored: bool = False,
+          folder: Path | None = None) -> RunConfig:
     """A config from TOML text; `stored`: one a run directory or checkpoint holds, which may
     be in an earlier version's form (`upgrade_model`). A config a user writes is taken only in
     today's form: an old key is refused, naming its new place."""
@@ -284,7 +295,7 @@ def loads(text: str, where: str, overrides: list[str] | None = None, stored: boo
         raise AelabError(f"{where}: not valid TOML: {e}") from None
     if stored and isinstance(tree.get("model"), dict):
         tree["model"] = upgrade_model(tree["model"])
-    return with_overrides(from_dict(tree, where), overrides or [])
+    return with_overrides(from_dict(tree, where, folder=folder), overrides or [])
 
 
 def as_dict(cfg: object) -> dict[str, object]:

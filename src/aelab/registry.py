@@ -17,6 +17,7 @@ from aelab import hardware
 from aelab.data import folders, sources
 from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
+from aelab.parts import user
 from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.catalog import PARTS
 
@@ -43,7 +44,8 @@ def check(cfg: RunConfig) -> None:
     against the rest of the model (the shapes are checked by building it, `check_model`)."""
     m = cfg.model
     for part in m.parts():
-        pick(PARTS[part.slot], f"model.{part.slot}.name", part.name)
+        if not user.is_reference(part.name):  # a user's part was checked against its slot where it was loaded
+            pick(PARTS[part.slot], f"model.{part.slot}.name", part.name)
         part.check(m)
     pick(DATASETS, "data.name", cfg.data.name)
     pick(BINARIZERS, "data.binarize", cfg.data.binarize)

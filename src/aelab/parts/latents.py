@@ -53,7 +53,7 @@ class PointMass:
     def rsample(self, k: int | None = None) -> torch.Tensor:
         return self.mean if k is None else self.mean.expand(k, *self.mean.shape)
 
-    def kl(self, prior=None) -> None:
+    def kl(self, prior=None, z=None) -> None:
         return None
 
 
@@ -78,11 +78,24 @@ class DiagonalGaussian:
 
     def kl_per_dim(self, prior: StandardNormal | None = None) -> torch.Tensor:
         """KL(q_j || p_j) of each dimension in closed form, (B, D); p = N(0, I) unless given."""
-        return (prior or STANDARD).kl_from(self)
+        prior = prior or STANDARD
+        if not hasattr(prior, "kl_from"):
+            raise ValueError(f"{type(prior).__name__} has no closed-form KL (kl_from): no KL per dimension")
+        return prior.kl_from(self)
 
-    def kl(self, prior: StandardNormal | None = None) -> torch.Tensor:
-        """KL(q || p) per image, the sum over dimensions: (B,)."""
-        return self.kl_per_dim(prior).sum(-1)
+    def kl(self, prior: StandardNormal | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || p) per image, (B,): the sum over dimensions of the closed form where the
+        prior has one (`kl_from`), else the Monte-Carlo estimate log q(z|x) - log p(z) at the
+        codes z: (..., B, D) drawn from q, averaged over any leading draws (an unbiased
+        estimate; with the code the reconstruction used, the one-sample ELBO of Kingma &
+        Welling 2014, eq. 6)."""
+        prior = prior or STANDARD
+        if hasattr(prior, "kl_from"):
+            return self.kl_per_dim(prior).sum(-1)
+        if z is None:
+            raise ValueError(f"{type(prior).__name__} has no closed-form KL: pass codes z drawn from q")
+        estimate = self.log_prob(z) - prior.log_prob(z)
+        return estimate.reshape(-1, *estimate.shape[-1:]).mean(0)
 
 
 class DeterministicLatent:

@@ -3,6 +3,7 @@
 ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises linearly over
       the warm-up, Bowman et al. 2016). With a point-mass latent there is no KL: loss = recon.
       With free bits lambda the KL term is sum_j max(lambda, E_batch KL_j) (Kingma et al. 2016, eq. 15).
+      A prior with no closed-form KL (a mixture, say) has it estimated at the code drawn.
 IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
       Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
 Each returns the objective and its parts as means over the batch of per-image sums over
@@ -54,12 +55,13 @@ class ELBO:
 
     def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
         q = model.encode(model.corruption(batch.x), batch.y)
-        out = model.decode(q.rsample(), batch.y)
+        z = q.rsample()
+        out = model.decode(z, batch.y)
         recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
         objective = recon / self.recon_divisor
         parts = {"recon": recon.mean()}
         prior = model.prior(batch.y)
-        kl = q.kl(prior)
+        kl = q.kl(prior, z)  # closed form, or estimated at z for a prior without one
         if kl is not None:
             # free bits: each dimension's KL, averaged over the batch, counts at least lambda (B, D) -> ()
             kl_term = q.kl_per_dim(prior).mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
@@ -81,7 +83,9 @@ class IWAE:
         log_w, log_px_z, out = model.log_weights(q, batch.x, batch.y, self.samples)  # (K, B) each
         bound = torch.logsumexp(log_w, 0) - math.log(self.samples)  # (B,)
         recon = -log_px_z.mean(0)
-        kl = q.kl(model.prior(batch.y))
+        prior = model.prior(batch.y)
+        # closed form, else the K draws' mean of log q - log p (= log p(x|z) - log w)
+        kl = q.kl(prior) if hasattr(prior, "kl_from") else (log_px_z - log_w).mean(0)
         return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
 

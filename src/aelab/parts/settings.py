@@ -30,6 +30,10 @@ def choice(default: str, table: dict):
     return field(default=default, metadata={"choices": table})
 
 
+# the types a setting may have (`coerce` reads each)
+SETTING_TYPES = (bool, int, float, str, tuple[int, ...], tuple[float, ...])
+
+
 def coerce(key: str, value: object, tp: object, where: str) -> object:
     """Check `value` against the annotation `tp`; return it in the field's own type."""
     def bad(expected: str) -> AelabError:
@@ -117,6 +121,21 @@ class PartSettings:
     name: ClassVar[str] = ""
     slot: ClassVar[str] = ""  # which part of the model: network, latent, objective, ...
 
+    @property
+    def title(self) -> str:
+        """The part as reports name it: its name, or a user's part by its class."""
+        return type(self).__name__ if ":" in self.name else self.name
+
+    def __reduce_ex__(self, protocol):
+        """A user's part (parts/user.py) crosses into another process by its reference, which
+        that process imports again; a built-in one as any dataclass does."""
+        if ":" in self.name:
+            from aelab.parts import user  # user.py builds on this module
+
+            values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+            return user.rebuild, (self.slot, self.name, values)
+        return super().__reduce_ex__(protocol)
+
     def check(self, model) -> None:
         """Rules that involve other parts of `model` (a ModelConfig); raise AelabError."""
 
@@ -137,7 +156,7 @@ class PartSettings:
         ('' for a part that is absent, such as no corruption). Parts may say it better, but
         must still say every setting that differs (the registry tests check)."""
         extra = ", ".join(self.changed_words())
-        return f"{self.slot} {self.name}" + (f" ({extra})" if extra else "")
+        return f"{self.slot} {self.title}" + (f" ({extra})" if extra else "")
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         """The report's theory sections (heading, paragraphs) this part rests on, written from

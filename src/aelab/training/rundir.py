@@ -8,12 +8,16 @@
     RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
     RUN/eval.json      test metrics (aelab eval)
     RUN/.lock          held by the process training the run (runlock.py)
+    RUN/code/          a copy of each file of the user's own parts, for the record (parts/user.py);
+                       later commands import the parts from their recorded names, never from here
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +31,7 @@ from aelab import config
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.files import append_line, write_atomic
+from aelab.parts import user
 from aelab.parts.autoencoder import Autoencoder
 from aelab.training import checkpoint
 
@@ -84,6 +89,12 @@ def _json(path: Path) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+@functools.lru_cache(maxsize=None)
+def _say(line: str) -> None:
+    """A line on stderr, once per process however often the run's config is read."""
+    print(f"aelab: {line}", file=sys.stderr)
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -114,10 +125,27 @@ class RunDir:
             raise AelabError(f"{run.path}: already exists and is not empty; use --resume {run.path} or another --out")
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
+        parts = user.record(cfg.model)
         meta = {"seed": cfg.train.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "units": UNITS, **provenance()}
+                "units": UNITS, **provenance(), **({"user_parts": parts} if parts else {})}
         write_atomic(run.meta_path, json.dumps(meta, indent=2) + "\n")
+        run._keep_code(parts)
         return run
+
+    def _keep_code(self, parts: list[dict]) -> None:
+        """RUN/code/: a copy of every file the user's parts ran (two of one name: the second
+        prefixed by its folder's name)."""
+        paths = list(dict.fromkeys(f["path"] for p in parts for f in p["files"]))
+        for path in paths:
+            (self.path / "code").mkdir(exist_ok=True)
+            target = self.path / "code" / Path(path).name
+            if target.exists():
+                target = target.with_name(f"{Path(path).parent.name}-{target.name}")
+            shutil.copyfile(path, target)
+
+    def user_parts(self) -> list[dict]:
+        """meta.json's record of the user's own parts: import name, files and their sha256."""
+        return _json(self.meta_path).get("user_parts", [])
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -127,7 +155,12 @@ class RunDir:
         return run
 
     def config(self) -> RunConfig:
-        return config.load(self.config_path, stored=True)
+        """The run's resolved config. A user's part is imported from its recorded name, saying
+        from which file (once per process), with a warning where that file has changed."""
+        cfg = config.load(self.config_path, stored=True)
+        for line in user.changes(self.user_parts(), cfg.model):
+            _say(line)
+        return cfg
 
     def write_config(self, cfg: RunConfig) -> None:
         write_atomic(self.config_path, config.dumps(cfg))
