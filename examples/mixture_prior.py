@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from aelab.errors import AelabError
 from aelab.parts import PartSettings, bounded
 
 
@@ -41,6 +42,10 @@ class MixturePrior(PartSettings):
 
     slot = "prior"
     components: int = bounded(10, at_least=1)  # K
+
+    def check(self, model):
+        if not model.latent.stochastic:
+            raise AelabError("model.prior: a learned mixture prior needs codes drawn from q(z|x), not a point latent")
 
     def describe(self):
         return f"prior a learned mixture of {self.components} Gaussians"

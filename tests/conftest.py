@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aelab import config
+from aelab.checking.model import moved  # noqa: F401  (the one implementation, for the tests' loops)
 from aelab.config import RunConfig
 from aelab.data import sources as datasets
 from aelab.data.splits import GreyLevels, ImageData
@@ -29,23 +30,6 @@ def small_data(mnist) -> ImageData:
 KINDS = {"ae": {"latent": {"name": "point"}}, "vae": {"latent": {"name": "gaussian"}},
          "cvae": {"latent": {"name": "gaussian"}, "condition": {"name": "label"}}}
 KIND_SETS = {"ae": ["model.latent.name=point"], "vae": [], "cvae": ["model.condition.name=label"]}
-
-
-def moved(value, f: dataclasses.Field):
-    """A value of field `f` off `value`: the next choice, the other truth value, a quarter
-    more, one more, each width one more (within the field's range)."""
-    if "choices" in f.metadata:
-        names = list(f.metadata["choices"])
-        return names[(names.index(value) + 1) % len(names)]
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, float):
-        return value + 0.25
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, tuple):
-        return tuple(v + 1 for v in value)
-    raise TypeError(f"no moved value for {f.name} = {value!r}")
 
 
 def part_table(settings) -> dict:

@@ -7,43 +7,40 @@ import pytest
 import torch
 
 from aelab import registry
+from aelab.checking import maths
+from aelab.checking import model as checks
+from aelab.checking import run as check_run
 from aelab.config import RunConfig
 from aelab.data.splits import Batch
 from aelab.errors import AelabError
 from aelab.parts.catalog import PARTS
 from aelab.training import checkpoint
-from conftest import moved, part_table, tiny
+from conftest import moved, tiny
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The tiny models of the loop have 49-number codes: a cnn code map of one channel on the 7x7
 # map of a 28x28 digit, so that moving latent_channels from 0 to 1 builds.
 LATENT_DIM = 49
 
 
-def _moved_settings(cls):
-    """`cls` with every setting moved off its default."""
-    default = cls()
-    return cls(**{f.name: moved(getattr(default, f.name), f) for f in dataclasses.fields(cls)})
-
-
 def _variant_config(slot: str, settings) -> RunConfig | None:
     """The tiny model with `settings` as its `slot` part, in the first kind of model the
     parts' own checks accept (VAE, AE, CVAE)."""
-    for kind in ("vae", "ae", "cvae"):
-        cfg = tiny(kind, model={"latent_dim": LATENT_DIM, slot: part_table(settings)})
-        try:
-            registry.check(cfg)
-            return cfg
-        except AelabError:
-            continue
-    return None
+    found = checks.kinds(tiny("vae", model={"latent_dim": LATENT_DIM}), slot, settings)
+    return found[0] if found else None
 
 
-# Every name of every part (aelab.parts.catalog.PARTS), at its defaults and with every setting moved:
-# registering a part puts it through every test below.
+# Every name of every part (aelab.parts.catalog.PARTS), at its defaults and with every setting moved,
+# and the two examples: registering a part puts it through every check below.
+EXAMPLES = {"network": check_run.find(str(ROOT / "examples/course/adapter.py:CourseNetworks")),
+            "latent": check_run.find(str(ROOT / "examples/course/adapter.py:CourseLatent")),
+            "prior": check_run.find(str(ROOT / "examples/mixture_prior.py:MixturePrior"))}
+ALL_PARTS = [(slot, cls) for slot, table in PARTS.items() for cls in table.values()] + list(EXAMPLES.items())
 VARIANTS = {
-    f"{slot}={name}{'-moved' if moved_all else ''}": (slot, settings)
-    for slot, table in PARTS.items() for name, cls in table.items()
-    for moved_all, settings in ((False, cls()), (True, _moved_settings(cls)))
+    f"{slot}={cls().title}{'-moved' if moved_all else ''}": (slot, settings)
+    for slot, cls in ALL_PARTS
+    for moved_all, settings in ((False, cls()), (True, checks.moved_settings(cls())))
     if not moved_all or dataclasses.fields(cls)
 }
 
@@ -58,81 +55,59 @@ def test_every_variant_builds_in_some_kind_of_model():
 
 def _build(key, small_data, seed=0):
     cfg = _variant_config(*VARIANTS[key]) if isinstance(key, str) else key
-    torch.manual_seed(seed)
-    return registry.build_model(cfg, small_data.image_shape, small_data.num_classes), cfg
+    return checks.build(cfg, small_data.image_shape, small_data.num_classes, seed), cfg
 
 
 @pytest.fixture(scope="module")
 def batch(small_data):
-    return next(small_data.eval_batches(small_data.train, 64))
+    return check_run.fixed_batch(small_data)
+
+
+# The registry loop: aelab.checking's checks, the ones `aelab check` runs on a user's part.
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_builds_on_the_meta_device(variant, small_data):
+    cfg = _variant_config(*VARIANTS[variant])
+    checks.builds_on_meta(cfg, small_data.image_shape, small_data.num_classes)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_shapes_and_finite_loss(variant, small_data, batch):
-    model, cfg = _build(variant, small_data)
-    d = cfg.model.latent_dim
-    q = model.encode(batch.x, batch.y)
-    assert q.mean.shape == (64, d)
-    assert model.decode(q.mean, batch.y).shape == (64, 1, 28, 28)
-    rec = model.reconstruct(batch.x, batch.y)
-    assert rec.shape == batch.x.shape and 0 <= rec.min() and rec.max() <= 1
-    s = model.sample(10)
-    assert s.shape == (10, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
-    out = model.loss(batch)
-    assert out["loss"].shape == () and all(torch.isfinite(v) for v in out.values())
-    assert ("kl" in out) == q.stochastic == ("neg_elbo" in out)
+    checks.shapes(_build(variant, small_data)[0], batch)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_gradient_reaches_every_parameter(variant, small_data, batch):
-    """Every parameter is in the graph and, at the latest after one step, gets a gradient: a
-    residual branch whose last layer starts at zero (networks.Bottleneck) passes none to its
-    inner layers until that layer has moved; a parameter stuck at a zero gradient would not move."""
-    model, _ = _build(variant, small_data)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(2):
-        opt.zero_grad()
-        model.loss(batch, progress=1.0)["loss"].backward()
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-        opt.step()
-    for name, p in model.named_parameters():
-        assert p.grad.abs().sum() > 0, name
+    checks.gradients(_build(variant, small_data)[0], batch)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_loss_decreases_on_a_fixed_batch(variant, small_data, batch):
-    """40 Adam steps on one batch: the objective falls, and the reconstruction term by a tenth
-    (an objective may have a floor it cannot pass, such as free bits' lambda per dimension)."""
-    model, _ = _build(variant, small_data)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    torch.manual_seed(1)
-
-    def measured():  # the same noise each time, so only the weights differ
-        with torch.random.fork_rng():
-            torch.manual_seed(7)
-            out = model.loss(batch, progress=5.0)
-            return out["loss"].item(), out["recon"].item()
-
-    loss, recon = measured()
-    for _ in range(40):
-        opt.zero_grad()
-        model.loss(batch, progress=5.0)["loss"].backward()
-        opt.step()
-    loss_after, recon_after = measured()
-    assert loss_after < loss and recon_after < 0.9 * recon
+    checks.loss_falls(_build(variant, small_data)[0], batch)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_save_load_round_trip_gives_identical_outputs(variant, small_data, batch, tmp_path):
-    model, cfg = _build(variant, small_data, seed=3)
+def test_save_load_round_trip_gives_identical_outputs(variant, small_data, batch):
+    checks.round_trip(_variant_config(*VARIANTS[variant]), batch, small_data.image_shape, small_data.num_classes)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_maths_of_every_part(variant, small_data, batch):
+    """Draws with the posterior's moments, a closed-form KL equal to its Monte-Carlo estimate,
+    -ELBO above the importance-sampled NLL, logits from the decoder (checking/maths.py)."""
+    model, _ = _build(variant, small_data)
+    maths.draws_match_posterior(model)
+    maths.kl_matches_monte_carlo(model, batch.y)
+    maths.elbo_below_likelihood(model, batch, k=100, repeats=4)
+    maths.decoder_gives_logits(model, batch.y)
+
+
+def test_the_checkpoint_file_round_trip(small_data, batch, tmp_path):
+    model, cfg = _build("latent=gaussian", small_data, seed=3)
     checkpoint.save(tmp_path / "m.pt", {"model": model.state_dict(), "config": "x", "data": {}})
-    fresh, _ = _build(variant, small_data, seed=4)
+    fresh, _ = _build("latent=gaussian", small_data, seed=4)
     fresh.load_state_dict(checkpoint.load(tmp_path / "m.pt")["model"])
-    model.eval(), fresh.eval()  # no channel noise: outputs are deterministic
     z = torch.randn(5, cfg.model.latent_dim)
-    y = batch.y[:5]
-    assert torch.equal(model.decode(z, y), fresh.decode(z, y))
-    assert torch.equal(model.encode(batch.x, batch.y).mean, fresh.encode(batch.x, batch.y).mean)
+    assert torch.equal(model.eval().decode(z), fresh.eval().decode(z))
 
 
 def test_cvae_needs_labels_and_samples_every_class(small_data, batch):
@@ -233,53 +208,34 @@ def test_the_channel_sends_codes_of_mean_square_one_and_adds_noise_only_while_tr
         registry.check(tiny("vae", model={"channel": {"name": "awgn"}}))
 
 
-def _fingerprint(cfg: RunConfig, batch):
-    """What a model setting can change: the parameters (names, shapes, trainable), the weights
-    built from one seed, the training loss and its parts on a fixed batch with fixed noise early
-    in training (KL warm-up under way), and prior samples."""
-    torch.manual_seed(0)
-    model = registry.build_model(cfg, (1, 28, 28), 10)
-    params = [(n, tuple(p.shape), p.requires_grad) for n, p in model.named_parameters()]
-    weights = [t.double().sum().item() for t in model.state_dict().values()]
-    with torch.random.fork_rng():
-        torch.manual_seed(1)
-        losses = {k: v.item() for k, v in model.loss(batch, progress=0.1).items()}
-    with torch.random.fork_rng():
-        torch.manual_seed(2)
-        samples = model.eval().sample(4).double().sum().item()
-    return params, weights, losses, samples
-
-
 # Every setting of every part, and every scalar of the model section.
-WIRES = [(slot, name, f.name) for slot, table in PARTS.items() for name, cls in table.items()
-         for f in dataclasses.fields(cls)]
+WIRES = [(slot, cls, f.name) for slot, cls in ALL_PARTS for f in dataclasses.fields(cls)]
 WIRES += [("model", None, f.name) for f in dataclasses.fields(RunConfig().model) if f.name not in PARTS]
+WIRE_IDS = [f"{slot}.{cls().title if cls else ''}.{key}" for slot, cls, key in WIRES]
 
 
-@pytest.mark.parametrize("slot, name, key", WIRES, ids=lambda v: str(v))
-def test_every_model_setting_reaches_the_model_or_its_loss(slot, name, key, batch):
+@pytest.mark.parametrize("slot, cls, key", WIRES, ids=WIRE_IDS)
+def test_every_model_setting_reaches_the_model_or_its_loss(slot, cls, key, batch):
     """Moved off its default alone, every setting changes the built model, its loss or its
     samples: a setting that the builder never passes on fails here."""
-    if name is None:  # a scalar of [model]
-        base = tiny("vae", model={"latent_dim": LATENT_DIM})
+    base = tiny("vae", model={"latent_dim": LATENT_DIM})
+    if cls is None:  # a scalar of [model]
         owner, f = base.model, {x.name: x for x in dataclasses.fields(base.model)}[key]
         changed = dataclasses.replace(base, model=dataclasses.replace(owner, **{key: moved(getattr(owner, key), f)}))
+        registry.check(changed)
+        assert checks.fingerprint(base, batch, (1, 28, 28), 10) != checks.fingerprint(changed, batch, (1, 28, 28), 10)
     else:
-        cls = PARTS[slot][name]
-        f = {x.name: x for x in dataclasses.fields(cls)}[key]
-        changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
-        base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
-    registry.check(changed)
-    assert _fingerprint(base, batch) != _fingerprint(changed, batch), f"{slot}.{key} changes nothing"
+        said = checks.setting_matters(base, slot, cls, key, batch, (1, 28, 28), 10)
+        assert "changes the model" in said, said
 
 
-@pytest.mark.parametrize("slot, name, key", [w for w in WIRES if w[1] is not None], ids=lambda v: str(v))
-def test_every_part_setting_shows_in_the_report_settings_line(slot, name, key):
+@pytest.mark.parametrize("slot, cls, key", [w for w in WIRES if w[1] is not None],
+                         ids=[i for w, i in zip(WIRES, WIRE_IDS) if w[1] is not None])
+def test_every_part_setting_shows_in_the_report_settings_line(slot, cls, key):
     """A setting off its default is said: the report's settings line (ModelConfig.describe)
     comes from the parts' own descriptions, so none may leave one out."""
     from aelab.reporting import report
 
-    cls = PARTS[slot][name]
     f = {x.name: x for x in dataclasses.fields(cls)}[key]
     changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
     base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))

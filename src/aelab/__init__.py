@@ -3,6 +3,7 @@
 The package in roles, each using only those below it (tests/test_layers.py checks it):
 
     cli, bench              the command line and the speed bench over the library
+    checking                the checks every part is held to (`aelab check`, the tests' registry loop)
     explore                 the latent-space explorer: server, model side, page
     studies                 study files; a study's runs trained, evaluated, drawn, reported
     reporting               the report, its figures and plots, image grids

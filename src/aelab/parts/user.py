@@ -64,9 +64,27 @@ def sha256(path: str | Path) -> str:
 def resolve(slot: str, reference: str, folder: Path | None = None) -> type[PartSettings]:
     """The settings class a reference names, checked against the protocol of `slot`.
     A relative file path is taken from `folder` (the config file's), else the working folder."""
+    cls, where, canonical = _find(reference, folder, f"model.{slot}.name")
+    _check_class(cls, slot, where)
+    cls.name = canonical  # how the resolved config names it
+    return cls
+
+
+def slot_of(reference: str, folder: Path | None = None) -> str:
+    """The slot the class a reference names is for (what `aelab check` builds it as)."""
+    cls, where, _ = _find(reference, folder, "check")
+    if not isinstance(cls, type) or not issubclass(cls, PartSettings):
+        _check_class(cls, "", where)
+    if not cls.slot:
+        raise AelabError(f"{where}: sets no slot (slot = 'network', 'latent', 'prior', ... in the class)")
+    return cls.slot
+
+
+def _find(reference: str, folder: Path | None, key: str):
+    """(the class, where it is as errors name it, the reference as configs record it)."""
     target, _, class_name = reference.rpartition(":")
     if not target or not class_name.isidentifier():
-        raise AelabError(f"model.{slot}.name: {reference!r} is not 'path/to/file.py:Class' nor 'package.module:Class'")
+        raise AelabError(f"{key}: {reference!r} is not 'path/to/file.py:Class' nor 'package.module:Class'")
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target).expanduser()
         path = (path if path.is_absolute() else (folder or Path.cwd()) / path).resolve()
@@ -75,10 +93,8 @@ def resolve(slot: str, reference: str, folder: Path | None = None) -> type[PartS
         module, where, canonical = _import(target), target, reference
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise AelabError(f"{where}: has no class {class_name!r} (model.{slot}.name = {reference!r})")
-    _check_class(cls, slot, f"{where}:{class_name}")
-    cls.name = canonical  # how the resolved config names it
-    return cls
+        raise AelabError(f"{where}: has no class {class_name!r} ({key} = {reference!r})")
+    return cls, f"{where}:{class_name}", canonical
 
 
 def sources(cls: type) -> list[Source]:
