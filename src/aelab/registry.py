@@ -92,10 +92,25 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
 
 def check_model(cfg: RunConfig, data: ImageData) -> None:
     """Build the model of `cfg` for `data` on the meta device (shapes only: no memory, no
-    random numbers drawn): a code map that does not fit the image, or convolutions that
-    shrink it to nothing, fail here, before anything is written."""
+    random numbers drawn) and pass two images through its networks: a code map that does
+    not fit the image, convolutions that shrink it to nothing, or a network of the user's that
+    gives the wrong shape fail here, before anything is written."""
+    shape, m = data.image_shape, cfg.model
     with torch.device("meta"):
-        build_model(cfg, data.image_shape, data.num_classes)
+        model = build_model(cfg, shape, data.num_classes)
+        c = torch.zeros(2, model.condition.dim) if model.condition.dim else None
+        expected = {"encoder": (2, model.latent.params_per_dim * m.latent_dim), "decoder": (2, *shape)}
+        for name, inputs in (("encoder", torch.zeros(2, *shape)), ("decoder", torch.zeros(2, m.latent_dim))):
+            try:
+                got = tuple(getattr(model, name)(inputs, c).shape)
+            except AelabError:
+                raise
+            except Exception as e:  # a network of the user's that cannot take its input: one line
+                raise AelabError(f"model.network: {m.network.title}'s {name} raised on input {tuple(inputs.shape)}: "
+                                 f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+            if got != expected[name]:
+                raise AelabError(f"model.network: {m.network.title}'s {name} gives {got} for input "
+                                 f"{tuple(inputs.shape)}, not {expected[name]}")
 
 
 def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:

@@ -209,7 +209,11 @@ def setting_matters(base: RunConfig, slot: str, cls: type[PartSettings], key: st
         return f"{key}: moved to {value!r}, no kind of model takes it"
     changed = takers[0]
     before = with_part(changed, slot, default)
-    _expect(fingerprint(before, batch, shape, classes) != fingerprint(changed, batch, shape, classes),
+    try:
+        after = fingerprint(changed, batch, shape, classes)
+    except AelabError as e:  # e.g. a code map that needs another latent_dim: said, not compared
+        return f"{key}: moved to {value!r}, this model cannot be built with it ({e})"
+    _expect(fingerprint(before, batch, shape, classes) != after,
             f"setting {key!r} moved to {value!r} changes nothing", "the build never passes the setting on")
     return f"{key} moved to {value!r} changes the model"
 

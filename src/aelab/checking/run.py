@@ -57,9 +57,10 @@ def fixed_batch(data: ImageData) -> Batch:
     return next(data.eval_batches(data.train, BATCH))
 
 
-def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_kind_only: bool = False) -> list[Result]:
+def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_kind_only: bool = False,
+          only: set[str] | None = None) -> list[Result]:
     """Every check of part `cls` (at its defaults) in every kind of model that takes it; each
-    setting moved alone is checked in the first."""
+    setting moved alone is checked in the first. `only`: the checks of these names alone."""
     cfgs = checks.kinds(base, cls.slot, cls())
     if not cfgs:
         raise AelabError(f"{cls.__name__}: no kind of model (AE, VAE, CVAE of the base config) takes it: "
@@ -70,6 +71,8 @@ def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_ki
         kind = cfg.model.short
 
         def run(name, fn, *args):
+            if only is not None and name not in only and not (name.startswith("setting ") and "settings" in only):
+                return
             try:
                 results.append(Result(kind, name, True, fn(*args)))
             except checks.Failed as e:

@@ -15,7 +15,8 @@ loaded, the class's `name` is the reference the resolved config records: an abso
 
 A file is imported under a module name of its own (`aelab_user.<stem>_<hash of its path>`),
 once per process, with its folder first on `sys.path` while it runs, so that it may import
-its neighbours (`from model import VAE`). The files it ran are its `sources`: the file and
+its neighbours at its top (`from model import VAE`; they are then forgotten by that name, so
+that another folder's `model.py` is not taken for them). The files it ran are its `sources`: the file and
 every module it imported from beside it, each with its sha256, for the run's record.
 """
 
@@ -135,9 +136,11 @@ def _load_file(path: Path):
         raise AelabError(f"{path}: raised on import: {_one_line(e)}") from None
     finally:
         sys.path.remove(str(path.parent))
-    beside = [m.__file__ for n in set(sys.modules) - before if n != name
-              for m in [sys.modules[n]] if _under(getattr(m, "__file__", None), path.parent)]
-    module.__aelab_sources__ = [str(path), *sorted(beside)]
+    beside = {n: sys.modules[n].__file__ for n in set(sys.modules) - before
+              if n != name and _under(getattr(sys.modules[n], "__file__", None), path.parent)}
+    for n in beside:  # the file holds them; another folder's `model.py` must not be taken for them
+        del sys.modules[n]
+    module.__aelab_sources__ = [str(path), *sorted(beside.values())]
     return module
 
 

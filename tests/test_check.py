@@ -1,0 +1,201 @@
+"""`aelab check` on parts as users write them: the two examples and every built-in part pass;
+deliberately broken parts (the course's own mistakes among them) fail, naming the check and
+the mistake."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aelab import cli
+from aelab.checking import run
+from aelab.parts.catalog import PARTS
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "examples" / "course"
+
+
+def _course(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the course's model.py and adapter.py with one line of model.py written wrong."""
+    folder = tmp_path / "course"
+    folder.mkdir()
+    shutil.copy(COURSE / "adapter.py", folder)
+    text = (COURSE / "model.py").read_text()
+    assert old in text
+    (folder / "model.py").write_text(text.replace(old, new))
+    return folder
+
+
+def _part(tmp_path: Path, source: str, name: str = "mine.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def _failures(reference: str, small_data, only: set[str]) -> dict[str, run.Result]:
+    results = run.check(run.find(reference), run.base_config(), small_data, first_kind_only=True, only=only)
+    assert results
+    return {r.check: r for r in results if not r.passed}
+
+
+REPARAMETERISE = "        return mu + eps * std\n"
+COURSE_MISTAKES = [
+    # the course report's own line: uniform noise, and the log-variance as the standard deviation
+    ("        eps = torch.randn_like(std)\n        return mu + eps * std\n",
+     "        return mu + log_var * torch.rand_like(log_var)\n",
+     ["uniform noise (torch.rand_like)", "the log-variance used as the standard deviation"]),
+    ("        eps = torch.randn_like(std)\n", "        eps = torch.rand_like(std)\n", ["uniform noise (torch.rand_like)"]),
+    (REPARAMETERISE, "        return mu + eps * log_var.exp()\n", ["the variance used as the standard deviation"]),
+    (REPARAMETERISE, "        return mu + eps * log_var\n", ["the log-variance used as the standard deviation"]),
+]
+
+
+@pytest.mark.parametrize("old, new, named", COURSE_MISTAKES, ids=["course-report", "rand", "variance", "log-variance"])
+def test_a_course_sampler_written_wrong_is_named(old, new, named, tmp_path, small_data):
+    folder = _course(tmp_path, old, new)
+    failed = _failures(f"{folder}/adapter.py:CourseLatent", small_data, {"draws have the posterior's moments"})
+    mistake = failed["draws have the posterior's moments"].mistake
+    assert all(n in mistake for n in named), mistake
+
+
+def test_a_decoder_that_returns_probabilities_is_named(tmp_path, small_data):
+    folder = _course(tmp_path, "        return self.out(F.relu(self.hidden(zs)))",
+                     "        return torch.sigmoid(self.out(F.relu(self.hidden(zs))))")
+    failed = _failures(f"{folder}/adapter.py:CourseNetworks", small_data, {"the decoder gives logits"})
+    assert "returns probabilities" in failed["the decoder gives logits"].mistake
+
+
+LATENT = '''
+from dataclasses import dataclass
+import torch
+from aelab.parts import PartSettings
+from aelab.parts.latents import DiagonalGaussian, GaussianLatent
+
+class Posterior(DiagonalGaussian):
+    def kl_per_dim(self, prior=None):
+        mu, log_var = self.mean, self.logvar
+        return {kl}
+
+class Latent(GaussianLatent):
+    def posterior(self, h):
+        return Posterior(*h.chunk(2, dim=-1))
+
+@dataclass(frozen=True)
+class MyLatent(PartSettings):
+    slot = "latent"
+    stochastic = True
+    short = "VAE"
+    def build(self):
+        return Latent()
+'''
+
+
+@pytest.mark.parametrize("kl, named", [
+    ("0.5 * (1 + log_var - mu.pow(2) - log_var.exp())", "the KL with the wrong sign"),
+    ("-(1 + log_var - mu.pow(2) - log_var.exp())", "the KL without its 1/2"),
+], ids=["sign", "half"])
+def test_a_kl_written_wrong_is_named(kl, named, tmp_path, small_data):
+    path = _part(tmp_path, LATENT.replace("{kl}", kl))
+    failed = _failures(f"{path}:MyLatent", small_data, {"closed-form KL = Monte Carlo"})
+    assert failed["closed-form KL = Monte Carlo"].mistake.startswith(named)
+
+
+def test_the_right_kl_passes_the_same_check(tmp_path, small_data):
+    path = _part(tmp_path, LATENT.replace("{kl}", "-0.5 * (1 + log_var - mu.pow(2) - log_var.exp())"))
+    assert not _failures(f"{path}:MyLatent", small_data, {"closed-form KL = Monte Carlo"})
+
+
+def test_a_reconstruction_averaged_over_pixels_is_named(tmp_path, small_data):
+    path = _part(tmp_path, '''
+        from dataclasses import dataclass
+        import torch.nn.functional as F
+        from aelab.parts import PartSettings
+
+        class MeanELBO:
+            def schedule(self, progress):
+                return {}
+            def __call__(self, model, batch, progress):
+                q = model.encode(batch.x, batch.y)
+                out = model.decode(q.rsample(), batch.y)
+                recon = F.binary_cross_entropy_with_logits(out, batch.x)  # the mean over pixels too
+                kl = q.kl(model.prior(batch.y)).mean()
+                return {"loss": recon + kl, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
+
+        @dataclass(frozen=True)
+        class MyObjective(PartSettings):
+            slot = "objective"
+            def build(self, image_shape):
+                return MeanELBO()
+        ''')
+    failed = _failures(f"{path}:MyObjective", small_data, {"-ELBO >= importance-sampled NLL"})
+    assert "averaged over pixels instead of summed" in failed["-ELBO >= importance-sampled NLL"].mistake
+
+
+NETWORK = '''
+import math
+from dataclasses import dataclass
+from torch import nn
+from aelab.parts import PartSettings, bounded
+from aelab.parts.adapters import FlatDecoder, FlatEncoder
+
+@dataclass(frozen=True)
+class MyNetworks(PartSettings):
+    slot = "network"
+    hidden: int = bounded(32, at_least=1)
+    dropout: float = bounded(0.0, at_least=0.0, at_most=0.9)
+    def build(self, image_shape, out_dim, latent_dim, cond_dim):
+        x = math.prod(image_shape)
+        enc = nn.Sequential(nn.Linear(x + cond_dim, self.hidden), nn.ReLU(), nn.Linear(self.hidden, out_dim))
+        dec = nn.Sequential(nn.Linear(latent_dim + cond_dim, self.hidden), nn.ReLU(), nn.Linear(self.hidden, x))
+        {extra}
+        return FlatEncoder(enc), FlatDecoder(dec, image_shape)
+'''
+
+
+def test_a_parameter_with_no_gradient_and_a_setting_never_used_fail(tmp_path, small_data):
+    path = _part(tmp_path, NETWORK.replace("{extra}", "enc[0].unused = nn.Linear(3, 3)  # built, never called"))
+    failed = _failures(f"{path}:MyNetworks", small_data, {"a gradient on every parameter", "settings"})
+    assert "unused" in failed["a gradient on every parameter"].detail
+    assert "a parameter the loss never uses" in failed["a gradient on every parameter"].mistake
+    assert "dropout" in failed["setting dropout matters"].detail and "setting hidden matters" not in failed
+    assert failed["setting dropout matters"].mistake == "the build never passes the setting on"
+
+
+def test_the_command_prints_a_table_and_exits_1_on_a_failure(tmp_path, capsys):
+    folder = _course(tmp_path, *COURSE_MISTAKES[0][:2])
+    assert cli.main(["check", f"{folder}/adapter.py:CourseLatent"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  VAE   draws have the posterior's moments" in out
+    assert "likely mistake: uniform noise (torch.rand_like) instead of Gaussian (torch.randn_like) and the " \
+           "log-variance used as the standard deviation" in out
+    assert out.rstrip().endswith("failed") and " 0 failed" not in out
+
+
+@pytest.mark.parametrize("reference", ["examples/course/adapter.py:CourseNetworks", "examples/course/adapter.py:CourseLatent",
+                                       "examples/mixture_prior.py:MixturePrior"])
+def test_the_examples_pass_every_check(reference, small_data):
+    results = run.check(run.find(str(ROOT / reference)), run.base_config(), small_data)
+    assert all(r.passed for r in results), run.table(reference, results)
+    assert {r.kind for r in results} >= {"VAE"}
+
+
+def test_every_built_in_part_passes_the_command(capsys):
+    """The command itself on one built-in part of each slot (the registry loop, tests/test_models.py,
+    runs the same checks over every part)."""
+    for name in ("prior.conditional", "likelihood.laplace"):
+        assert name.partition(".")[2] in PARTS[name.partition(".")[0]]
+        assert cli.main(["check", name]) == 0, capsys.readouterr().out
+        assert " 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, said", [
+    ("nowhere.py:Part", "nowhere.py: no such file"),
+    ("no_such_module_xyz:Part", "no_such_module_xyz: no such module"),
+    ("prior.nonesuch", "prior.nonesuch: not a part"),
+])
+def test_a_name_that_is_not_a_part_is_one_line_and_exit_2(name, said, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check", name]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
