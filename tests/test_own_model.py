@@ -1,0 +1,236 @@
+"""A user's own part, end to end from a folder outside the repository: a prior of the user's
+file, named by a path relative to the config; train, kill and resume to the bits of an
+uninterrupted run, eval, report, one request to the explorer, a two-run study varying its
+setting in two processes, torchrun with two gloo processes; what the run records of the code;
+bad input."""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from aelab import config
+from aelab.cli import main
+from aelab.explore.session import Explorer
+from aelab.training.rundir import RunDir
+from conftest import JUDGING
+from test_cluster import _torchrun
+from test_explore import Served
+from test_resume import AELAB, _same, _stopped_until_done, _untimed, _weights
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "mixture_prior.py")
+CONFIG = """
+[data]
+binarize = "dynamic"
+val_size = 256
+train_size = 1024
+[model]
+latent_dim = 4
+[model.network]
+hidden = [64]
+[model.prior]
+name = "parts/myprior.py:MixturePrior"
+components = 3
+[train]
+epochs = 2
+batch_size = 64
+log_every = 4
+checkpoint_every_min = 1e-9
+threads = 1
+device = "cpu"
+precision = "float32"
+"""
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "AELAB_JUDGING": JUDGING}
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A user's folder: lab/parts/myprior.py, lab/my.toml naming it; the commands run from
+    elsewhere (tmp/elsewhere), so the path is found from the config's folder."""
+    lab = tmp_path / "lab"
+    (lab / "parts").mkdir(parents=True)
+    shutil.copy(EXAMPLE, lab / "parts" / "myprior.py")
+    (lab / "my.toml").write_text(CONFIG)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return lab
+
+
+def test_a_users_prior_trains_resumes_evaluates_reports_explores_and_records_its_code(lab, tmp_path, capsys,
+                                                                                      monkeypatch):
+    from aelab.reporting import figures
+
+    monkeypatch.setattr(figures, "SCATTER_POINTS", 50)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = str(lab / "my.toml")
+    whole = tmp_path / "whole"
+    assert main(["train", cfg, "--quiet", "--no-eval", "--out", str(whole)]) == 0
+    # killed at a random moment once it has a checkpoint, then resumed: the same bits
+    stopped = tmp_path / "stopped"
+    first = AELAB + ["train", cfg, "--quiet", "--no-eval", "--out", str(stopped)]
+    _stopped_until_done(first, stopped, [signal.SIGKILL], random.Random(3), 0.1, early=False)
+    assert _same(_weights(whole), _weights(stopped)) and _untimed(whole) == _untimed(stopped)
+
+    source = lab / "parts" / "myprior.py"
+    meta = json.loads((whole / "meta.json").read_text())
+    [part] = meta["user_parts"]
+    assert part["name"] == f"{source}:MixturePrior" and part["slot"] == "prior" and part["class"] == "MixturePrior"
+    assert part["files"] == [{"path": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
+    assert (whole / "code" / "myprior.py").read_bytes() == source.read_bytes()
+    assert f'name = "{source}:MixturePrior"' in (whole / "config.toml").read_text()  # found from anywhere
+
+    # every metric that applies; the command says which file it imports
+    assert main(["eval", str(whole), "--k", "20", "--json"]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)
+    assert record["nll_is"] <= record["neg_elbo"] + 1 and record["active_units"] >= 0 and "samples_judged" in record
+    assert f"aelab: model.prior: importing MixturePrior from {source}\n" in err and "warning" not in err
+
+    # the report: the part's own settings line and theory
+    assert main(["report", str(whole), "--out", str(tmp_path / "report")]) == 0
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "prior a learned mixture of 3 Gaussians" in html and "A learned mixture prior" in html
+
+    # one request to the explorer, decoding a code drawn from the user's prior
+    served = Served(Explorer(RunDir.open(whole)))
+    try:
+        status, answer = served.ask("POST", "/api/decode", {"z": [0.5, -0.5, 0.0, 1.0]})
+        assert status == 200 and "image" in answer, answer
+    finally:
+        served.close()
+
+    # the file changes: a later command (a process of its own) imports the changed file, never
+    # the run's copy, and warns in one line
+    source.write_text(source.read_text().replace("a learned mixture of", "a mixture of"))
+    proc = subprocess.run(AELAB + ["sample", str(whole), "--n", "4", "--out", str(tmp_path / "s.png")],
+                          capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warning = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and f"{source} has changed since the run was made" in warning[0], proc.stderr
+    assert "the run's copy is in its code/ folder" in warning[0]
+    # gone: one line naming it (the copy in the run directory is a record, not a fallback)
+    source.unlink()
+    proc = subprocess.run(AELAB + ["eval", str(whole)], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"{source}: no such file"), proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def _study(lab, sets=()):
+    (lab / "study.toml").write_text(textwrap.dedent(f"""
+        title = "Mixture sizes"
+        config = "my.toml"
+        set = ["train.epochs=1", "train.checkpoint_every_min=0", "data.train_size=512"{"".join(f', "{s}"' for s in sets)}]
+        nll_k = 4
+        [grid]
+        "model.prior.components" = [1, 3]
+        """))
+    return lab / "study.toml"
+
+
+def _studied(out):
+    html = (out / "report.html").read_text()
+    for k in (1, 3):
+        assert f"<tr><td>components={k}</td>" in html
+        assert config.load(out / "runs" / f"components={k}" / "config.toml").model.prior.components == k
+
+
+def test_a_study_varies_a_users_setting_and_torchrun_trains_it(lab, tmp_path, monkeypatch):
+    from aelab.reporting import figures
+
+    monkeypatch.setattr(figures, "SCATTER_POINTS", 50)
+    out = tmp_path / "study"
+    assert main(["study", str(_study(lab)), "--out", str(out)]) == 0
+    _studied(out)
+    proc = _torchrun("train", str(lab / "my.toml"), "--quiet", "--out", str(tmp_path / "two"),
+                     "--set", "train.epochs=1", "--set", "train.checkpoint_every_min=0", "--set", "data.train_size=512")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes (gloo)" in proc.stderr
+    assert RunDir(tmp_path / "two").training()[0]["processes"] == 2
+
+
+@pytest.mark.slow
+def test_a_study_of_a_users_part_in_two_worker_processes(lab, tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", str(_study(lab)), "--jobs", "2", "--out", str(out)]) == 0
+    _studied(out)
+
+
+BAD = {
+    "missing module": ('name = "no_such_pkg_zq.priors:Mixture"', "no_such_pkg_zq.priors: no such module"),
+    "missing file": ('name = "nowhere.py:Mixture"', "nowhere.py: no such file"),
+    "raises on import": ('name = "parts/boom.py:Mixture"', "boom.py: raised on import: RuntimeError: no GPU here"),
+    "syntax error": ('name = "parts/broken.py:Mixture"', "broken.py: raised on import: SyntaxError"),
+    "missing class": ('name = "parts/myprior.py:Nope"', "myprior.py: has no class 'Nope'"),
+    "not a settings class": ('name = "parts/myprior.py:Mixture"',
+                             "myprior.py:Mixture: is not a part settings class"),
+    "another slot": ('name = "parts/net.py:Networks"', "net.py:Networks: is for model.network, not model.prior"),
+    "unknown setting": ('name = "parts/myprior.py:MixturePrior"\ncomponent = 3',
+                        "unknown key 'model.prior.component'; valid keys: model.prior.name, model.prior.components"),
+    "wrong type": ('name = "parts/myprior.py:MixturePrior"\ncomponents = "ten"', "model.prior.components must be an integer"),
+    "out of range": ('name = "parts/myprior.py:MixturePrior"\ncomponents = 0', "model.prior.components must be at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_naming_the_file_and_nothing_is_written(case, lab, tmp_path, capsys):
+    (lab / "parts" / "boom.py").write_text("raise RuntimeError('no GPU here')\n")
+    (lab / "parts" / "broken.py").write_text("def f(:\n")
+    (lab / "parts" / "net.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from aelab.parts import PartSettings
+        @dataclass(frozen=True)
+        class Networks(PartSettings):
+            slot = "network"
+            def build(self, image_shape, out_dim, latent_dim, cond_dim):
+                raise NotImplementedError
+        '''))
+    table, said = BAD[case]
+    (lab / "bad.toml").write_text(CONFIG.replace('name = "parts/myprior.py:MixturePrior"\ncomponents = 3', table))
+    out = tmp_path / "run"
+    assert main(["train", str(lab / "bad.toml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and str(lab / "bad.toml") in err, err
+    assert not out.exists()
+
+
+def test_a_network_that_gives_the_wrong_shape_is_refused_before_anything_is_written(lab, tmp_path, capsys):
+    (lab / "parts" / "net.py").write_text(textwrap.dedent('''
+        import math
+        from dataclasses import dataclass
+        from torch import nn
+        from aelab.parts import PartSettings
+        from aelab.parts.adapters import FlatDecoder, FlatEncoder
+
+        @dataclass(frozen=True)
+        class Networks(PartSettings):
+            slot = "network"
+            def build(self, image_shape, out_dim, latent_dim, cond_dim):
+                x = math.prod(image_shape)
+                return FlatEncoder(nn.Linear(x, latent_dim)), FlatDecoder(nn.Linear(latent_dim, x), image_shape)
+        '''))
+    (lab / "net.toml").write_text(CONFIG.replace('name = "parts/myprior.py:MixturePrior"\ncomponents = 3',
+                                                 'name = "standard"').replace("hidden = [64]", 'name = "parts/net.py:Networks"'))
+    out = tmp_path / "run"
+    assert main(["train", str(lab / "net.toml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "model.network: Networks's encoder gives (2, 4) for input (2, 1, 28, 28), not (2, 8)" in err, err
+    assert not out.exists()
+
+
+def test_a_users_part_crosses_into_another_process_by_its_reference(lab):
+    import pickle
+
+    cfg = config.load(lab / "my.toml")
+    again = pickle.loads(pickle.dumps(cfg))
+    assert again == cfg and type(again.model.prior) is type(cfg.model.prior)
+    code = ("import pickle, sys; cfg = pickle.loads(sys.stdin.buffer.read()); "
+            "print(type(cfg.model.prior).__name__, cfg.model.prior.components)")
+    proc = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(cfg), capture_output=True, env=ENV)
+    assert proc.stdout.decode().strip() == "MixturePrior 3", proc.stderr.decode()[-2000:]
