@@ -141,13 +141,19 @@ def _studied(out):
         assert config.load(out / "runs" / f"components={k}" / "config.toml").model.prior.components == k
 
 
-def test_a_study_varies_a_users_setting_and_torchrun_trains_it(lab, tmp_path, monkeypatch):
+def test_a_study_varies_a_users_setting(lab, tmp_path, monkeypatch):
     from aelab.reporting import figures
 
     monkeypatch.setattr(figures, "SCATTER_POINTS", 50)
     out = tmp_path / "study"
     assert main(["study", str(_study(lab)), "--out", str(out)]) == 0
     _studied(out)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_a_users_part_in_two_gloo_processes(lab, tmp_path):
+    """Slow (processes start and meet); the part crosses into them as config text, which the
+    pickling test below and torchrun's own test (test_cluster.py) cover in the default suite."""
     proc = _torchrun("train", str(lab / "my.toml"), "--quiet", "--out", str(tmp_path / "two"),
                      "--set", "train.epochs=1", "--set", "train.checkpoint_every_min=0", "--set", "data.train_size=512")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -234,3 +240,13 @@ def test_a_users_part_crosses_into_another_process_by_its_reference(lab):
             "print(type(cfg.model.prior).__name__, cfg.model.prior.components)")
     proc = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(cfg), capture_output=True, env=ENV)
     assert proc.stdout.decode().strip() == "MixturePrior 3", proc.stderr.decode()[-2000:]
+
+
+def test_a_users_part_without_theory_gets_a_line_of_its_own_in_the_report():
+    from aelab.parts import theory
+
+    cfg = config.load(os.path.join(os.path.dirname(EXAMPLE), "course", "vae.toml"))
+    said = dict(theory.sections([cfg]))
+    assert "Variational autoencoder (VAE)" in said  # CourseLatent's own theory
+    [line] = said["CourseNetworks, a network of your own"]
+    assert "adapter.py) is a network part written outside aelab" in line and "theory(model)" in line

@@ -26,6 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from aelab.errors import AelabError
+from aelab.parts import user
 from aelab.parts.catalog import PARTS
 from aelab.parts.channels import NoChannelSettings
 from aelab.parts.conditions import NoConditionSettings
@@ -35,7 +36,6 @@ from aelab.parts.likelihoods import BernoulliSettings
 from aelab.parts.networks import MLPSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
-from aelab.parts import user
 from aelab.parts.settings import PartSettings, bounded, check_range, coerce
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # the shipped configs (also `configs/` in the repository)

@@ -190,6 +190,16 @@ CONVENTION = ("Units", [
 FIRST = ("latent", "condition")  # the model's kind leads: AE, VAE, conditioning
 
 
+def own_part(part) -> list[tuple[str, list[str]]]:
+    """The line a report gives a user's part (parts/user.py) that gives no theory of its own."""
+    if ":" not in part.name:
+        return []
+    return [(f"{part.title}, a {part.slot} of your own", [
+        f"{part.title} ({part.name.rpartition(':')[0]}) is a {part.slot} part written outside aelab. Its settings "
+        "class gives no theory: a theory(model) method returning (heading, paragraphs) puts its maths and "
+        "citation here."])]
+
+
 def sections(cfgs) -> list[tuple[str, list[str]]]:
     """The theory sections of every part the runs use (the model kinds first, in the runs'
     order), weight decay and time budgets where a run has them, then the units."""
@@ -198,8 +208,8 @@ def sections(cfgs) -> list[tuple[str, list[str]]]:
         for cfg in cfgs:
             for part in cfg.model.parts():
                 if (part.slot in FIRST) == first:
-                    found.update({heading: (heading, text) for heading, text in part.theory(cfg.model)
-                                  if heading not in found})
+                    said = part.theory(cfg.model) or own_part(part)
+                    found.update({heading: (heading, text) for heading, text in said if heading not in found})
     if any(c.train.weight_decay > 0 for c in cfgs):
         found[WEIGHT_DECAY[0]] = WEIGHT_DECAY
     if any(c.train.time_budget_min > 0 for c in cfgs):
