@@ -18,6 +18,7 @@ import pytest
 
 from aelab import config
 from aelab.cli import main
+from aelab.errors import AelabError
 from aelab.explore.session import Explorer
 from aelab.training.rundir import RunDir
 from conftest import JUDGING
@@ -250,3 +251,16 @@ def test_a_users_part_without_theory_gets_a_line_of_its_own_in_the_report():
     assert "Variational autoencoder (VAE)" in said  # CourseLatent's own theory
     [line] = said["CourseNetworks, a network of your own"]
     assert "adapter.py) is a network part written outside aelab" in line and "theory(model)" in line
+
+
+def test_set_reaches_a_users_settings_with_the_same_checks(lab):
+    cfg = config.load(lab / "my.toml", ["model.prior.components=5"])
+    assert cfg.model.prior.components == 5 and cfg.model.describe().endswith("prior a learned mixture of 5 Gaussians, bernoulli")
+    with pytest.raises(AelabError, match=r"^--set: model.prior.components must be at least 1, got 0$"):
+        config.load(lab / "my.toml", ["model.prior.components=0"])
+    with pytest.raises(AelabError, match=r"^--set: unknown key 'model.prior.k'; valid keys: model.prior.name, model.prior.components$"):
+        config.load(lab / "my.toml", ["model.prior.k=3"])
+    # a part named on the command line: a path from the working folder
+    shutil.copy(lab / "parts" / "myprior.py", "here.py")
+    named = config.load(lab / "my.toml", ["model.prior.name=here.py:MixturePrior"])
+    assert named.model.prior.name == f"{os.path.abspath('here.py')}:MixturePrior" and named.model.prior.components == 10

@@ -95,9 +95,14 @@ def check_model(cfg: RunConfig, data: ImageData) -> None:
     random numbers drawn) and pass two images through its networks: a code map that does
     not fit the image, convolutions that shrink it to nothing, or a network of the user's that
     gives the wrong shape fail here, before anything is written."""
-    shape, m = data.image_shape, cfg.model
+    check_shapes(cfg, data.image_shape, data.num_classes)
+
+
+def check_shapes(cfg: RunConfig, shape: tuple[int, ...], num_classes: int) -> None:
+    """check_model for images of `shape` and `num_classes` classes."""
+    m = cfg.model
     with torch.device("meta"):
-        model = build_model(cfg, shape, data.num_classes)
+        model = build_model(cfg, shape, num_classes)
         c = torch.zeros(2, model.condition.dim) if model.condition.dim else None
         expected = {"encoder": (2, model.latent.params_per_dim * m.latent_dim), "decoder": (2, *shape)}
         for name, inputs in (("encoder", torch.zeros(2, *shape)), ("decoder", torch.zeros(2, m.latent_dim))):

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from aelab.checking.model import Failed, _expect
+from aelab.checking.model import Failed, NotApplicable, _expect
 from aelab.data.splits import Batch
 from aelab.parts.autoencoder import Autoencoder
 
@@ -42,12 +42,12 @@ def draws_match_posterior(model: Autoencoder) -> str:
     """Draws z ~ q(z|x) (the latent part's rsample) against the mean and standard deviation
     the posterior reports: (z - mu) / sigma must have mean 0, variance 1 and a Gaussian's tails."""
     if not model.latent.stochastic:
-        return "a deterministic code: nothing is drawn"
+        return NotApplicable("a deterministic code: nothing is drawn")
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
         q = _posterior(model)
         if not hasattr(q, "std"):
-            return "the posterior reports no std: moments not checked"
+            return NotApplicable("the posterior reports no std: moments not checked")
         e = q.rsample(DRAWS) - q.mean  # (N, B, D)
         fits = {}
         for scale_name, scale in SCALES.items():
@@ -83,14 +83,14 @@ def kl_matches_monte_carlo(model: Autoencoder, labels: torch.Tensor | None) -> s
     """KL(q(z|x) || p(z)) as the model computes it in closed form, against the mean over draws
     z ~ q of log q(z|x) - log p(z), within four standard errors (and 1%)."""
     if not model.latent.stochastic:
-        return "a deterministic code: no KL"
+        return NotApplicable("a deterministic code: no KL")
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
         q = _posterior(model)
         y = None if labels is None else labels[: len(q.mean)]
         prior = model.prior(y)
         if not hasattr(prior, "kl_from"):
-            return "the prior has no closed-form KL: the objectives estimate it (nothing to compare)"
+            return NotApplicable("the prior has no closed-form KL: the objectives estimate it (nothing to compare)")
         closed = q.kl(prior).sum().item()
         # true draws from the reported Gaussian (the sampler is checked on its own)
         z = q.mean + q.std * torch.randn(DRAWS, *q.mean.shape) if hasattr(q, "std") else q.rsample(DRAWS)
@@ -112,7 +112,7 @@ def elbo_below_likelihood(model: Autoencoder, batch: Batch, k: int = 500, repeat
     importance-sampled NLL of the same images: -ELBO >= NLL_K in expectation, so the check
     fails where -ELBO is below NLL_K by more than four standard errors of both."""
     if not model.latent.stochastic:
-        return "a deterministic code: no ELBO"
+        return NotApplicable("a deterministic code: no ELBO")
     model.eval()
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)

@@ -27,6 +27,10 @@ KINDS = ({}, {"latent": {"name": "point"}}, {"latent": {"name": "gaussian"}},
          {"latent": {"name": "gaussian"}, "condition": {"name": "label"}})
 
 
+class NotApplicable(str):
+    """What a check returns where it does not apply to the part (a deterministic code has no KL)."""
+
+
 class Failed(AssertionError):
     """A check that did not hold: what was seen, and the likely mistake where one is recognised."""
 
@@ -87,16 +91,16 @@ def build(cfg: RunConfig, shape: tuple[int, ...], classes: int, seed: int = 0) -
 
 
 def builds_on_meta(cfg: RunConfig, shape: tuple[int, ...], classes: int) -> str:
-    """Built on the meta device (shapes only), as `aelab train` checks a config before writing anything."""
+    """Built on the meta device (shapes only) and two images passed through its networks, as
+    `aelab train` checks a config before writing anything."""
     try:
-        with torch.device("meta"):
-            registry.build_model(cfg, shape, classes)
-    except AelabError:
-        raise
+        registry.check_shapes(cfg, shape, classes)
+    except AelabError as e:
+        raise Failed(str(e)) from None
     except Exception as e:
         raise Failed(f"does not build on the meta device ({type(e).__name__}: {e})",
                      "the build makes tensors on a fixed device or reads their values") from None
-    return "builds on the meta device, as aelab train checks it before writing anything"
+    return "builds, and its networks give the right shapes, on the meta device (as aelab train checks first)"
 
 
 def shapes(model: Autoencoder, batch: Batch) -> str:
@@ -203,16 +207,16 @@ def setting_matters(base: RunConfig, slot: str, cls: type[PartSettings], key: st
     f = {x.name: x for x in dataclasses.fields(cls)}[key]
     value = moved(getattr(default, key), f)
     if value is None:
-        return f"{key}: a free string, not moved"
+        return NotApplicable(f"{key}: a free string, not moved")
     takers = kinds(base, slot, dataclasses.replace(default, **{key: value}))
     if not takers:
-        return f"{key}: moved to {value!r}, no kind of model takes it"
+        return NotApplicable(f"{key}: moved to {value!r}, no kind of model takes it")
     changed = takers[0]
     before = with_part(changed, slot, default)
     try:
         after = fingerprint(changed, batch, shape, classes)
     except AelabError as e:  # e.g. a code map that needs another latent_dim: said, not compared
-        return f"{key}: moved to {value!r}, this model cannot be built with it ({e})"
+        return NotApplicable(f"{key}: moved to {value!r}, this model cannot be built with it ({e})")
     _expect(fingerprint(before, batch, shape, classes) != after,
             f"setting {key!r} moved to {value!r} changes nothing", "the build never passes the setting on")
     return f"{key} moved to {value!r} changes the model"

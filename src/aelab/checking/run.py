@@ -35,6 +35,11 @@ class Result:
     passed: bool
     detail: str
     mistake: str = ""
+    applies: bool = True  # False: the check has nothing to look at in this part (passed)
+
+    @property
+    def mark(self) -> str:
+        return "n/a " if not self.applies else "ok  " if self.passed else "FAIL"
 
 
 def find(name: str, folder: Path | None = None) -> type[PartSettings]:
@@ -74,7 +79,8 @@ def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_ki
             if only is not None and name not in only and not (name.startswith("setting ") and "settings" in only):
                 return
             try:
-                results.append(Result(kind, name, True, fn(*args)))
+                said = fn(*args)
+                results.append(Result(kind, name, True, said, applies=not isinstance(said, checks.NotApplicable)))
             except checks.Failed as e:
                 results.append(Result(kind, name, False, e.what, e.mistake))
             except AelabError:
@@ -104,11 +110,11 @@ def table(name: str, results: list[Result]) -> str:
     kinds = max(len(r.kind) for r in results) + 2
     lines = [f"aelab check {name}", ""]
     for r in results:
-        lines.append(f"{'ok  ' if r.passed else 'FAIL'}  {r.kind:<{kinds}}{r.check:<{width}}{r.detail}")
+        lines.append(f"{r.mark}  {r.kind:<{kinds}}{r.check:<{width}}{r.detail}")
         if r.mistake:
             lines.append(f"{'':<{6 + kinds + width}}likely mistake: {r.mistake}")
-    failed = sum(not r.passed for r in results)
-    lines += ["", f"{len(results) - failed} passed, {failed} failed"]
+    failed, idle = sum(not r.passed for r in results), sum(not r.applies for r in results)
+    lines += ["", f"{len(results) - failed - idle} passed, {failed} failed, {idle} not applicable"]
     return "\n".join(lines)
 
 

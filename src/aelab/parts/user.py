@@ -15,8 +15,8 @@ loaded, the class's `name` is the reference the resolved config records: an abso
 
 A file is imported under a module name of its own (`aelab_user.<stem>_<hash of its path>`),
 once per process, with its folder first on `sys.path` while it runs, so that it may import
-its neighbours at its top (`from model import VAE`; they are then forgotten by that name, so
-that another folder's `model.py` is not taken for them). The files it ran are its `sources`: the file and
+its neighbours at its top (`from model import VAE`). They are ordinary modules of the process:
+a second folder's `model.py` is not imported in the same process (refused, in one line). The files it ran are its `sources`: the file and
 every module it imported from beside it, each with its sha256, for the run's record.
 """
 
@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,11 +137,17 @@ def _load_file(path: Path):
         raise AelabError(f"{path}: raised on import: {_one_line(e)}") from None
     finally:
         sys.path.remove(str(path.parent))
-    beside = {n: sys.modules[n].__file__ for n in set(sys.modules) - before
+    # `import model` / `from model import VAE` meant the neighbour, not another folder's model.py
+    used = {v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None) for v in vars(module).values()}
+    for n in sorted(u for u in used if isinstance(u, str) and "." not in u and u != name):
+        other = getattr(sys.modules.get(n), "__file__", None)
+        if (path.parent / f"{n}.py").is_file() and other and not _under(other, path.parent):
+            del sys.modules[name]
+            raise AelabError(f"{path}: imports {n!r}, which this process already imported from {other}, not its "
+                             f"neighbour {path.parent / f'{n}.py'}; name the files apart, or use one process per folder")
+    beside = {sys.modules[n].__file__ for n in (set(sys.modules) - before) | {u for u in used if u in sys.modules}
               if n != name and _under(getattr(sys.modules[n], "__file__", None), path.parent)}
-    for n in beside:  # the file holds them; another folder's `model.py` must not be taken for them
-        del sys.modules[n]
-    module.__aelab_sources__ = [str(path), *sorted(beside.values())]
+    module.__aelab_sources__ = [str(path), *sorted(beside)]
     return module
 
 
