@@ -105,11 +105,13 @@ def from_table(cls, table: object, where: str, prefix: str):
 
 def value_text(value) -> str:
     """A setting as settings lines, run names and report tables show it: [512, 256] -> 512x256,
-    1e-3 -> 0.001, true -> on. The one formatter of setting values."""
+    1e-3 -> 0.001, true -> on, 'path/mine.py:MyPrior' -> MyPrior. The one formatter of setting values."""
     if isinstance(value, (list, tuple)):
         return "x".join(str(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, str) and ":" in value:  # a user's part ('/home/me/mine.py:MyPrior'): its class
+        return value.rpartition(":")[2]
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
