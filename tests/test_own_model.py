@@ -20,6 +20,7 @@ from aelab import config
 from aelab.cli import main
 from aelab.errors import AelabError
 from aelab.explore.session import Explorer
+from aelab.studies import study
 from aelab.training.rundir import RunDir
 from conftest import JUDGING
 from test_cluster import _torchrun
@@ -147,6 +148,9 @@ def test_a_study_varies_a_users_setting(lab, tmp_path, monkeypatch):
 
     monkeypatch.setattr(figures, "SCATTER_POINTS", 50)
     out = tmp_path / "study"
+    first = study.load(_study(lab)).runs[0]
+    killed = RunDir.create(out / "runs" / first.name, first.config)  # as if killed before its first checkpoint
+    assert (killed.path / "code" / "myprior.py").is_file()
     assert main(["study", str(_study(lab)), "--out", str(out)]) == 0
     _studied(out)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -59,7 +60,9 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool |
             train.fit(cfg, run, data, resume=True, progress=progress)
             return run
         for stale in path.iterdir() if run else ():  # created but killed before its first checkpoint
-            if stale.name != ".lock":
+            if stale.is_dir():  # code/: the copy of a user's part files
+                shutil.rmtree(stale)
+            elif stale.name != ".lock":
                 stale.unlink()
         print(f"{path}: training {cfg.model.short}", file=sys.stderr)
         train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
