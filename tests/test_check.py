@@ -114,30 +114,52 @@ def test_the_right_kl_passes_the_same_check(tmp_path, small_data):
     assert not _failures(f"{path}:MyLatent", small_data, {"closed-form KL = Monte Carlo"})
 
 
-def test_a_reconstruction_averaged_over_pixels_is_named(tmp_path, small_data):
-    path = _part(tmp_path, '''
-        from dataclasses import dataclass
-        import torch.nn.functional as F
-        from aelab.parts import PartSettings
+OBJECTIVE = '''
+from dataclasses import dataclass
+import torch.nn.functional as F
+from aelab.parts import PartSettings
 
-        class MeanELBO:
-            def schedule(self, progress):
-                return {}
-            def __call__(self, model, batch, progress):
-                q = model.encode(batch.x, batch.y)
-                out = model.decode(q.rsample(), batch.y)
-                recon = F.binary_cross_entropy_with_logits(out, batch.x)  # the mean over pixels too
-                kl = q.kl(model.prior(batch.y)).mean()
-                return {"loss": recon + kl, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
+class MyELBO:
+    def schedule(self, progress):
+        return {}
+    def __call__(self, model, batch, progress):
+        q = model.encode(batch.x, batch.y)
+        logits = model.decode(q.rsample(), batch.y)
+        mu, log_var = q.mean, q.logvar
+        recon = {recon}
+        kl = {kl}
+        return {"loss": recon + kl, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
 
-        @dataclass(frozen=True)
-        class MyObjective(PartSettings):
-            slot = "objective"
-            def build(self, image_shape):
-                return MeanELBO()
-        ''')
-    failed = _failures(f"{path}:MyObjective", small_data, {"-ELBO >= importance-sampled NLL"})
-    assert "averaged over pixels instead of summed" in failed["-ELBO >= importance-sampled NLL"].mistake
+@dataclass(frozen=True)
+class MyObjective(PartSettings):
+    slot = "objective"
+    def build(self, image_shape):
+        return MyELBO()
+'''
+RIGHT_RECON = "F.binary_cross_entropy_with_logits(logits, batch.x, reduction='sum') / len(batch.x)"
+RIGHT_KL = "-0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum() / len(batch.x)"
+
+
+@pytest.mark.parametrize("recon, kl, check, named", [
+    ("F.binary_cross_entropy_with_logits(logits, batch.x)", RIGHT_KL,  # torch's default: the mean over pixels too
+     "-ELBO >= importance-sampled NLL", "the reconstruction averaged over pixels instead of summed"),
+    ("F.binary_cross_entropy_with_logits(logits, batch.x)", RIGHT_KL,
+     "the objective's terms = their estimates", "the recon averaged over pixels instead of summed"),
+    (RIGHT_RECON, RIGHT_KL.replace("-0.5 *", "-1 *"), "the objective's terms = their estimates", "the KL without its 1/2"),
+    (RIGHT_RECON, RIGHT_KL.replace("-0.5 *", "0.5 *"), "the objective's terms = their estimates", "the KL with the wrong sign"),
+    (RIGHT_RECON.replace(" / len(batch.x)", ""), RIGHT_KL, "the objective's terms = their estimates",
+     "the recon summed over the batch instead of averaged over images"),
+], ids=["recon-mean-bound", "recon-mean-terms", "kl-half", "kl-sign", "recon-batch-sum"])
+def test_an_objective_written_wrong_is_named(recon, kl, check, named, tmp_path, small_data):
+    path = _part(tmp_path, OBJECTIVE.replace("{recon}", recon).replace("{kl}", kl))
+    failed = _failures(f"{path}:MyObjective", small_data, {check})
+    assert failed[check].mistake.startswith(named), failed[check]
+
+
+def test_the_right_objective_passes_the_same_checks(tmp_path, small_data):
+    path = _part(tmp_path, OBJECTIVE.replace("{recon}", RIGHT_RECON).replace("{kl}", RIGHT_KL))
+    assert not _failures(f"{path}:MyObjective", small_data,
+                         {"-ELBO >= importance-sampled NLL", "the objective's terms = their estimates"})
 
 
 NETWORK = '''

@@ -93,12 +93,15 @@ def test_save_load_round_trip_gives_identical_outputs(variant, small_data, batch
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_the_maths_of_every_part(variant, small_data, batch):
     """Draws with the posterior's moments, a closed-form KL equal to its Monte-Carlo estimate,
-    -ELBO above the importance-sampled NLL, logits from the decoder (checking/maths.py)."""
+    logits from the decoder; after a few steps, -ELBO above the importance-sampled NLL and the
+    objective's terms equal to their estimates (checking/maths.py)."""
     model, _ = _build(variant, small_data)
     maths.draws_match_posterior(model)
     maths.kl_matches_monte_carlo(model, batch.y)
-    maths.elbo_below_likelihood(model, batch, k=50, repeats=2)  # `aelab check`: 500 and 8
     maths.decoder_gives_logits(model, batch.y)
+    checks.warmed(model, batch, steps=10)  # `aelab check`: 20 steps, then K = 500 (200) and 8 repeats
+    maths.elbo_below_likelihood(model, batch, k=50, repeats=2)
+    maths.terms_match_estimates(model, batch, k=50, repeats=2)
 
 
 def test_the_checkpoint_file_round_trip(small_data, batch, tmp_path):

@@ -5,6 +5,7 @@ course's students make where the numbers match one:
 - a closed-form KL agrees with its Monte-Carlo estimate E_q[log q(z|x) - log p(z)];
 - the objective's negative ELBO is not below the importance-sampled NLL beyond noise (the ELBO
   is a lower bound on log p(x); Burda et al. 2016, theorem 1: so is every K-sample bound);
+- the objective's reported recon and kl agree with estimates of them from many draws;
 - the decoder returns the likelihood's raw parameters (logits), not probabilities.
 
 Tolerances are stated in each check's line. Draws use a fixed seed: a check gives the same
@@ -139,6 +140,50 @@ def elbo_below_likelihood(model: Autoencoder, batch: Batch, k: int = 500, repeat
         mistake = "a KL with the wrong sign (a KL is never negative)"
     raise Failed(f"-ELBO {neg_elbo:.2f} is below the importance-sampled NLL {nll:.2f} nats per image "
                  f"(s.e. {se:.2f}): the objective is not a bound on log p(x)", mistake)
+
+
+def terms_match_estimates(model: Autoencoder, batch: Batch, k: int = 200, repeats: int = 8) -> str:
+    """The objective's reported terms against aelab's own estimates from K draws z ~ q(z|x):
+    `recon` = E_q[-log p(x|z)] and `kl` = E_q[log q(z|x) - log p(z)], each within four
+    standard errors and 2%: a loss a user writes by hand that scales a term wrongly fails here,
+    even where the bound still holds."""
+    if not model.latent.stochastic:
+        return NotApplicable("a deterministic code: no ELBO terms")
+    if model.corruption.active:  # its terms are expectations over corrupted inputs too
+        return NotApplicable("the model encodes corrupted inputs: its terms are not those of q(z|x)")
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        runs = [model.loss(batch) for _ in range(repeats)]
+        q = model.encode(batch.x, batch.y)
+        size = min(50, k)
+        chunks = [model.log_weights(q, batch.x, batch.y, size) for _ in range(-(-k // size))]
+        log_w, log_px_z = torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])  # (K, B)
+    estimates = {"recon": -log_px_z, "kl": log_px_z - log_w}  # per draw and image
+    said, pixels, n = [], math.prod(batch.x.shape[1:]), len(batch.x)
+    for term, per_draw in estimates.items():
+        if term not in runs[0]:
+            continue
+        got = torch.stack([r[term] for r in runs]).float()
+        value, expected = got.mean().item(), per_draw.mean().item()
+        se = got.std().item() / math.sqrt(repeats) + per_draw.mean(1).std().item() / math.sqrt(len(per_draw))
+        if abs(value - expected) <= 4 * se + 0.02 * abs(expected) + 1e-3:
+            said.append(f"{term} {value:.2f} vs {expected:.2f}")
+            continue
+        ratio = value / expected if expected else float("inf")
+        mistake = ""
+        if abs(ratio * pixels - 1) < 0.05:
+            mistake = f"the {term} averaged over pixels instead of summed (sum over pixels, mean over images)"
+        elif abs(ratio / n - 1) < 0.05:
+            mistake = f"the {term} summed over the batch instead of averaged over images"
+        elif term == "kl":
+            mistake = next((m for r, m in ((-1.0, "the KL with the wrong sign"), (2.0, "the KL without its 1/2"),
+                                          (-2.0, "the KL with the wrong sign and without its 1/2")) if abs(ratio - r) < 0.1 * abs(r)), "")
+        raise Failed(f"the objective's {term} is {value:.2f}, its estimate from {len(per_draw)} draws {expected:.2f} "
+                     f"± {se:.2f} nats per image (ratio {ratio:.3g})", mistake)
+    if not said:
+        return NotApplicable("the objective reports neither recon nor kl")
+    return ", ".join(said) + f" nats per image (estimates from {k} draws)"
 
 
 def decoder_gives_logits(model: Autoencoder, labels: torch.Tensor | None) -> str:

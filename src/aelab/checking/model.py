@@ -165,6 +165,19 @@ def loss_falls(model: Autoencoder, batch: Batch, steps: int = 40) -> str:
     return f"loss {loss:.1f} -> {loss_after:.1f} in {steps} steps on one batch"
 
 
+def warmed(model: Autoencoder, batch: Batch, steps: int = 20) -> Autoencoder:
+    """`model` after a few Adam steps on `batch` (fixed seed), so that its KL is well away
+    from the near-zero of initialisation and a wrongly scaled term shows."""
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        for _ in range(steps):
+            opt.zero_grad()
+            model.loss(batch, progress=5.0)["loss"].backward()
+            opt.step()
+    return model
+
+
 def round_trip(cfg: RunConfig, batch: Batch, shape: tuple[int, ...], classes: int) -> str:
     """Weights saved and loaded into a model built from another seed give identical outputs."""
     model, fresh = build(cfg, shape, classes, seed=3), build(cfg, shape, classes, seed=4)

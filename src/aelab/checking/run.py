@@ -96,7 +96,9 @@ def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_ki
         run("save and load", checks.round_trip, cfg, batch, shape, classes)
         run("draws have the posterior's moments", lambda: maths.draws_match_posterior(fresh()))
         run("closed-form KL = Monte Carlo", lambda: maths.kl_matches_monte_carlo(fresh(), batch.y))
-        run("-ELBO >= importance-sampled NLL", lambda: maths.elbo_below_likelihood(fresh(), batch))
+        run("-ELBO >= importance-sampled NLL", lambda: maths.elbo_below_likelihood(checks.warmed(fresh(), batch), batch))
+        run("the objective's terms = their estimates",
+            lambda: maths.terms_match_estimates(checks.warmed(fresh(), batch), batch))
         run("the decoder gives logits", lambda: maths.decoder_gives_logits(fresh(), batch.y))
         if i == 0:
             for f in dataclasses.fields(cls):
