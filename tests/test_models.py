@@ -99,6 +99,8 @@ def test_the_maths_of_every_part(variant, small_data, batch):
     maths.draws_match_posterior(model)
     maths.kl_matches_monte_carlo(model, batch.y)
     maths.decoder_gives_logits(model, batch.y)
+    if VARIANTS[variant][1].name == "cnn":  # 40 times the MLP's cost here; the bound and the terms are
+        return                              # the latent's and objective's, checked with every other part
     checks.warmed(model, batch, steps=10)  # `aelab check`: 20 steps, then K = 500 (200) and 8 repeats
     maths.elbo_below_likelihood(model, batch, k=50, repeats=2)
     maths.terms_match_estimates(model, batch, k=50, repeats=2)

@@ -108,20 +108,27 @@ def test_a_users_prior_trains_resumes_evaluates_reports_explores_and_records_its
     finally:
         served.close()
 
-    # the file changes: a later command (a process of its own) imports the changed file, never
-    # the run's copy, and warns in one line
+    # the file changes: a later command imports the changed file, never the run's copy, and
+    # warns in one line (a command is a process of its own: the file is imported afresh)
     source.write_text(source.read_text().replace("a learned mixture of", "a mixture of"))
-    proc = subprocess.run(AELAB + ["sample", str(whole), "--n", "4", "--out", str(tmp_path / "s.png")],
-                          capture_output=True, text=True, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    warning = [line for line in proc.stderr.splitlines() if "warning" in line]
-    assert len(warning) == 1 and f"{source} has changed since the run was made" in warning[0], proc.stderr
+    _as_a_new_process()
+    assert main(["sample", str(whole), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and f"{source} has changed since the run was made" in warning[0], warning
     assert "the run's copy is in its code/ folder" in warning[0]
+    assert "prior a mixture of 3 Gaussians" in RunDir.open(whole).config().model.describe()  # the changed file's
     # gone: one line naming it (the copy in the run directory is a record, not a fallback)
     source.unlink()
-    proc = subprocess.run(AELAB + ["eval", str(whole)], capture_output=True, text=True, env=ENV)
-    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"{source}: no such file"), proc.stderr
-    assert proc.stderr.count("\n") == 1
+    _as_a_new_process()
+    assert main(["eval", str(whole)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"{source}: no such file") and err.count("\n") == 1, err
+
+
+def _as_a_new_process():
+    """Forget the user's modules, as a new command's process starts without them."""
+    for name in [n for n in sys.modules if n.startswith("aelab_user.")]:
+        del sys.modules[name]
 
 
 def _study(lab, sets=()):
@@ -147,6 +154,7 @@ def test_a_study_varies_a_users_setting(lab, tmp_path, monkeypatch):
     from aelab.reporting import figures
 
     monkeypatch.setattr(figures, "SCATTER_POINTS", 50)
+    monkeypatch.setenv("AELAB_JUDGING", JUDGING.replace("samples = 1000", "samples = 200"))
     out = tmp_path / "study"
     first = study.load(_study(lab)).runs[0]
     killed = RunDir.create(out / "runs" / first.name, first.config)  # as if killed before its first checkpoint
