@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 
 import pytest
 import torch
@@ -73,6 +74,13 @@ def _threads():
 def replace(cfg: RunConfig, section: str, **changes) -> RunConfig:
     return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
 
+
+# A suite started in the background of a non-interactive shell (`cmd &`, as some CI runners
+# do) inherits SIGINT ignored: Python then installs no KeyboardInterrupt handler, in this
+# process or in the commands it starts, and the tests of Ctrl-C would test nothing. Give
+# SIGINT back its usual meaning, as a terminal would.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 JUDGED = 1000  # prior samples an evaluation judges in the default suite
 JUDGING = f"samples = {JUDGED}, epochs = 1, train_size = 3000"

@@ -16,7 +16,7 @@ from aelab import registry
 from aelab.cli import main
 from aelab.parts import theory
 from aelab.reporting import figure_data as subject
-from aelab.reporting import figures, report
+from aelab.reporting import figures, layout, report
 from conftest import channel_cnn_toml, tiny, write_photos
 
 BASE = """
@@ -64,8 +64,7 @@ def study_out(tmp_path_factory, mnist):
 
 def test_the_report_lists_both_runs_with_metrics_and_theory(study_out):
     html = (study_out / "report.html").read_text()
-    rows = re.findall(r"<tr><td>(.*?)</td>", html)
-    assert rows == ["dae", "cvae3"]
+    assert _metric_rows(html) == ["dae", "cvae3"]
     for words in ("Tiny study", "Do both variants show up?", "nats per image", "nll_is with K=4",
                   "Autoencoder (AE)", "Conditioning on the label (CVAE)", "Denoising", "<th>corruption</th>",
                   "<th>latent_dim</th>", "AE, mlp 64, latent 2, bernoulli, input noise 0.4;"):
@@ -79,6 +78,38 @@ def test_the_report_lists_both_runs_with_metrics_and_theory(study_out):
     for name in ("dae", "cvae3"):  # one line each on how to explore the run
         assert f"<code>aelab explore {study_out / 'runs' / name}</code>" in html
         assert f"`aelab explore {study_out / 'runs' / name}`" in md
+
+
+def _metric_rows(html: str) -> list[str]:
+    """The runs of the full metrics table, in order."""
+    table = re.search(r"<table id='metrics'>(.*?)</table>", html, re.S).group(1)
+    return re.findall(r"<tr><td>(.*?)</td>", table)
+
+
+def test_a_first_screen_of_figures_then_the_assignments_sections_in_order(study_out):
+    """The first screen: each run's headline figure (an AE's reconstructions, a CVAE's label
+    grid) and a short table; then the task, hyperparameters, theory, experiment, and the
+    student's own reflections, which aelab leaves empty. The same order in the Markdown."""
+    html = (study_out / "report.html").read_text()
+    at = [html.index(f">{s}</h2>") for s in layout.SECTIONS]
+    assert at == sorted(at)
+    glance = html[at[0]:at[1]]
+    assert "alt='reconstructions of dae'" in glance and "alt='label_grid of cvae3'" in glance
+    assert re.findall(r"<tr><td>(.*?)</td>", glance) == ["dae", "cvae3"] and "<th>nll_is</th>" in glance
+    assert glance.count("<th>") <= 2 + layout.GLANCE_AT_MOST  # short: run, model and a few metrics
+    theory = html[at[3]:at[4]]
+    assert "<details><summary>Autoencoder (AE)</summary>" in theory and "<details><summary>Denoising" in theory
+    experiment = html[at[4]:at[5]]
+    figures = re.findall(r"<h3>(.*?)</h3>", experiment)
+    assert figures[:3] == ["Reconstructions", "Samples from the prior", "Label-conditioned samples"], figures
+    hyper = html[at[2]:at[3]]
+    assert "<tr><td>model.corruption.sigma</td><td>0.4</td><td>-</td></tr>" in hyper
+    yours = html[at[5]:]
+    assert re.fullmatch(r">5\. Your reflections</h2>\s*<p class='yours'>[^<]*</p>\s*</body></html>\s*", yours), yours
+    md = (study_out / "report.md").read_text()
+    at_md = [md.index(f"\n## {s}\n") for s in layout.SECTIONS]
+    assert at_md == sorted(at_md)
+    assert re.fullmatch(r"\n## 5\. Your reflections\n\n<!-- [^>]* -->\n*", md[at_md[5]:]), md[at_md[5]:]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -113,7 +144,7 @@ def test_report_of_run_directories(study_out, tmp_path, capsys):
         assert main(["report", *map(str, runs), "--out", str(tmp_path / "rep"), "--title", "Two runs"]) == 0
     assert capsys.readouterr().out.strip().endswith(f"report: {tmp_path / 'rep' / 'report.html'}")
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert "Two runs" in html and re.findall(r"<tr><td>(.*?)</td>", html) == ["cvae3", "dae"]
+    assert "Two runs" in html and _metric_rows(html) == ["cvae3", "dae"]
 
 
 def test_report_refuses_a_directory_that_holds_something_else(study_out, tmp_path, capsys):
@@ -130,7 +161,7 @@ def test_a_browser_shows_every_image_without_console_errors(study_out, tmp_path)
     shot = Path(os.environ.get("AELAB_SCREENSHOT", tmp_path / "report.png"))
     result = browser.check_page(study_out / "report.html", shot)
     n_figures = len(list(study_out.glob("figures/**/*.png")))
-    assert len(result["images"]) == n_figures
+    assert len(result["images"]) == n_figures + 2  # and each run's headline figure again on the first screen
     assert all(complete and width > 0 for _, complete, width in result["images"]), result["images"]
     assert result["errors"] == []
     assert Image.open(shot).size[0] > 800 and Image.open(shot).size[1] > 2000

@@ -1,22 +1,17 @@
-"""Reports: metrics as text for the terminal, and the HTML + Markdown report of runs.
-
-`report.html` is one file (PNGs embedded as data URIs, styles inline, no script, nothing
-fetched); `report.md` sits beside it and links the same PNGs under `figures/`.
+"""Reports: metrics as text for the terminal, and what the report says of each run (its row of
+metrics, its settings line, its figures by kind, the theory of its parts). layout.py lays
+these out as the report; document.py renders it as HTML and Markdown.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aelab import config
 from aelab.config import RunConfig
-from aelab.files import write_atomic
 from aelab.parts import theory
 from aelab.parts.settings import value_text
 from aelab.training.rundir import UNITS
@@ -177,14 +172,19 @@ def _length(e: Entry) -> str:
     return f"{t.time_budget_min:g}-minute budget" + (f" ({reached:g} epochs reached)" if reached is not None else "")
 
 
+def data_line(e: Entry) -> str:
+    """'mnist (dynamic binarisation)', 'folder dogs64/train at 64x64': what the run trained on."""
+    d = e.cfg.data
+    return (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
+        f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
+
+
 def settings_line(e: Entry) -> str:
-    t, d = e.cfg.train, e.cfg.data
+    t = e.cfg.train
     train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
              f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
              _trained_on(e)]
-    data = (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
-        f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
-    return (e.cfg.model.describe() + f"; {data}; "
+    return (e.cfg.model.describe() + f"; {data_line(e)}; "
             f"{_length(e)}, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
             + f", seed {t.seed}")
 
@@ -193,100 +193,3 @@ def settings_line(e: Entry) -> str:
 def explore_command(e: Entry) -> str:
     """The command that opens the run's latent-space explorer (explore.py)."""
     return shlex.join(["aelab", "explore", str(e.metrics_path.parent)])
-
-
-CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
-h1{margin-bottom:.1em} .sub{color:#666;margin-top:0}
-table{border-collapse:collapse;font-size:13px;margin:.6em 0} th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight:600;white-space:nowrap}
-.wide-table{overflow-x:auto;max-width:100%}
-.row{display:grid;gap:1em;align-items:start}
-figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.5em;background:#fff}
-figure img{width:100%;height:auto;display:block} figure.wide{width:fit-content;max-width:100%}
-figure.wide img{width:auto;max-width:100%} figcaption{font-size:13px;color:#444;margin-top:.3em}
-.caption{color:#444;margin:.2em 0 .6em} .failed{color:#a00;font-weight:600} .theory p{max-width:60em} code{background:#f5f5f5;padding:0 .2em}
-"""
-
-
-def _aspect(path: Path) -> float:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.width / img.height
-
-
-def _img(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def render_html(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str,
-                notes: list[str] = ()) -> str:
-    e = html.escape
-    head, rows = table_rows(entries)
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>{e(title)}</h1><p class='sub'>{e(question)}</p><p class='sub'>{e(stamp)}</p>",
-             f"<h2>Test-set metrics</h2><p class='caption'>{e(UNITS + _k_note(entries))}. "
-             "Training, evaluation and drawing times are wall-clock seconds on the machine that made this report.</p>",
-             "<div class='wide-table'><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table></div>",
-             "".join(f"<p class='failed'>{e(n)}</p>" for n in notes),
-             "<ul>" + "".join(f"<li><b>{e(x.name)}</b>: {e(settings_line(x))}. Explore its code space in the browser: "
-                              f"<code>{e(explore_command(x))}</code></li>" for x in entries) + "</ul>",
-             "<h2>What the models optimise</h2><div class='theory'>"]
-    for heading, paragraphs in _theory(entries):
-        parts.append(f"<h3>{e(heading)}</h3>" + "".join(f"<p>{e(p)}</p>" for p in paragraphs))
-    parts.append("</div><h2>Figures</h2>")
-    for d in overview:
-        parts.append(f"<h3>{e(d.title)}</h3><p class='caption'>{e(d.caption)}</p>"
-                     f"<figure class='wide'><img src='{_img(d.path)}' alt='{e(d.key)}'></figure>")
-    for key, title, caption, group in _figure_groups(entries):
-        # one figure alone takes half the width; wide ones (learning curves) go two to a row
-        columns = min(max(len(group), 2), 4 if _aspect(group[0][1].path) < 1.8 else 2)
-        parts.append(f"<h3>{e(title)}</h3><p class='caption'>{e(caption)}</p>"
-                     f"<div class='row' style='grid-template-columns:repeat({columns},minmax(0,1fr))'>")
-        for x, d in group:
-            parts.append(f"<figure><img src='{_img(d.path)}' alt='{e(key)} of {e(x.name)}'>"
-                         f"<figcaption><b>{e(x.name)}</b>: {e(settings_line(x))}</figcaption></figure>")
-        parts.append("</div>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-def render_markdown(title: str, question: str, entries: list[Entry], overview: list["Drawn"], stamp: str,
-                    out: Path, notes: list[str] = ()) -> str:
-    head, rows = table_rows(entries)
-    lines = [f"# {title}", "", question, "", f"_{stamp}_", "", "## Test-set metrics", "",
-             f"{UNITS}{_k_note(entries)}.", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
-             *["| " + " | ".join(r) + " |" for r in rows], "",
-             *[f"**{n}**\n" for n in notes],
-             *[f"- **{x.name}**: {settings_line(x)}. Explore its code space in the browser: `{explore_command(x)}`"
-               for x in entries], "", "## What the models optimise", ""]
-    for heading, paragraphs in _theory(entries):
-        lines += [f"### {heading}", "", *[p + "\n" for p in paragraphs]]
-    lines += ["## Figures", ""]
-    for d in overview:
-        lines += [f"### {d.title}", "", d.caption, "", f"![{d.key}]({d.path.relative_to(out).as_posix()})", ""]
-    for key, title, caption, group in _figure_groups(entries):
-        lines += [f"### {title}", "", caption, ""]
-        for x, d in group:
-            lines += [f"**{x.name}** ({settings_line(x)})", "", f"![{key} of {x.name}]({d.path.relative_to(out).as_posix()})", ""]
-    return "\n".join(lines)
-
-
-def _failures(failed: dict[str, str]) -> list[str]:
-    return [f"{name} did not finish and is not in the table: {reason}" for name, reason in failed.items()]
-
-
-def write(out: Path, title: str, question: str, entries: list[Entry], overview: list["Drawn"] = (),
-          failed: dict[str, str] | None = None) -> Path:
-    """DIR/report.html and DIR/report.md from entries (and overview figures drawn from all
-    runs) whose figures lie under DIR; `failed` names runs that did not finish, with why."""
-    stamp = f"Made {time.strftime('%Y-%m-%d %H:%M')} by aelab from {len(entries)} run(s)."
-    notes = _failures(failed or {})
-    write_atomic(out / "report.md", render_markdown(title, question, entries, list(overview), stamp, out, notes).encode())
-    path = out / "report.html"
-    write_atomic(path, render_html(title, question, entries, list(overview), stamp, notes).encode())
-    return path

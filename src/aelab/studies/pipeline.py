@@ -25,7 +25,7 @@ from aelab.data.splits import ImageData
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import cached_or_evaluate, load_model
-from aelab.reporting import report
+from aelab.reporting import layout, report
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
 from aelab.training import runlock, train
@@ -226,6 +226,6 @@ def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
         overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png"),
                               "Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
                               "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged)."))
-    html = report.write(out, title, question, entries, overview, failed or {})
+    html = layout.write(out, title, question, entries, overview, failed or {})
     print(report.table_text(entries))
     return html
