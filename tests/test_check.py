@@ -240,3 +240,22 @@ def test_a_name_that_is_not_a_part_is_one_line_and_exit_2(name, said, tmp_path, 
     assert cli.main(["check", name]) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+def test_the_reconstruction_floor_is_a_perfect_decoders(small_data):
+    """What no training removes from -log p(x|z): a Gaussian's normaliser, D (log s + 1/2 log 2 pi)
+    with s = sqrt(1/2), and for a Bernoulli the grey pixels' own entropy. The loss-falls check
+    asks for a tenth of the distance to it (a 32x32 colour Gaussian model's recon is mostly it)."""
+    import math
+
+    from aelab.checking import model as checks
+
+    batch = run.fixed_batch(small_data)
+    cfg = checks.with_part(run.base_config(), "likelihood", PARTS["likelihood"]["gaussian"]())
+    gaussian = checks.build(cfg, small_data.image_shape, 10)
+    assert checks.recon_floor(gaussian, batch) == pytest.approx(784 * (math.log(math.sqrt(0.5)) + 0.5 * math.log(2 * math.pi)),
+                                                               rel=1e-3)
+    bernoulli = checks.build(run.base_config(), small_data.image_shape, 10)
+    p = batch.x.clamp(1e-4, 1 - 1e-4)
+    entropy = -(batch.x * p.log() + (1 - batch.x) * (1 - p).log()).flatten(1).sum(1).mean()
+    assert checks.recon_floor(bernoulli, batch) == pytest.approx(entropy.item(), rel=1e-4)

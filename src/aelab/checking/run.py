@@ -78,6 +78,9 @@ def check(cls: type[PartSettings], base: RunConfig, data: ImageData, *, first_ki
         def run(name, fn, *args):
             if only is not None and name not in only and not (name.startswith("setting ") and "settings" in only):
                 return
+            if any(r.kind == kind and r.check == "builds on the meta device" and not r.passed for r in results):
+                results.append(Result(kind, name, True, "not checked: the model does not build", applies=False))
+                return
             try:
                 said = fn(*args)
                 results.append(Result(kind, name, True, said, applies=not isinstance(said, checks.NotApplicable)))
