@@ -67,6 +67,20 @@ def test_a_course_sampler_written_wrong_is_named(old, new, named, tmp_path, smal
     assert all(n in mistake for n in named), mistake
 
 
+@pytest.mark.parametrize("old, new, check, named", [
+    ('reduction="sum")', 'reduction="mean")', "the objective's terms = their estimates",
+     "the recon averaged over pixels instead of summed"),
+    ("kl = 0.0 if mu is None else -0.5 * torch.sum(", "kl = 0.0 if mu is None else 0.5 * torch.sum(",
+     "the objective's terms = their estimates", "the KL with the wrong sign"),
+    ("kl = 0.0 if mu is None else -0.5 * torch.sum(", "kl = 0.0 if mu is None else -torch.sum(",
+     "the objective's terms = their estimates", "the KL without its 1/2"),
+], ids=["mean", "kl-sign", "kl-half"])
+def test_a_course_loss_function_written_wrong_is_named(old, new, check, named, tmp_path, small_data):
+    folder = _course(tmp_path, old, new)
+    failed = _failures(f"{folder}/adapter.py:CourseObjective", small_data, {check})
+    assert failed[check].mistake.startswith(named), failed[check]
+
+
 def test_a_decoder_that_returns_probabilities_is_named(tmp_path, small_data):
     folder = _course(tmp_path, "        return self.out(F.relu(self.hidden(zs)))",
                      "        return torch.sigmoid(self.out(F.relu(self.hidden(zs))))")
@@ -203,7 +217,7 @@ def test_the_command_prints_a_table_and_exits_1_on_a_failure(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("reference", ["examples/course/adapter.py:CourseNetworks", "examples/course/adapter.py:CourseLatent",
-                                       "examples/mixture_prior.py:MixturePrior"])
+                                       "examples/course/adapter.py:CourseObjective", "examples/mixture_prior.py:MixturePrior"])
 def test_the_examples_pass_every_check(reference, small_data):
     results = run.check(run.find(str(ROOT / reference)), run.base_config(), small_data)
     assert all(r.passed for r in results), run.table(reference, results)

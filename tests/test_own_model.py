@@ -276,3 +276,35 @@ def test_set_reaches_a_users_settings_with_the_same_checks(lab):
     shutil.copy(lab / "parts" / "myprior.py", "here.py")
     named = config.load(lab / "my.toml", ["model.prior.name=here.py:MixturePrior"])
     assert named.model.prior.name == f"{os.path.abspath('here.py')}:MixturePrior" and named.model.prior.components == 10
+
+
+def test_an_objective_that_reports_its_loss_alone_trains_and_evaluates(lab, tmp_path, capsys):
+    """The objective's protocol asks for "loss" only; recon, kl, neg_elbo and mse are reported where given."""
+    (lab / "parts" / "bare.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch.nn.functional as F
+        from aelab.parts import PartSettings
+
+        class Bare:
+            def schedule(self, progress):
+                return {}
+            def __call__(self, model, batch, progress):
+                q = model.encode(batch.x, batch.y)
+                out = model.decode(q.rsample(), batch.y)
+                recon = F.binary_cross_entropy_with_logits(out, batch.x, reduction="none").flatten(1).sum(1)
+                return {"loss": (recon + q.kl(model.prior(batch.y))).mean()}
+
+        @dataclass(frozen=True)
+        class BareObjective(PartSettings):
+            slot = "objective"
+            def build(self, image_shape):
+                return Bare()
+        '''))
+    (lab / "bare.toml").write_text(CONFIG.replace('name = "parts/myprior.py:MixturePrior"\ncomponents = 3', 'name = "standard"')
+                                   + '[model.objective]\nname = "parts/bare.py:BareObjective"\n')
+    cfg = config.load(lab / "bare.toml", ["train.epochs=1", "train.checkpoint_every_min=0"])
+    assert cfg.model.objective.title == "BareObjective"
+    assert main(["train", str(lab / "bare.toml"), "--quiet", "--out", str(tmp_path / "run"),
+                 "--set", "train.epochs=1", "--set", "train.checkpoint_every_min=0"]) == 0
+    out, err = capsys.readouterr()
+    assert "epoch 1/1  train " in err and json.loads(out)["loss"] > 0

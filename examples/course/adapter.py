@@ -1,11 +1,14 @@
 """The course's model.py in aelab, unchanged: its Encoder and Decoder as aelab's network, its
-VAE.reparameterize as the way codes are drawn. Which of its classes a model is follows from
+VAE.reparameterize as the way codes are drawn, its loss_function as the objective (optional:
+aelab's own ELBO trains the networks otherwise). Which of its classes a model is follows from
 the rest of the config: a Gaussian latent makes the VAE, a label condition the CVAE."""
 
 import math
 from dataclasses import dataclass
 
 import model  # the course's model.py, beside this file
+
+module = model  # (named so that a method's argument `model`, aelab's, does not hide it)
 
 from aelab.parts import PartSettings, bounded, theory
 from aelab.parts.adapters import FlatDecoder, FlatEncoder
@@ -61,3 +64,32 @@ class CourseLatent(PartSettings):
 
     def build(self):
         return CourseSampling()
+
+
+class CourseLoss:
+    """The course's loss_function(logits, xs, mu, log_var); without mu, its reconstruction alone."""
+
+    def schedule(self, progress):
+        return {}
+
+    def __call__(self, model, batch, progress):
+        q = model.encode(batch.x, batch.y)
+        logits, xs = model.decode(q.rsample(), batch.y).flatten(1), batch.x.flatten(1)
+        recon = module.loss_function(logits, xs)
+        if not q.stochastic:
+            return {"loss": recon, "recon": recon}
+        loss = module.loss_function(logits, xs, q.mean, q.logvar)
+        return {"loss": loss, "recon": recon, "kl": loss - recon, "neg_elbo": loss}
+
+
+@dataclass(frozen=True)
+class CourseObjective(PartSettings):
+    """[model.objective] name = "adapter.py:CourseObjective": the course's own loss_function."""
+
+    slot = "objective"
+
+    def describe(self):
+        return "the course's loss_function"
+
+    def build(self, image_shape):
+        return CourseLoss()

@@ -174,6 +174,9 @@ def terms_match_estimates(model: Autoencoder, batch: Batch, k: int = 200, repeat
         mistake = ""
         if abs(ratio * pixels - 1) < 0.05:
             mistake = f"the {term} averaged over pixels instead of summed (sum over pixels, mean over images)"
+        elif abs(ratio * pixels * n - 1) < 0.05:
+            mistake = (f"the {term} averaged over pixels instead of summed, and divided by the batch size twice "
+                       "(reduction='mean' is already a mean over the images)")
         elif abs(ratio / n - 1) < 0.05:
             mistake = f"the {term} summed over the batch instead of averaged over images"
         elif term == "kl":

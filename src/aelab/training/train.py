@@ -359,8 +359,10 @@ def _desc(epoch: int, cfg: RunConfig, clock: budget.Clock) -> str:
 
 def _epoch_line(r: dict, cfg: RunConfig, clock: budget.Clock, improved: bool) -> str:
     split = "val" if "val_loss" in r else "train"
-    parts = f"recon {r[f'{split}_recon']:.2f}" + (f" + kl {r[f'{split}_kl']:.2f}" if f"{split}_kl" in r else "")
+    # the parts an objective reports beside its loss (a user's may report none)
+    parts = " + ".join(f"{k} {r[f'{split}_{k}']:.2f}" for k in ("recon", "kl") if f"{split}_{k}" in r)
+    mse = f"  mse {r[f'{split}_mse']:.4f}/pixel" if f"{split}_mse" in r else ""
     return (f"{_desc(r['epoch'], cfg, clock)}  train {r['train_loss']:.2f}  "
             + (f"val {r['val_loss']:.2f} " if split == "val" else "(no validation split) ")
-            + f"({split}: {parts}) nats/image  mse {r[f'{split}_mse']:.4f}/pixel  {r['seconds']:.1f} s"
+            + (f"({split}: {parts}) " if parts else "") + f"nats/image{mse}  {r['seconds']:.1f} s"
             + ("  *best" if improved and split == "val" else ""))
