@@ -308,3 +308,10 @@ def test_an_objective_that_reports_its_loss_alone_trains_and_evaluates(lab, tmp_
                  "--set", "train.epochs=1", "--set", "train.checkpoint_every_min=0"]) == 0
     out, err = capsys.readouterr()
     assert "epoch 1/1  train " in err and json.loads(out)["loss"] > 0
+
+
+def test_a_users_part_shows_by_its_class_and_other_colons_stay():
+    from aelab.parts.settings import value_text
+
+    assert value_text("/home/me/lab/mine.py:MyPrior") == "MyPrior" and value_text("mylab.priors:Vamp") == "Vamp"
+    assert value_text("C:\\data\\digits") == "C:\\data\\digits" and value_text("cuda:0") == "cuda:0"

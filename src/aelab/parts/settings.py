@@ -110,8 +110,8 @@ def value_text(value) -> str:
         return "x".join(str(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
-    if isinstance(value, str) and ":" in value:  # a user's part ('/home/me/mine.py:MyPrior'): its class
-        return value.rpartition(":")[2]
+    if isinstance(value, str) and ":" in value and value.rpartition(":")[2].isidentifier():
+        return value.rpartition(":")[2]  # a user's part ('/home/me/mine.py:MyPrior'): its class
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
