@@ -101,11 +101,43 @@ def kl_matches_monte_carlo(model: Autoencoder, labels: torch.Tensor | None) -> s
     if abs(closed - mc) <= tol:
         return f"closed form {closed:.2f} vs Monte Carlo {mc:.2f} ± {se:.2f} nats ({DRAWS} draws, {len(q.mean)} rows)"
     ratio = closed / mc
-    named = {-1.0: "the KL with the wrong sign (KL = -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2))",
-             2.0: "the KL without its 1/2", -2.0: "the KL with the wrong sign and without its 1/2",
-             0.5: "the KL halved twice"}
-    mistake = next((m for r, m in named.items() if abs(ratio - r) < 0.1 * abs(r)), "")
-    raise Failed(f"closed-form KL {closed:.2f} but Monte Carlo {mc:.2f} ± {se:.2f} nats (ratio {ratio:.2f})", mistake)
+    raise Failed(f"closed-form KL {closed:.2f} but Monte Carlo {mc:.2f} ± {se:.2f} nats (ratio {ratio:.2f})",
+                 _kl_mistake(ratio))
+
+
+# a KL's ratio to the true one -> the mistake that makes it
+KL_MISTAKES = {-1.0: "the KL with the wrong sign (KL = -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2))",
+               2.0: "the KL without its 1/2", -2.0: "the KL with the wrong sign and without its 1/2",
+               0.5: "the KL halved twice"}
+
+
+def _kl_mistake(ratio: float) -> str:
+    return next((m for r, m in KL_MISTAKES.items() if abs(ratio - r) < 0.1 * abs(r)), "")
+
+
+def _reduction_mistake(term: str, ratio: float, pixels: int, n: int) -> str:
+    """The reduction slip that scales a per-image sum over `pixels` by `ratio`, for a batch of `n`."""
+    if abs(ratio * pixels - 1) < 0.05:
+        return f"the {term} averaged over pixels instead of summed (sum over pixels, mean over images)"
+    if abs(ratio * pixels * n - 1) < 0.05:
+        return (f"the {term} averaged over pixels instead of summed, and divided by the batch size twice "
+                "(reduction='mean' is already a mean over the images)")
+    if abs(ratio / n - 1) < 0.05:
+        return f"the {term} summed over the batch instead of averaged over images"
+    return ""
+
+
+def _draws(model: Autoencoder, batch: Batch, k: int, repeats: int):
+    """The objective's outputs on `batch` `repeats` times, and log w and log p(x|z) of `k`
+    draws z ~ q(z|x), each (K, B): what the bound and the terms are checked against (eval mode, seeded)."""
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        runs = [model.loss(batch) for _ in range(repeats)]
+        q = model.encode(batch.x, batch.y)
+        size = min(50, k)  # draws at a time
+        chunks = [model.log_weights(q, batch.x, batch.y, size) for _ in range(-(-k // size))]
+    return runs, torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
 
 
 def elbo_below_likelihood(model: Autoencoder, batch: Batch, k: int = 500, repeats: int = 8) -> str:
@@ -114,29 +146,19 @@ def elbo_below_likelihood(model: Autoencoder, batch: Batch, k: int = 500, repeat
     fails where -ELBO is below NLL_K by more than four standard errors of both."""
     if not model.latent.stochastic:
         return NotApplicable("a deterministic code: no ELBO")
-    model.eval()
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
-        runs = [model.loss(batch) for _ in range(repeats)]
-        reported = torch.stack([r.get("neg_elbo", r["loss"]) for r in runs])
-        q = model.encode(batch.x, batch.y)
-        size = min(50, k)  # draws at a time
-        chunks = [model.log_weights(q, batch.x, batch.y, size) for _ in range(-(-k // size))]
-        log_w = torch.cat([c[0] for c in chunks])  # (K, B)
-        log_px_z = torch.cat([c[1] for c in chunks])
-        nll_per_image = -(torch.logsumexp(log_w, 0) - math.log(len(log_w)))
+    runs, log_w, log_px_z = _draws(model, batch, k, repeats)
+    reported = torch.stack([r.get("neg_elbo", r["loss"]) for r in runs])
+    nll_per_image = -(torch.logsumexp(log_w, 0) - math.log(len(log_w)))
     neg_elbo, nll = reported.mean().item(), nll_per_image.mean().item()
     spread = reported.std().item() / math.sqrt(repeats) if repeats > 1 else 0.0
     se = spread + (-log_w).mean(1).std().item() / math.sqrt(len(log_w))
     if neg_elbo >= nll - 4 * se - 1e-3 * abs(nll):
         return f"-ELBO {neg_elbo:.2f} >= NLL_{len(log_w)} {nll:.2f} nats per image (less 4 s.e. = {4 * se:.2f})"
     mistake = ""
-    recon = torch.stack([r["recon"] for r in runs]).mean().item() if "recon" in runs[0] else None
-    true_recon = -log_px_z.mean().item()
-    pixels = math.prod(batch.x.shape[1:])
-    if recon is not None and abs(recon * pixels / true_recon - 1) < 0.05:
-        mistake = "the reconstruction averaged over pixels instead of summed (sum over pixels, mean over images)"
-    elif "kl" in runs[0] and torch.stack([r["kl"] for r in runs]).mean().item() < -0.01:
+    if "recon" in runs[0]:
+        ratio = torch.stack([r["recon"] for r in runs]).mean().item() / -log_px_z.mean().item()
+        mistake = _reduction_mistake("reconstruction", ratio, math.prod(batch.x.shape[1:]), len(batch.x))
+    if not mistake and "kl" in runs[0] and torch.stack([r["kl"] for r in runs]).mean().item() < -0.01:
         mistake = "a KL with the wrong sign (a KL is never negative)"
     raise Failed(f"-ELBO {neg_elbo:.2f} is below the importance-sampled NLL {nll:.2f} nats per image "
                  f"(s.e. {se:.2f}): the objective is not a bound on log p(x)", mistake)
@@ -151,14 +173,7 @@ def terms_match_estimates(model: Autoencoder, batch: Batch, k: int = 200, repeat
         return NotApplicable("a deterministic code: no ELBO terms")
     if model.corruption.active:  # its terms are expectations over corrupted inputs too
         return NotApplicable("the model encodes corrupted inputs: its terms are not those of q(z|x)")
-    model.eval()
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
-        runs = [model.loss(batch) for _ in range(repeats)]
-        q = model.encode(batch.x, batch.y)
-        size = min(50, k)
-        chunks = [model.log_weights(q, batch.x, batch.y, size) for _ in range(-(-k // size))]
-        log_w, log_px_z = torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])  # (K, B)
+    runs, log_w, log_px_z = _draws(model, batch, k, repeats)  # (K, B) each
     estimates = {"recon": -log_px_z, "kl": log_px_z - log_w}  # per draw and image
     said, pixels, n = [], math.prod(batch.x.shape[1:]), len(batch.x)
     for term, per_draw in estimates.items():
@@ -171,17 +186,7 @@ def terms_match_estimates(model: Autoencoder, batch: Batch, k: int = 200, repeat
             said.append(f"{term} {value:.2f} vs {expected:.2f}")
             continue
         ratio = value / expected if expected else float("inf")
-        mistake = ""
-        if abs(ratio * pixels - 1) < 0.05:
-            mistake = f"the {term} averaged over pixels instead of summed (sum over pixels, mean over images)"
-        elif abs(ratio * pixels * n - 1) < 0.05:
-            mistake = (f"the {term} averaged over pixels instead of summed, and divided by the batch size twice "
-                       "(reduction='mean' is already a mean over the images)")
-        elif abs(ratio / n - 1) < 0.05:
-            mistake = f"the {term} summed over the batch instead of averaged over images"
-        elif term == "kl":
-            mistake = next((m for r, m in ((-1.0, "the KL with the wrong sign"), (2.0, "the KL without its 1/2"),
-                                          (-2.0, "the KL with the wrong sign and without its 1/2")) if abs(ratio - r) < 0.1 * abs(r)), "")
+        mistake = _reduction_mistake(term, ratio, pixels, n) or (_kl_mistake(ratio) if term == "kl" else "")
         raise Failed(f"the objective's {term} is {value:.2f}, its estimate from {len(per_draw)} draws {expected:.2f} "
                      f"± {se:.2f} nats per image (ratio {ratio:.3g})", mistake)
     if not said:
