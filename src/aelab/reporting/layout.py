@@ -23,15 +23,14 @@ from aelab.files import write_atomic
 from aelab.parts.settings import value_text
 from aelab.reporting import document as doc
 from aelab.reporting.report import (
-    METRICS,
     UNITS,
     Entry,
-    _cell,
     _figure_groups,
     _k_note,
     _theory,
     data_line,
     explore_command,
+    metric_cell,
     settings_line,
     table_rows,
 )
@@ -74,8 +73,7 @@ def _glance(entries: list[Entry]) -> list[doc.Block]:
     if pictures:
         blocks.append(doc.Pictures(pictures, columns=min(max(len(pictures), 2), 4)))
     if keys:
-        cell = lambda e, k: _cell(e.record.get(k), METRICS[k][2] if isinstance(e.record.get(k), float) else "")  # noqa: E731
-        blocks.append(doc.Table(["run", "model", *keys], [[e.name, e.cfg.model.short, *[cell(e, k) for k in keys]]
+        blocks.append(doc.Table(["run", "model", *keys], [[e.name, e.cfg.model.short, *[metric_cell(e, k) for k in keys]]
                                                           for e in entries]))
         blocks.append(doc.Para(f"{UNITS}{_k_note(entries)}. The full table is in section 4.", "caption"))
     return blocks

@@ -88,6 +88,12 @@ def _cell(value, fmt: str = "") -> str:
     return str(value)
 
 
+def metric_cell(e: Entry, key: str) -> str:
+    """Metric `key` of run `e` as the report's tables show it ('-' where the run has none)."""
+    value = e.record.get(key)
+    return _cell(value, METRICS[key][2] if isinstance(value, float) else "")
+
+
 def _flat(cfg: RunConfig) -> dict[str, object]:
     """{"model.latent.name": "gaussian", ...}"""
     return config.flat(cfg)
@@ -117,7 +123,7 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     for e in entries:
         settings = _flat(e.cfg)
         row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys], _cell(e.record.get("epoch"))]
-        row += [_cell(e.record.get(m), METRICS[m][2] if isinstance(e.record.get(m), float) else "") for m in metrics]
+        row += [metric_cell(e, m) for m in metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
 
