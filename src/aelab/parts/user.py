@@ -138,16 +138,13 @@ def _load_file(path: Path):
     finally:
         sys.path.remove(str(path.parent))
     # `import model` / `from model import VAE` meant the neighbour, not another folder's model.py
-    used = {v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None) for v in vars(module).values()}
-    for n in sorted(u for u in used if isinstance(u, str) and "." not in u and u != name):
+    for n in sorted(u for u in _used(module) if "." not in u and u != name):
         other = getattr(sys.modules.get(n), "__file__", None)
         if (path.parent / f"{n}.py").is_file() and other and not _under(other, path.parent):
             del sys.modules[name]
             raise AelabError(f"{path}: imports {n!r}, which this process already imported from {other}, not its "
                              f"neighbour {path.parent / f'{n}.py'}; name the files apart, or use one process per folder")
-    beside = {sys.modules[n].__file__ for n in (set(sys.modules) - before) | {u for u in used if u in sys.modules}
-              if n != name and _under(getattr(sys.modules[n], "__file__", None), path.parent)}
-    module.__aelab_sources__ = [str(path), *sorted(beside)]
+    _record_sources(module, str(path), before)
     return module
 
 
@@ -164,11 +161,23 @@ def _import(target: str):
         raise AelabError(f"{target}: raised on import: {_one_line(e)}") from None
     file = getattr(module, "__file__", None)
     if file and not hasattr(module, "__aelab_sources__"):
-        folder = Path(file).parent
-        beside = [m.__file__ for n in set(sys.modules) - before if n != target
-                  for m in [sys.modules[n]] if _under(getattr(m, "__file__", None), folder)]
-        module.__aelab_sources__ = [file, *sorted(beside)]
+        _record_sources(module, file, before)
     return module
+
+
+def _used(module) -> set[str]:
+    """The names of the modules `module`'s globals come from (a module itself, or a class's or function's)."""
+    found = {v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None) for v in vars(module).values()}
+    return {n for n in found if isinstance(n, str)}
+
+
+def _record_sources(module, file: str, before: set[str]) -> None:
+    """`module.__aelab_sources__`: its file and every module beside it that it imported, while
+    it ran (new since `before`) or earlier (named in its globals)."""
+    names = (set(sys.modules) - before) | (_used(module) & set(sys.modules))
+    beside = {sys.modules[n].__file__ for n in names if sys.modules[n] is not module
+              and _under(getattr(sys.modules[n], "__file__", None), Path(file).parent)}
+    module.__aelab_sources__ = [str(file), *sorted(beside)]
 
 
 def _under(file: str | None, folder: Path) -> bool:
