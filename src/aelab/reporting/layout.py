@@ -104,6 +104,8 @@ def _theory_blocks(entries: list[Entry]) -> list[doc.Block]:
 
 
 def _experiment(entries: list[Entry], overview: list[Drawn], notes: list[str]) -> list[doc.Block]:
+    from PIL import Image  # only where a report is drawn
+
     head, rows = table_rows(entries)
     blocks: list[doc.Block] = [
         doc.Heading(2, SECTIONS[4], "experiment"),
@@ -120,8 +122,6 @@ def _experiment(entries: list[Entry], overview: list[Drawn], notes: list[str]) -
                            doc.Pictures([doc.Picture(d.path, d.key)], wide=True)]
             continue
         key, title, caption, members = group
-        from PIL import Image
-
         with Image.open(members[0][1].path) as img:
             tall = img.width / img.height < 1.8  # learning curves are wide: two to a row
         blocks += [doc.Heading(3, title), doc.Para(caption, "caption"),
