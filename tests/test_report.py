@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 import browser
-from aelab import registry
+from aelab import language, registry
 from aelab.cli import main
 from aelab.parts import theory
 from aelab.reporting import figure_data as subject
-from aelab.reporting import figures, layout, report
+from aelab.reporting import figures, fonts, layout, report
 from conftest import channel_cnn_toml, tiny, write_photos
 
 BASE = """
@@ -154,17 +154,20 @@ def test_report_refuses_a_directory_that_holds_something_else(study_out, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_a_browser_shows_every_image_without_console_errors(study_out, tmp_path):
+def _browser_shows_every_image(out: Path, shot: Path) -> None:
     why = browser.missing()
     if why:
         pytest.skip(why)
-    shot = Path(os.environ.get("AELAB_SCREENSHOT", tmp_path / "report.png"))
-    result = browser.check_page(study_out / "report.html", shot)
-    n_figures = len(list(study_out.glob("figures/**/*.png")))
+    result = browser.check_page(out / "report.html", shot)
+    n_figures = len(list(out.glob("figures/**/*.png")))
     assert len(result["images"]) == n_figures + 2  # and each run's headline figure again on the first screen
     assert all(complete and width > 0 for _, complete, width in result["images"]), result["images"]
     assert result["errors"] == []
     assert Image.open(shot).size[0] > 800 and Image.open(shot).size[1] > 2000
+
+
+def test_a_browser_shows_every_image_without_console_errors(study_out, tmp_path):
+    _browser_shows_every_image(study_out, Path(os.environ.get("AELAB_SCREENSHOT", tmp_path / "report.png")))
 
 
 def test_the_browser_check_catches_a_broken_image(study_out, tmp_path):
@@ -317,3 +320,52 @@ def test_run_settings_name_the_image_folder_the_binarisation_the_precision_and_t
     assert "mnist (dynamic binarisation);" in digits and "train" not in digits and "2 epochs" in digits
     old = tiny("vae", train={"precision": "bfloat16"})  # a run from before meta.json kept the resolved choice
     assert "bfloat16 training" in report.settings_line(SimpleNamespace(cfg=old, done={}, training=[]))
+
+
+@pytest.fixture(scope="module")
+def zh_out(study_out, tmp_path_factory):
+    """The tiny study's report again in Chinese (`aelab run --lang zh`), from a copy of its
+    runs: the runs are complete, so only the figures and the report are made again."""
+    out = tmp_path_factory.mktemp("zh") / "out"
+    shutil.copytree(study_out, out)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "SCATTER_POINTS", 300)
+        assert main(["run", str(study_out.parent / "study.toml"), "--out", str(out), "--lang", "zh"]) == 0
+    return out
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_the_chinese_report_translates_every_heading_and_keeps_every_number(study_out, zh_out):
+    zh = language.get("zh")
+    html, english = (zh_out / "report.html").read_text(), (study_out / "report.html").read_text()
+    assert html.startswith("<!doctype html><html lang='zh'>")
+    headings = re.findall(r"<(h[123]|summary)[^>]*>(.*?)</\1>", html)
+    assert len(headings) > 15
+    untranslated = [text for tag, text in headings if tag != "h1" and not CJK.search(text)]
+    assert untranslated == []  # h1 is the study's own title, which is the user's
+    assert [t for tag, t in headings if tag == "h2"] == [zh(s) for s in layout.SECTIONS]
+    yours = html[html.index(f">{zh(layout.SECTIONS[5])}</h2>"):]
+    assert re.fullmatch(r">5\. 自己的思考 / Your reflections</h2>\s*<p class='yours'>[^<]*</p>\s*</body></html>\s*", yours)
+    for words in ("理论对比", "自编码器（AE）", "以标签为条件（条件变分自编码器 CVAE）", "nll_is 使用 K=4 个重要性样本",
+                  "AE, mlp 64, 隐变量 2 维, bernoulli, 输入噪声 0.4; mnist; 2 个 epoch, 批大小 100",
+                  "<th>运行</th>", "<th>nll_is</th>", "<h3>重建</h3>", "<h3>从先验采样</h3>"):
+        assert words in html, words
+
+    def cells(page):  # the metrics table but its last column (the seconds spent drawing)
+        table = re.search(r"<table id='metrics'>(.*?)</table>", page, re.S).group(1)
+        return [re.findall(r"<td>(.*?)</td>", row)[:-1] for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    assert cells(html) == cells(english)
+    md = (zh_out / "report.md").read_text()
+    at = [md.index(f"\n## {zh(s)}\n") for s in layout.SECTIONS]
+    assert at == sorted(at) and re.fullmatch(r"\n## 5\. 自己的思考 / Your reflections\n\n<!-- [^>]* -->\n*", md[at[5]:])
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
+    assert links and all((zh_out / link).is_file() for link in links)
+    for name in ("dae", "cvae3"):  # the figures were lettered again, in Chinese (or English, said in one line)
+        assert (zh_out / "figures" / name / "curves.png").read_bytes() != (study_out / "figures" / name / "curves.png").read_bytes()
+    assert ("图中仍使用英文标注" in html) == (fonts.family("zh") is None)
+
+
+def test_a_browser_shows_the_chinese_report_without_errors(zh_out, tmp_path):
+    _browser_shows_every_image(zh_out, Path(os.environ.get("AELAB_SCREENSHOT_ZH", tmp_path / "report-zh.png")))

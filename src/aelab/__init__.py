@@ -14,7 +14,7 @@ The package in roles, each using only those below it (tests/test_layers.py check
     config                  frozen run configs: TOML in, dotted overrides, TOML out
     parts                   the model's parts and their settings (PARTS), the composed Autoencoder
     data                    sources, image folders, IDX files, in-memory splits, the caches
-    files, errors           atomic writes; the one user-error type
+    files, errors, language atomic writes; the one user-error type; the report's languages (gettext)
 
 `from aelab import config, registry, train, evaluate, RunDir` reaches the names of the
 README's Python example; the ones from higher roles are imported on first use, so that

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from aelab import bench, config, registry
+from aelab import bench, config, language, registry
 from aelab.errors import AelabError
 from aelab.evaluation.evaluate import evaluate_run, load_model
 from aelab.explore import server
 from aelab.files import WriteError, check_output
+from aelab.language import N_
 from aelab.reporting import report
 from aelab.reporting.images import save_images
 from aelab.studies import pipeline
@@ -156,12 +157,14 @@ def _run(args: argparse.Namespace) -> int:
             print(shlex.join(command))
         return 0
     try:
-        html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs)
+        html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
+                                          lang=language.get(args.lang) if args.lang else None)
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
             a for option, value in (("--jobs", args.jobs if args.jobs > 1 else None), ("--epochs", args.epochs),
-                                    ("--k", args.k)) if value is not None for a in (option, str(value))]
+                                    ("--k", args.k), ("--lang", args.lang)) if value is not None
+            for a in (option, str(value))]
         raise interrupt.Interrupted(signum, f"{said}; resume the study with: {shlex.join(again)}") from None
     print(f"report: {html}")
     if failed:
@@ -174,7 +177,8 @@ def _report(args: argparse.Namespace) -> int:
     if args.k is not None:
         _at_least_one("--k", args.k)
     out = check_output(args.out, folder=True)
-    html = pipeline.report_runs([Path(r) for r in args.runs], out, title=args.title, k=args.k)
+    html = pipeline.report_runs([Path(r) for r in args.runs], out, title=args.title or N_("aelab report"), k=args.k,
+                                lang=language.get(args.lang))
     print(f"report: {html}")
     return 0
 
@@ -237,6 +241,9 @@ def parser() -> argparse.ArgumentParser:
                        help="runs trained at once, each in its own process with an equal share of the cores (default 1)")
         r.add_argument("--epochs", type=int, help="override train.epochs of every run")
         r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
+        r.add_argument("--lang", choices=list(language.LANGUAGES),
+                       help="the report's language: " + ", ".join(f"{c} ({n})" for c, n in language.LANGUAGES.items())
+                       + " (default: the study's [report] lang, else en)")
         r.add_argument("--list", action="store_true",
                        help="print the `aelab train` command of every run still missing, one a line, and exit "
                        "(for a cluster's job scheduler; run the study again afterwards for the report)")
@@ -245,7 +252,9 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("report", help="an HTML + Markdown report of trained runs, figures side by side")
     o.add_argument("runs", nargs="+", metavar="RUN_DIR")
     o.add_argument("--out", required=True, help="directory for report.html, report.md and figures/")
-    o.add_argument("--title", default="aelab report", help="the report's title")
+    o.add_argument("--title", help="the report's title (default: aelab report, in the report's language)")
+    o.add_argument("--lang", choices=list(language.LANGUAGES), default="en",
+                   help="the report's language: " + ", ".join(f"{c} ({n})" for c, n in language.LANGUAGES.items()))
     o.add_argument("--k", type=int, help="importance samples per image for nll_is: runs evaluated with another K "
                    "are re-evaluated (default: take each run's eval.json as it is; 100 where there is none)")
     o.set_defaults(func=_report)

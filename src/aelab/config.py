@@ -26,6 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from aelab.errors import AelabError
+from aelab.language import N_, join
 from aelab.parts import user
 from aelab.parts.catalog import PARTS
 from aelab.parts.channels import NoChannelSettings
@@ -78,9 +79,9 @@ class ModelConfig:
     def describe(self) -> str:
         """'VAE, mlp 400, latent 20, bernoulli, IWAE objective, K = 50': what the parts make,
         then each part in its own words (absent parts say nothing)."""
-        words = [self.short, self.network.describe(), f"latent {self.latent_dim}"]
+        words = [self.short, self.network.describe(), N_("latent {n}", n=self.latent_dim)]
         words += [p.describe() for p in self.parts() if p.slot != "network"]
-        return ", ".join(w for w in words if w)
+        return join(", ", words)
 
 
 @dataclass(frozen=True)

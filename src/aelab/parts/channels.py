@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from aelab.errors import AelabError
+from aelab.language import N_
 from aelab.parts import draws, theory
 from aelab.parts.settings import PartSettings, bounded
 
@@ -95,7 +96,7 @@ class AWGNSettings(PartSettings):
                              f"not {model.latent.name!r}")
 
     def describe(self) -> str:
-        return f"channel awgn sigma {self.sigma:g}"
+        return N_("channel awgn sigma {sigma:g}", sigma=self.sigma)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.CHANNEL]

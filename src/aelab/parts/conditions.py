@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded
 
@@ -71,7 +72,7 @@ class LabelSettings(PartSettings):
     scale: float = bounded(1.0, above=0.0)
 
     def describe(self) -> str:
-        return ", ".join(self.changed_words({"scale": f"label one-hot x {self.scale:g}"}))  # CVAE: the model's name
+        return join(", ", self.changed_words({"scale": N_("label one-hot x {scale:g}", scale=self.scale)}))  # CVAE: the model's name
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.condition(model)] + ([theory.label_scale(self.scale)] if self.scale != 1 else [])

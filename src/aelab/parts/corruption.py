@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aelab.language import N_
 from aelab.parts import draws, theory
 from aelab.parts.settings import PartSettings, bounded
 
@@ -53,7 +54,7 @@ class GaussianNoiseSettings(PartSettings):
     sigma: float = bounded(0.4, above=0.0)  # std of the noise added to the encoder's input, before clipping
 
     def describe(self) -> str:
-        return f"input noise {self.sigma:g}"
+        return N_("input noise {sigma:g}", sigma=self.sigma)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.DENOISING]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded
 
@@ -101,8 +102,8 @@ class _ScaledSettings(PartSettings):
     learn_scale: bool = False  # learn one shared scale, starting from `scale`
 
     def describe(self) -> str:
-        return self.name + "".join(
-            [f" scale {self.scale:g}" if self.scale else "", " (scale learned)" if self.learn_scale else ""])
+        return join("", [self.name, N_(" scale {scale:g}", scale=self.scale) if self.scale else "",
+                         N_(" (scale learned)") if self.learn_scale else ""])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.LOSSES]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from aelab.errors import AelabError
+from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded, choice, value_text
 
@@ -259,9 +260,9 @@ class CNNSettings(PartSettings):
     res_blocks: int = bounded(0, at_least=0)  # residual bottleneck blocks at the last convolution's resolution, in each network
 
     def describe(self) -> str:
-        return (f"cnn {value_text(self.hidden)}" + (f" {self.activation}" if self.activation != "relu" else "")
-                + (f", code map of {self.latent_channels} channels" if self.latent_channels else "")
-                + (f", {self.res_blocks} residual blocks" if self.res_blocks else ""))
+        return join(", ", [f"cnn {value_text(self.hidden)}" + (f" {self.activation}" if self.activation != "relu" else ""),
+                           N_("code map of {n} channels", n=self.latent_channels) if self.latent_channels else "",
+                           N_("{n} residual blocks", n=self.res_blocks) if self.res_blocks else ""])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         activation = getattr(CNN_ACTIVATIONS[self.activation], "theory_section", None)  # GDN explains itself

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from aelab.errors import AelabError
+from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import PartSettings, bounded, choice
 
@@ -90,10 +91,10 @@ class IWAE:
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
 
 
-FREE_BITS = ("Free bits", [
-    "With free bits λ the KL term becomes Σ_j max(λ, E_x[KL(q(z_j | x) ‖ p(z_j))]), each dimension's KL averaged "
+FREE_BITS = (N_("Free bits"), [
+    N_("With free bits λ the KL term becomes Σ_j max(λ, E_x[KL(q(z_j | x) ‖ p(z_j))]), each dimension's KL averaged "
     "over the batch (Kingma et al. 2016, eq. 15): a dimension is not pushed below λ nats, so fewer collapse to "
-    "the prior early in training. The reported kl and neg_elbo are the plain ones; only the loss differs.",
+    "the prior early in training. The reported kl and neg_elbo are the plain ones; only the loss differs."),
 ])
 RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 
@@ -115,10 +116,11 @@ class ELBOSettings(PartSettings):
             raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
 
     def describe(self) -> str:
-        return ", ".join(self.changed_words({
-            "beta": f"beta {self.beta:g}", "kl_warmup_epochs": f"KL warm-up {self.kl_warmup_epochs:g} epochs",
-            "recon_reduction": f"recon {self.recon_reduction} over pixels",
-            "free_bits": f"free bits {self.free_bits:g} nats per dimension"}))
+        return join(", ", self.changed_words({
+            "beta": N_("beta {beta:g}", beta=self.beta),
+            "kl_warmup_epochs": N_("KL warm-up {epochs:g} epochs", epochs=self.kl_warmup_epochs),
+            "recon_reduction": N_("recon {reduction} over pixels", reduction=self.recon_reduction),
+            "free_bits": N_("free bits {nats:g} nats per dimension", nats=self.free_bits)}))
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
@@ -143,7 +145,7 @@ class IWAESettings(PartSettings):
                              f"not model.latent.name = {model.latent.name!r}")
 
     def describe(self) -> str:
-        return f"IWAE objective, K = {self.samples}"
+        return N_("IWAE objective, K = {k}", k=self.samples)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.IWAE]

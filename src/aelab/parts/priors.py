@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from aelab.errors import AelabError
+from aelab.language import N_
 from aelab.parts import theory
 from aelab.parts.latents import STANDARD, DiagonalGaussian, StandardNormal
 from aelab.parts.settings import PartSettings
@@ -88,7 +89,7 @@ class ConditionalPriorSettings(PartSettings):
                              f"model.condition.name = 'label', not {model.latent.name!r} and {model.condition.name!r}")
 
     def describe(self) -> str:
-        return "learned prior p(z | y)"
+        return N_("learned prior p(z | y)")
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [theory.CONDITIONAL_PRIOR]

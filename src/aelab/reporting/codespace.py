@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import torch
 
-from aelab.reporting import plots
+from aelab import language
+from aelab.language import N_, Language
+from aelab.reporting import fonts, plots
 from aelab.reporting.figure_data import FIGURE_SEED, SHOWN, Subject, cond, shown_images
 
 
@@ -41,8 +44,11 @@ def gaussian_samples(s: Subject):
     y = data.train.labels[:SHOWN]
     x = data.train.images[:SHOWN].float().div(255)
     rows = [_decode(s, z.float().to(data.device), y) for z in (samples, pulled, real)] + [x]
-    return plots.image_rows(rows, ["sampled", f"pulled ({pull:g})", "real code", "image"],
-                            f"Decoded from a Gaussian fitted to {len(codes)} training codes, and pulled toward real codes")
+    tr = s.tr
+    return plots.image_rows(rows, [tr(N_("sampled")), tr(N_("pulled ({pull:g})", pull=pull)), tr(N_("real code")),
+                                   tr(N_("image"))],
+                            tr(N_("Decoded from a Gaussian fitted to {n} training codes, and pulled toward real codes",
+                                  n=len(codes))))
 
 
 def code_noise(s: Subject):
@@ -54,8 +60,9 @@ def code_noise(s: Subject):
     eps = torch.randn(code.shape, generator=torch.Generator().manual_seed(FIGURE_SEED)).to(code.device)
     levels = s.options.noise_levels
     rows = [x] + [_decode(s, code + level * rms * eps, y) for level in levels]
-    return plots.image_rows(rows, ["test"] + [f"noise {level:g}" for level in levels],
-                            "Noise added to the codes (sd relative to each code's RMS), then decoded")
+    tr = s.tr
+    return plots.image_rows(rows, [tr(N_("test"))] + [tr(N_("noise {level:g}", level=level)) for level in levels],
+                            tr(N_("Noise added to the codes (sd relative to each code's RMS), then decoded")))
 
 
 def code_maps(s: Subject):
@@ -72,12 +79,18 @@ def code_maps(s: Subject):
     coloured = plots.colormap(torch.nn.functional.interpolate(scaled, size=size, mode="nearest"))  # (N, C, 3, H, W)
     rgb = x.cpu().expand(-1, 3, -1, -1)
     cells = torch.cat([rgb.unsqueeze(1), coloured], 1).flatten(0, 1)  # per image: the image, then its channels
-    return plots.image_grid(cells, channels + 1, f"Test images and the {channels} channels of their {h}x{w} codes",
-                            col_labels=["image"] + [str(c) for c in range(channels)], cell=0.45)
+    tr = s.tr
+    return plots.image_grid(cells, channels + 1,
+                            tr(N_("Test images and the {channels} channels of their {h}x{w} codes", channels=channels,
+                                  h=h, w=w)),
+                            col_labels=[tr(N_("image"))] + [str(c) for c in range(channels)], cell=0.45)
 
 
-def channel_curve(records: dict[str, dict], path: Path) -> Path:
+def channel_curve(records: dict[str, dict], path: Path, lang: Language | None = None) -> Path:
     """PSNR against the evaluation channel noise, one line per run (from eval.json)."""
     lines = {name: (r["channel_sigmas"], r["channel_psnr_db"]) for name, r in records.items() if "channel_psnr_db" in r}
-    return plots.save(plots.xy(lines, "PSNR against channel noise at evaluation",
-                               "evaluation sigma (code of mean square 1)", "mean test PSNR (dB)"), path)
+    tr, lettered = fonts.lettering(lang or language.get("en"))
+    with matplotlib.rc_context(lettered):
+        return plots.save(plots.xy(lines, tr(N_("PSNR against channel noise at evaluation")),
+                                   tr(N_("evaluation sigma (code of mean square 1)")), tr(N_("mean test PSNR (dB)"))),
+                          path)

@@ -2,15 +2,18 @@
 embedded, styles inline, no script, nothing fetched) and Markdown that links the same PNGs by
 paths relative to the report's folder (so the folder zipped still shows them).
 
-layout.py decides what the blocks are; this module only says how each one looks.
+layout.py decides what the blocks are; this module only says how each one looks, and
+`translate` puts every Text of the blocks into the report's language first.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,23 @@ class Folded:
 
 Block = Heading | Para | Table | Items | Pictures | Folded
 
+def translate(blocks: list[Block], tr: Callable[[str], str]) -> list[Block]:
+    """The blocks with every string in them passed through `tr` (a Language: it translates a
+    Text and leaves a plain str, such as a run's name or a number, as it is)."""
+    def each(value):
+        if isinstance(value, str):
+            return tr(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(each(v) for v in value)
+        if dataclasses.is_dataclass(value):
+            return dataclasses.replace(value, **{f.name: each(getattr(value, f.name)) for f in dataclasses.fields(value)})
+        return value  # a path, a number
+
+    return [each(b) for b in blocks]
+
+
 CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei","PingFang SC","Microsoft YaHei",sans-serif;margin:0 auto;max-width:1600px;padding:1.5em 2em;color:#222}
 h1{margin-bottom:.1em} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0} th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left;font-weight:600;white-space:nowrap}

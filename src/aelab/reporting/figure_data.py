@@ -8,8 +8,10 @@ from functools import cached_property
 
 import torch
 
+from aelab import language
 from aelab.data.splits import ImageData, Split
 from aelab.evaluation.metrics import posterior_means
+from aelab.language import Language
 from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.settings import bounded
 
@@ -29,11 +31,12 @@ class FigureOptions:
 
 class Subject:
     """The model and its data, with the test codes encoded once, on first use, for every
-    figure that needs them."""
+    figure that needs them, and the language its figures are lettered in."""
 
     def __init__(self, model: Autoencoder, data: ImageData, names: list[str],
-                 options: FigureOptions = FigureOptions()):
+                 options: FigureOptions = FigureOptions(), tr: Language | None = None):
         self.model, self.data, self.names, self.options = model, data, names, options
+        self.tr = tr or language.get("en")  # letters the figures: titles, labels (aelab/language.py)
 
     @cached_property
     def codes(self) -> tuple[torch.Tensor, torch.Tensor]:

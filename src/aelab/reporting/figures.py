@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import torch
 
+from aelab import language
 from aelab.data.splits import ImageData
+from aelab.language import N_, Language, Text
 from aelab.parts.autoencoder import Autoencoder
-from aelab.reporting import codespace, plots
+from aelab.reporting import codespace, fonts, plots
 from aelab.reporting.figure_data import (
     FIGURE_SEED,
     SHOWN,
@@ -36,13 +39,14 @@ TRAVERSED_DIMS = 8
 
 # figure key -> the heading a report gives it
 TITLES = {
-    "compare_curves": "Learning curves of all runs", "curves": "Learning curves", "reconstructions": "Reconstructions",
-    "samples": "Samples from the prior", "label_grid": "Label-conditioned samples",
-    "manifold": "Latent manifold (uniform grid)", "manifold_quantiles": "Latent manifold (quantile grid)",
-    "strip": "1-D latent strip", "traversals": "Latent traversals", "scatter": "Latent space by class",
-    "tsne": "t-SNE of the codes", "interpolation": "Interpolation", "denoising": "Denoising",
-    "gaussian_samples": "Sampling a Gaussian fitted to the codes", "code_noise": "Noise on the codes",
-    "code_maps": "Code maps", "channel_curves": "PSNR against channel noise",
+    "compare_curves": N_("Learning curves of all runs"), "curves": N_("Learning curves"),
+    "reconstructions": N_("Reconstructions"), "samples": N_("Samples from the prior"),
+    "label_grid": N_("Label-conditioned samples"), "manifold": N_("Latent manifold (uniform grid)"),
+    "manifold_quantiles": N_("Latent manifold (quantile grid)"), "strip": N_("1-D latent strip"),
+    "traversals": N_("Latent traversals"), "scatter": N_("Latent space by class"), "tsne": N_("t-SNE of the codes"),
+    "interpolation": N_("Interpolation"), "denoising": N_("Denoising"),
+    "gaussian_samples": N_("Sampling a Gaussian fitted to the codes"), "code_noise": N_("Noise on the codes"),
+    "code_maps": N_("Code maps"), "channel_curves": N_("PSNR against channel noise"),
 }
 
 
@@ -66,17 +70,17 @@ def _examples(data: ImageData, per_class: int) -> tuple[torch.Tensor, bool]:
 
 
 def reconstructions(s: Subject):
-    model, data, names = s.model, s.data, s.names
+    model, data, names, tr = s.model, s.data, s.names, s.tr
+    title, test, recon = tr(N_("Test images and their reconstructions")), tr(N_("test")), tr(N_("recon."))
     if data.num_classes < 2:  # no classes: SHOWN test images drawn once
         x, y = shown_images(data)
-        return plots.image_rows([x, model.reconstruct(x, cond(model, y))], ["test", "recon."],
-                                "Test images and their reconstructions")
+        return plots.image_rows([x, model.reconstruct(x, cond(model, y))], [test, recon], title)
     idx = fixed_indices(data.test.labels, 2, data.num_classes)
     x, y = test_images(data, idx)
     r = model.reconstruct(x, cond(model, y))
     half = len(idx) // 2
     rows = [x[0::2], r[0::2], x[1::2], r[1::2]] if len(idx) == 2 * half else [x, r]
-    return plots.image_rows(rows, ["test", "recon.", "test", "recon."][:len(rows)], "Test images and their reconstructions",
+    return plots.image_rows(rows, [test, recon, test, recon][:len(rows)], title,
                             col_labels=[names[int(c)] for c in y[0::2]])
 
 
@@ -85,8 +89,9 @@ def prior_samples(s: Subject):
     y = model.condition.default_labels(64, data.device)
     z = model.prior_draw(randn(64, model.latent_dim, data.device), y)
     images = model.decode_mean(z, y)
-    return plots.image_grid(images, 8, f"Decoded from z ~ {model.prior.symbol}"
-                             + (f" (labels 0-{model.condition.dim - 1} in turn)" if y is not None else ""))
+    title = (N_("Decoded from z ~ {prior} (labels 0-{last} in turn)", prior=model.prior.symbol, last=model.condition.dim - 1)
+             if y is not None else N_("Decoded from z ~ {prior}", prior=model.prior.symbol))
+    return plots.image_grid(images, 8, s.tr(title))
 
 
 def label_grid(s: Subject):
@@ -95,8 +100,9 @@ def label_grid(s: Subject):
     eps = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same eps_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
     images = model.decode_mean(model.prior_draw(eps, y), y)
-    return plots.image_grid(images, 10, f"Row: the label; column: one z ~ {model.prior.symbol} held fixed",
-                            row_labels=names[:c], xlabel="z_1 ... z_10 (style)", ylabel="label")
+    tr = s.tr
+    return plots.image_grid(images, 10, tr(N_("Row: the label; column: one z ~ {prior} held fixed", prior=model.prior.symbol)),
+                            row_labels=names[:c], xlabel=tr(N_("z_1 ... z_10 (style)")), ylabel=tr(N_("label")))
 
 
 def _decode_grid(model, data, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -117,12 +123,12 @@ def _axes(s: Subject, a: float, n: int) -> tuple[list[torch.Tensor], str]:
     if s.model.latent.stochastic:
         return [torch.linspace(-a, a, n)] * s.model.latent_dim, f"[-{a:g}, {a:g}]"
     lo, hi = torch.quantile(s.codes[0].float(), torch.tensor([0.005, 0.995]), dim=0)
-    return [torch.linspace(l, h, n) for l, h in zip(lo.tolist(), hi.tolist())], "the test codes' range"
+    return [torch.linspace(l, h, n) for l, h in zip(lo.tolist(), hi.tolist())], N_("the test codes' range")
 
 
 def manifold_uniform(s: Subject, a: float = 3.0, n: int = 15):
     (xs, ys), span = _axes(s, a, n)
-    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, f"Decoded uniform grid over {span}",
+    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, s.tr(N_("Decoded uniform grid over {span}", span=span)),
                             col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
@@ -134,11 +140,11 @@ def manifold_quantiles(s: Subject, n: int = 15):
     probs = torch.linspace(0.5 / n, 1 - 0.5 / n, n)
     if s.model.latent.stochastic:
         xs = ys = torch.distributions.Normal(0.0, 1.0).icdf(probs)
-        title = f"Decoded at Gaussian quantiles ({n} per axis)"
+        title = N_("Decoded at Gaussian quantiles ({n} per axis)", n=n)
     else:
         xs, ys = (torch.quantile(s.codes[0][:, j].float(), probs) for j in range(2))
-        title = f"Decoded at the test codes' quantiles ({n} per axis)"
-    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, title,
+        title = N_("Decoded at the test codes' quantiles ({n} per axis)", n=n)
+    return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, s.tr(title),
                             col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
                             cell=0.45)
 
@@ -146,7 +152,7 @@ def manifold_quantiles(s: Subject, n: int = 15):
 def strip(s: Subject, a: float = 3.0, n: int = 21):
     (axis,), span = _axes(s, a, n)
     images = s.model.decode_mean(axis.view(-1, 1).to(s.data.device), None)
-    return plots.image_grid(images, n, f"The 1-D latent decoded over {span}", col_labels=_ticks(axis),
+    return plots.image_grid(images, n, s.tr(N_("The 1-D latent decoded over {span}", span=span)), col_labels=_ticks(axis),
                             xlabel="z", cell=0.55)
 
 
@@ -174,23 +180,27 @@ def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
     y = None if y is None else y.repeat(len(z))  # a conditioned model: drawn as label 0
     images = model.decode_mean(z.float().to(data.device), y)
     rows = [f"{_dimension(model, int(d))} (sd {sd[d]:.2f})" for d in dims]
-    return plots.image_grid(images, steps, "Traversals of the most active dimensions" + (", label 0" if y is not None else ""),
-                            row_labels=rows, col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
-                            xlabel="offset from the test-set mean, in sd of that dimension", cell=0.5)
+    title = (N_("Traversals of the most active dimensions, label 0") if y is not None else
+             N_("Traversals of the most active dimensions"))
+    return plots.image_grid(images, steps, s.tr(title), row_labels=rows,
+                            col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
+                            xlabel=s.tr(N_("offset from the test-set mean, in sd of that dimension")), cell=0.5)
 
 
 def scatter(s: Subject):
-    names = s.names
+    names, tr = s.names, s.tr
     codes, labels = s.codes
     if codes.shape[1] == 2:
-        return plots.scatter(codes.numpy(), labels.numpy(), f"Test codes E[z|x] ({len(codes)} images)",
+        return plots.scatter(codes.numpy(), labels.numpy(), tr(N_("Test codes E[z|x] ({n} images)", n=len(codes))),
                              "z_1", "z_2", names)
     centred = codes - codes.mean(0)
     _, sv, v = torch.linalg.svd(centred, full_matrices=False)
     explained = (sv ** 2 / (sv ** 2).sum())[:2]
     pcs = (centred @ v[:2].T).numpy()
-    return plots.scatter(pcs, labels.numpy(), f"Test codes E[z|x], first two principal components ({len(codes)} images)",
-                         f"PC1 ({explained[0]:.0%} of variance)", f"PC2 ({explained[1]:.0%})", names)
+    return plots.scatter(pcs, labels.numpy(),
+                         tr(N_("Test codes E[z|x], first two principal components ({n} images)", n=len(codes))),
+                         tr(N_("PC1 ({share:.0%} of variance)", share=float(explained[0]))),
+                         f"PC2 ({explained[1]:.0%})", names)
 
 
 def tsne(s: Subject):
@@ -201,7 +211,7 @@ def tsne(s: Subject):
     codes, labels = codes[:SCATTER_POINTS], labels[:SCATTER_POINTS]
     # perplexity 30, or less where there are fewer codes (t-SNE needs it below their number)
     points = TSNE(2, init="pca", perplexity=min(30.0, len(codes) - 1.0), random_state=0).fit_transform(codes.numpy())
-    return plots.scatter(points, labels.numpy(), f"t-SNE of the test codes E[z|x] (first {len(codes)} images)",
+    return plots.scatter(points, labels.numpy(), s.tr(N_("t-SNE of the test codes E[z|x] (first {n} images)", n=len(codes))),
                          "t-SNE 1", "t-SNE 2", names)
 
 
@@ -221,10 +231,11 @@ def interpolations(s: Subject, steps: int = 10):
     z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).flatten(0, 1)
     y = cond(model, ya.repeat_interleave(steps))
     images = model.decode_mean(z, y)
-    pairs = ([f"{names[int(a)]} to {names[int(b)]}" for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
-             if by_class else [f"pair {i + 1}" for i in range(len(ya))])
-    return plots.image_grid(images, steps, "Interpolation between the codes of two test images", row_labels=pairs,
-                            col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel="t in (1 - t) z_a + t z_b")
+    tr = s.tr
+    pairs = ([tr(N_("{a} to {b}", a=names[int(a)], b=names[int(b)])) for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
+             if by_class else [tr(N_("pair {i}", i=i + 1)) for i in range(len(ya))])
+    return plots.image_grid(images, steps, tr(N_("Interpolation between the codes of two test images")), row_labels=pairs,
+                            col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel=tr(N_("t in (1 - t) z_a + t z_b")))
 
 
 def denoising(s: Subject):
@@ -234,8 +245,10 @@ def denoising(s: Subject):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(FIGURE_SEED)
         noisy = model.corruption(x.cpu()).to(data.device)
-    return plots.image_rows([x, noisy, model.reconstruct(noisy, cond(model, y))], ["clean", "noisy", "denoised"],
-                            "Clean, corrupted, and reconstructed from the corrupted input",
+    tr = s.tr
+    return plots.image_rows([x, noisy, model.reconstruct(noisy, cond(model, y))],
+                            [tr(N_("clean")), tr(N_("noisy")), tr(N_("denoised"))],
+                            tr(N_("Clean, corrupted, and reconstructed from the corrupted input")),
                             col_labels=[names[int(c)] for c in y] if by_class else None)
 
 
@@ -245,95 +258,117 @@ def _epochs(rows: list[dict]) -> list[float]:
     return [r.get("reached", r["epoch"]) for r in rows]
 
 
-def learning_curves(metrics_path: Path, title: str):
+SPLITS = {"train": N_("train {part}"), "val": N_("val {part}")}
+PARTS = {"loss": N_("loss"), "recon": N_("recon"), "kl": N_("kl")}  # a line's part, in the legend
+PANELS = {"loss": N_("objective"), "recon": N_("reconstruction -log p(x|z)"), "kl": N_("KL(q(z|x) || p(z))")}
+
+
+def learning_curves(metrics_path: Path, title: str, tr: Language):
     rows = read_metrics(metrics_path)
     epochs = _epochs(rows)
+    dashed = set()
 
     def lines(part: str) -> dict:
-        return {f"{split} {part}": (epochs, [r[f"{split}_{part}"] for r in rows])
-                for split in ("train", "val") if all(f"{split}_{part}" in r for r in rows)}
+        found = {}
+        for split, label in SPLITS.items():
+            if all(f"{split}_{part}" in r for r in rows):
+                said = tr(Text(label.template, part=PARTS[part]))
+                found[said] = (epochs, [r[f"{split}_{part}"] for r in rows])
+                dashed.update([said] if split == "val" else [])
+        return found
 
-    panels = [("objective", "nats / image", lines("loss")), ("reconstruction -log p(x|z)", "nats / image", lines("recon"))]
+    nats = tr(N_("nats / image"))
+    panels = [(tr(PANELS["loss"]), nats, lines("loss")), (tr(PANELS["recon"]), nats, lines("recon"))]
     if all("train_kl" in r for r in rows):
-        panels.append(("KL(q(z|x) || p(z))", "nats / image", lines("kl")))
-    return plots.curves(panels, title)
+        panels.append((tr(PANELS["kl"]), nats, lines("kl")))
+    return plots.curves(panels, title, dashed=dashed, xlabel=tr(N_("epoch")))
 
 
 # key -> (drawing function, applies to this model?, caption)
 FIGURES = {
     "reconstructions": (reconstructions, lambda m: True,
-                        "The first two test images of each class (without classes: 9 test images drawn once), the "
-                        "same for every run, reconstructed at the posterior mean."),
+                        N_("The first two test images of each class (without classes: 9 test images drawn once), the "
+                        "same for every run, reconstructed at the posterior mean.")),
     "samples": (prior_samples, lambda m: True,
-                "64 decodings of z drawn from the prior (N(0, I); the learned p(z | y) of a model that has one), "
-                "seeded. An AE is not trained towards N(0, I), so its samples show what lies where no code landed."),
+                N_("64 decodings of z drawn from the prior (N(0, I); the learned p(z | y) of a model that has one), "
+                "seeded. An AE is not trained towards N(0, I), so its samples show what lies where no code landed.")),
     "label_grid": (label_grid, lambda m: m.condition.dim > 0,
-                   "Row r is conditioned on class r; each column keeps one z fixed (under a learned p(z | y), one "
-                   "standard normal draw eps, z = m_y + s_y eps), so style stays and the class changes."),
+                   N_("Row r is conditioned on class r; each column keeps one z fixed (under a learned p(z | y), one "
+                   "standard normal draw eps, z = m_y + s_y eps), so style stays and the class changes.")),
     "manifold": (manifold_uniform, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
-                 "The decoder over a uniform grid of the 2-D latent space (the prior's [-3, 3]^2; for a "
-                 "deterministic AE, the range its test codes span); axes give z."),
+                 N_("The decoder over a uniform grid of the 2-D latent space (the prior's [-3, 3]^2; for a "
+                 "deterministic AE, the range its test codes span); axes give z.")),
     "manifold_quantiles": (manifold_quantiles, lambda m: m.latent_dim == 2 and m.condition.dim == 0,
-                           "The decoder at evenly spaced quantiles on each axis: of N(0, 1) for a model with a prior "
+                           N_("The decoder at evenly spaced quantiles on each axis: of N(0, 1) for a model with a prior "
                            "(each cell holds equal prior mass); for a deterministic AE, of its test codes (each row and "
-                           "column holds an equal share of them)."),
+                           "column holds an equal share of them).")),
     "strip": (strip, lambda m: m.latent_dim == 1 and m.condition.dim == 0,
-              "The decoder along the 1-D latent ([-3, 3]; for a deterministic AE, the range its test codes span)."),
+              N_("The decoder along the 1-D latent ([-3, 3]; for a deterministic AE, the range its test codes span).")),
     "traversals": (traversals, lambda m: m.latent_dim > 2,
-                   "One dimension varied at a time (the most active ones, by variance of E[z|x] over the test set)."),
+                   N_("One dimension varied at a time (the most active ones, by variance of E[z|x] over the test set).")),
     "scatter": (scatter, lambda m: m.latent_dim >= 2,
-                "Posterior means of the test images, coloured by class (principal components beyond two dimensions)."),
-    "tsne": (tsne, lambda m: m.latent_dim > 2, "t-SNE of the posterior means, coloured by class (seeded)."),
+                N_("Posterior means of the test images, coloured by class (principal components beyond two dimensions).")),
+    "tsne": (tsne, lambda m: m.latent_dim > 2, N_("t-SNE of the posterior means, coloured by class (seeded).")),
     "interpolation": (interpolations, lambda m: True,
-                      "Decoded points on the straight line between two test images' codes."),
+                      N_("Decoded points on the straight line between two test images' codes.")),
     "denoising": (denoising, lambda m: m.corruption.active,
-                  "The first test image of each class, corrupted as in training (seeded), then reconstructed."),
+                  N_("The first test image of each class, corrupted as in training (seeded), then reconstructed.")),
     "gaussian_samples": (codespace.gaussian_samples, lambda m: not m.latent.stochastic,
-                         "A Gaussian (mean and full covariance) fitted to the codes of the first training images: "
-                         f"{SHOWN} samples decoded; the same samples pulled toward real codes "
-                         "(delta x sample + (1 - delta) x code, delta in the row's label); the real codes decoded; the "
-                         "images. An AE's codes fill only part of the space a Gaussian spreads over."),
+                         N_("A Gaussian (mean and full covariance) fitted to the codes of the first training images: "
+                            "{n} samples decoded; the same samples pulled toward real codes "
+                            "(delta x sample + (1 - delta) x code, delta in the row's label); the real codes decoded; "
+                            "the images. An AE's codes fill only part of the space a Gaussian spreads over.", n=SHOWN)),
     "code_noise": (codespace.code_noise, lambda m: not m.latent.stochastic,
-                   "Test images' codes with Gaussian noise added (sd relative to each code's RMS), then decoded."),
+                   N_("Test images' codes with Gaussian noise added (sd relative to each code's RMS), then decoded.")),
     "code_maps": (codespace.code_maps, lambda m: getattr(m.decoder, "code_shape", None) is not None,
-                  "Each test image beside the channels of its code map (a channel's colours span its range over "
-                  "the images shown; upsampled, nearest)."),
+                  N_("Each test image beside the channels of its code map (a channel's colours span its range over "
+                  "the images shown; upsampled, nearest).")),
 }
 
 
 @torch.no_grad()
 def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path, title: str,
-             names: list[str], options: FigureOptions = FigureOptions()) -> list[Drawn]:
-    """Every figure that applies to `model`, written to `out/KEY.png`."""
+             names: list[str], options: FigureOptions = FigureOptions(), lang: Language | None = None) -> list[Drawn]:
+    """Every figure that applies to `model`, written to `out/KEY.png`, lettered in `lang`
+    (default English; English where this machine has no font for it, fonts.py)."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    subject = Subject(model, data, names, options)
-    drawn = [Drawn("curves", plots.save(learning_curves(metrics_path, f"Learning curves: {title}"), out / "curves.png"),
-                   "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; "
-                   "nats per image, summed over pixels. With KL annealing the training objective weights the KL as "
-                   "it was weighted then; validation always at full weight.")]
-    for key, (fn, applies, caption) in FIGURES.items():
-        if applies(model):
-            drawn.append(Drawn(key, plots.save(fn(subject), out / f"{key}.png"), caption))
+    tr, lettered = fonts.lettering(lang or language.get("en"))
+    subject = Subject(model, data, names, options, tr)
+    with matplotlib.rc_context(lettered):
+        curves = learning_curves(metrics_path, tr(N_("Learning curves: {run}", run=title)), tr)
+        drawn = [Drawn("curves", plots.save(curves, out / "curves.png"), N_(
+            "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; nats per image, "
+            "summed over pixels. With KL annealing the training objective weights the KL as it was weighted then; "
+            "validation always at full weight."))]
+        for key, (fn, applies, caption) in FIGURES.items():
+            if applies(model):
+                drawn.append(Drawn(key, plots.save(fn(subject), out / f"{key}.png"), caption))
     return drawn
 
 
-def comparison_curves(runs: dict[str, Path], path: Path) -> Drawn:
+def comparison_curves(runs: dict[str, Path], path: Path, lang: Language | None = None) -> Drawn:
     """Every run's learning curves on shared axes (validation where a run has it, else training)."""
-    panels = {"loss": ("objective", {}), "recon": ("reconstruction -log p(x|z)", {}), "kl": ("KL(q(z|x) || p(z))", {})}
+    tr, lettered = fonts.lettering(lang or language.get("en"))
+    with matplotlib.rc_context(lettered):
+        return _comparison_curves(runs, path, tr)
+
+
+def _comparison_curves(runs: dict[str, Path], path: Path, tr: Language) -> Drawn:
+    panels = {part: (tr(title), {}) for part, title in PANELS.items()}
     colors = plots.palette(list(runs))
-    colors.update({f"{n} (train)": c for n, c in list(colors.items())})
+    trained = {n: tr(N_("{run} (train)", run=n)) for n in runs}
+    colors.update({trained[n]: c for n, c in list(colors.items())})
     for name, metrics_path in runs.items():
         rows = read_metrics(metrics_path)
         for part, (_, lines) in panels.items():
             split = "val" if all(f"val_{part}" in r for r in rows) else "train"
             if all(f"{split}_{part}" in r for r in rows):
-                lines[name if split == "val" else f"{name} (train)"] = (_epochs(rows),
-                                                                        [r[f"{split}_{part}"] for r in rows])
-    fig = plots.curves([(title, "nats / image", lines) for title, lines in panels.values() if lines],
-                       "All runs: validation loss per epoch (training loss where a run holds out no validation set)",
-                       colors, shared_legend=True)
-    return Drawn("compare_curves", plots.save(fig, path),
-                 "The runs' curves on shared axes; nats per image, summed over pixels. The objective and the "
-                 "reconstruction term of runs with different likelihoods or reductions differ by constants and "
-                 "scales: compare their shapes, and the KL.")
+                lines[name if split == "val" else trained[name]] = (_epochs(rows), [r[f"{split}_{part}"] for r in rows])
+    fig = plots.curves([(title, tr(N_("nats / image")), lines) for title, lines in panels.values() if lines],
+                       tr(N_("All runs: validation loss per epoch (training loss where a run holds out no validation set)")),
+                       colors, shared_legend=True, dashed=(), xlabel=tr(N_("epoch")))
+    return Drawn("compare_curves", plots.save(fig, path), N_(
+        "The runs' curves on shared axes; nats per image, summed over pixels. The objective and the reconstruction "
+        "term of runs with different likelihoods or reductions differ by constants and scales: compare their "
+        "shapes, and the KL."))

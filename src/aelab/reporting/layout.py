@@ -10,6 +10,9 @@
 
 A run's headline figure follows from its parts: a conditioned model's label grid, else a
 stochastic one's samples from the prior, else an autoencoder's reconstructions.
+
+Every word here is an N_ Text (aelab/language.py); document.py renders the blocks in the
+report's language. Names, settings' values, numbers and formulas stay as they are.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aelab import config
+from aelab import config, language
 from aelab.files import write_atomic
+from aelab.language import N_, Language, join
 from aelab.parts.settings import value_text
 from aelab.reporting import document as doc
 from aelab.reporting.report import (
+    METRICS,
     UNITS,
     Entry,
     _figure_groups,
@@ -41,8 +46,8 @@ if TYPE_CHECKING:
 ASSIGNED = ["reconstructions", "samples", "label_grid"]  # the figures the assignment names, in its order
 GLANCE_METRICS = ["nll_is", "neg_elbo", "cond_acc", "recon_nats", "psnr_db", "fd_classifier", "kl", "probe_acc"]
 GLANCE_AT_MOST = 5
-SECTIONS = ["At a glance", "1. The task", "2. Hyperparameters", "3. The models in theory",
-            "4. The models in experiment", "5. Your reflections"]
+SECTIONS = [N_("At a glance"), N_("1. The task"), N_("2. Hyperparameters"), N_("3. The models in theory"),
+            N_("4. The models in experiment"), N_("5. Your reflections")]
 SKIPPED_SETTINGS = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
 
 
@@ -67,15 +72,18 @@ def _glance(entries: list[Entry]) -> list[doc.Block]:
     for e in entries:
         d = next((d for d in e.figures if d.key == headline(e)), None)
         if d is not None:
-            pictures.append(doc.Picture(d.path, f"{d.key} of {e.name}", f"{e.name}: {e.cfg.model.short}, {d.title}"))
+            pictures.append(doc.Picture(d.path, N_("{figure} of {run}", figure=d.key, run=e.name),
+                                        N_("{run}: {model}, {figure}", run=e.name, model=e.cfg.model.short,
+                                           figure=d.title)))
     keys = glance_metrics(entries)
     blocks: list[doc.Block] = [doc.Heading(2, SECTIONS[0], "glance")]
     if pictures:
         blocks.append(doc.Pictures(pictures, columns=min(max(len(pictures), 2), 4)))
     if keys:
-        blocks.append(doc.Table(["run", "model", *keys], [[e.name, e.cfg.model.short, *[metric_cell(e, k) for k in keys]]
-                                                          for e in entries]))
-        blocks.append(doc.Para(f"{UNITS}{_k_note(entries)}. The full table is in section 4.", "caption"))
+        blocks.append(doc.Table([N_("run"), N_("model"), *keys],
+                                [[e.name, e.cfg.model.short, *[metric_cell(e, k) for k in keys]] for e in entries]))
+        blocks.append(doc.Para(N_("{units}{k_note}. The full table and what each column means are in section 4.",
+                                  units=UNITS, k_note=_k_note(entries)), "caption"))
     return blocks
 
 
@@ -83,9 +91,10 @@ def _task(entries: list[Entry]) -> list[doc.Block]:
     data = list(dict.fromkeys(data_line(e) for e in entries))
     models = ", ".join(f"{e.name} ({e.cfg.model.short})" for e in entries)
     tested = sorted({e.record["n_images"] for e in entries if "n_images" in e.record})
-    said = (f"{len(entries)} run(s) trained on {' and '.join(data)}: {models}. "
-            + (f"Each is measured on the {'/'.join(map(str, tested))} images of its test set." if tested else ""))
-    return [doc.Heading(2, SECTIONS[1], "task"), doc.Para(said),
+    and_ = N_(" and ")  # (Babel does not extract a message nested in another's arguments)
+    said = [N_("{n} run(s) trained on {data}: {models}.", n=len(entries), data=join(and_, data), models=models),
+            N_("Each is measured on the {n} images of its test set.", n="/".join(map(str, tested))) if tested else ""]
+    return [doc.Heading(2, SECTIONS[1], "task"), doc.Para(join(" ", said)),
             doc.Items([(e.name, settings_line(e), "") for e in entries])]
 
 
@@ -93,12 +102,15 @@ def _hyperparameters(entries: list[Entry]) -> list[doc.Block]:
     flats = [config.flat(e.cfg) for e in entries]
     keys = [k for k in dict.fromkeys(k for f in flats for k in f) if k not in SKIPPED_SETTINGS]
     rows = [[k, *[value_text(f[k]) if k in f else "-" for f in flats]] for k in keys]
-    return [doc.Heading(2, SECTIONS[2], "hyperparameters"), doc.Table(["setting", *[e.name for e in entries]], rows)]
+    return [doc.Heading(2, SECTIONS[2], "hyperparameters"),
+            doc.Para(N_("Every setting of every run, as its config resolved it ('-': the run's parts have no such "
+                        "setting)."), "caption"),
+            doc.Table([N_("setting"), *[e.name for e in entries]], rows)]
 
 
 def _theory_blocks(entries: list[Entry]) -> list[doc.Block]:
     return [doc.Heading(2, SECTIONS[3], "theory"),
-            doc.Para("Each part of the models, from their own configs: open a heading for its maths and citation.",
+            doc.Para(N_("Each part of the models, from their own configs: open a heading for its maths and citation."),
                      "caption"),
             *[doc.Folded(heading, paragraphs) for heading, paragraphs in _theory(entries)]]
 
@@ -109,10 +121,11 @@ def _experiment(entries: list[Entry], overview: list[Drawn], notes: list[str]) -
     head, rows = table_rows(entries)
     blocks: list[doc.Block] = [
         doc.Heading(2, SECTIONS[4], "experiment"),
-        doc.Para(f"{UNITS}{_k_note(entries)}. Training, evaluation and drawing times are wall-clock seconds on "
-                 "the machine that made this report.", "caption"),
+        doc.Para(N_("{units}{k_note}. Training, evaluation and drawing times are wall-clock seconds on the machine "
+                    "that made this report.", units=UNITS, k_note=_k_note(entries)), "caption"),
         doc.Table(head, rows, "metrics"), *[doc.Para(n, "failed") for n in notes],
-        doc.Items([(e.name, "explore its code space in the browser:", explore_command(e)) for e in entries])]
+        doc.Folded(N_("What each column means"), [legend(key) for key in head if key in METRICS]),
+        doc.Items([(e.name, N_("explore its code space in the browser:"), explore_command(e)) for e in entries])]
     groups = _figure_groups(entries)
     groups = [g for g in groups if g[0] in ASSIGNED] + [None] + [g for g in groups if g[0] not in ASSIGNED]
     for group in groups:
@@ -125,31 +138,43 @@ def _experiment(entries: list[Entry], overview: list[Drawn], notes: list[str]) -
         with Image.open(members[0][1].path) as img:
             tall = img.width / img.height < 1.8  # learning curves are wide: two to a row
         blocks += [doc.Heading(3, title), doc.Para(caption, "caption"),
-                   doc.Pictures([doc.Picture(d.path, f"{key} of {x.name}", f"{x.name}: {settings_line(x)}")
+                   doc.Pictures([doc.Picture(d.path, N_("{figure} of {run}", figure=key, run=x.name),
+                                             join(": ", [x.name, settings_line(x)]))
                                  for x, d in members], columns=min(max(len(members), 2), 4 if tall else 2))]
     return blocks
 
 
+def legend(key: str) -> str:
+    """'nll_is: NLL, importance sampled (nats/image)'"""
+    label, unit, _ = METRICS[key]
+    return N_("{key}: {label} ({unit})", key=key, label=label, unit=unit) if unit else N_(
+        "{key}: {label}", key=key, label=label)
+
+
 def blocks(title: str, question: str, entries: list[Entry], overview: list[Drawn], stamp: str,
-           notes: list[str] = ()) -> list[doc.Block]:
-    return [doc.Heading(1, title), doc.Para(question, "sub"), doc.Para(stamp, "sub"),
+           notes: list[str] = (), said: list[str] = ()) -> list[doc.Block]:
+    """The report's blocks; `said` are lines under the title (how its figures are lettered)."""
+    return [doc.Heading(1, title), doc.Para(question, "sub"), doc.Para(stamp, "sub"), *[doc.Para(s, "sub") for s in said],
             *_glance(entries), *_task(entries), *_hyperparameters(entries), *_theory_blocks(entries),
             *_experiment(entries, overview, list(notes)),
             doc.Heading(2, SECTIONS[5], "reflections"),
-            doc.Para("Your own reflections go here: aelab never writes in this section.", "yours")]
+            doc.Para(N_("Your own reflections go here: aelab never writes in this section."), "yours")]
 
 
 def _failures(failed: dict[str, str]) -> list[str]:
-    return [f"{name} did not finish and is not in the table: {reason}" for name, reason in failed.items()]
+    return [N_("{name} did not finish and is not in the table: {reason}", name=name, reason=reason)
+            for name, reason in failed.items()]
 
 
 def write(out: Path, title: str, question: str, entries: list[Entry], overview: list[Drawn] = (),
-          failed: dict[str, str] | None = None) -> Path:
-    """DIR/report.html and DIR/report.md from entries (and overview figures drawn from all
-    runs) whose figures lie under DIR; `failed` names runs that did not finish, with why."""
-    stamp = f"Made {time.strftime('%Y-%m-%d %H:%M')} by aelab from {len(entries)} run(s)."
-    laid = blocks(title, question, entries, list(overview), stamp, _failures(failed or {}))
+          failed: dict[str, str] | None = None, lang: Language | None = None, said: list[str] = ()) -> Path:
+    """DIR/report.html and DIR/report.md, in `lang` (default English), from entries (and
+    overview figures drawn from all runs) whose figures lie under DIR; `failed` names runs
+    that did not finish, with why; `said`, lines under the title."""
+    stamp = N_("Made {when} by aelab from {n} run(s).", when=time.strftime("%Y-%m-%d %H:%M"), n=len(entries))
+    laid = doc.translate(blocks(title, question, entries, list(overview), stamp, _failures(failed or {}), said),
+                         lang or language.get("en"))
     write_atomic(out / "report.md", doc.to_markdown(laid, out).encode())
     path = out / "report.html"
-    write_atomic(path, doc.to_html(title, laid).encode())
+    write_atomic(path, doc.to_html(laid[0].text, laid, (lang or language.get("en")).code).encode())
     return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+from collections.abc import Collection
 from pathlib import Path
 
 import matplotlib
@@ -142,19 +143,21 @@ def scatter(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str, yla
 
 @styled
 def curves(panels: list[tuple[str, str, dict[str, tuple[list, list]]]], title: str,
-           colors: dict[str, object] | None = None, shared_legend: bool = False) -> Figure:
-    """Side-by-side panels; each is (panel title, y-axis label, {line label: (x, y)}). Lines
-    whose label starts with "val" are dashed; `colors` fixes a line's colour in every panel.
-    With `shared_legend`, one legend for all panels sits below them (many runs), else each
-    panel has its own."""
+           colors: dict[str, object] | None = None, shared_legend: bool = False,
+           dashed: Collection[str] | None = None, xlabel: str = "epoch") -> Figure:
+    """Side-by-side panels; each is (panel title, y-axis label, {line label: (x, y)}). The
+    lines labelled in `dashed` are dashed (default: those whose label starts with "val");
+    `colors` fixes a line's colour in every panel. With `shared_legend`, one legend for all
+    panels sits below them (many runs), else each panel has its own."""
     fig, axes = subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
     handles: dict[str, object] = {}
     for ax, (name, ylabel, lines) in zip(axes[0], panels):
         for label, (x, y) in lines.items():
             (line,) = ax.plot(x, y, marker="o" if len(x) <= 30 else None, ms=3, label=label,
-                              linestyle="--" if label.startswith("val") else "-", color=(colors or {}).get(label))
+                              linestyle="--" if (label.startswith("val") if dashed is None else label in dashed) else "-",
+                              color=(colors or {}).get(label))
             handles.setdefault(label, line)
-        ax.set_title(name), ax.set_xlabel("epoch"), ax.set_ylabel(ylabel)
+        ax.set_title(name), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if lines and not shared_legend:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aelab import config
 from aelab.config import RunConfig
+from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import value_text
 from aelab.training.rundir import UNITS
@@ -21,24 +22,24 @@ if TYPE_CHECKING:
 
 # key -> (label, unit, format)
 METRICS = {
-    "loss": ("training objective", "nats/image", ".2f"),
-    "neg_elbo": ("negative ELBO", "nats/image", ".2f"),
-    "nll_is": ("NLL, importance sampled", "nats/image", ".2f"),
-    "recon_nats": ("reconstruction term -log p(x|z)", "nats/image", ".2f"),
-    "kl": ("KL(q(z|x) || p(z))", "nats/image", ".2f"),
-    "mse": ("reconstruction MSE", "per pixel", ".5f"),
-    "psnr_db": ("reconstruction PSNR", "dB", ".2f"),
-    "ssim": ("reconstruction SSIM", "", ".4f"),
-    "psnr_train_sigma_db": ("PSNR with channel noise at the training sigma", "dB", ".2f"),
-    "ssim_train_sigma": ("SSIM with channel noise at the training sigma", "", ".4f"),
-    "psnr_noisy_db": ("PSNR of the noisy input", "dB", ".2f"),
-    "psnr_denoised_db": ("PSNR of the denoised output", "dB", ".2f"),
-    "active_units": ("active units (Var E[z|x] > 0.01)", "dims", "d"),
-    "probe_acc": ("linear probe accuracy on codes", "", ".4f"),
-    "cond_acc": ("samples classified as their label", "", ".4f"),
-    "sample_class_entropy": ("class entropy of prior samples", "nats (at most log C, C classes)", ".3f"),
-    "fd_classifier": ("Frechet distance, classifier features", "not Inception FID", ".2f"),
-    "classifier_test_acc": ("reference classifier test accuracy", "", ".4f"),
+    "loss": (N_("training objective"), N_("nats/image"), ".2f"),
+    "neg_elbo": (N_("negative ELBO"), N_("nats/image"), ".2f"),
+    "nll_is": (N_("NLL, importance sampled"), N_("nats/image"), ".2f"),
+    "recon_nats": (N_("reconstruction term -log p(x|z)"), N_("nats/image"), ".2f"),
+    "kl": (N_("KL(q(z|x) || p(z))"), N_("nats/image"), ".2f"),
+    "mse": (N_("reconstruction MSE"), N_("per pixel"), ".5f"),
+    "psnr_db": (N_("reconstruction PSNR"), N_("dB"), ".2f"),
+    "ssim": (N_("reconstruction SSIM"), "", ".4f"),
+    "psnr_train_sigma_db": (N_("PSNR with channel noise at the training sigma"), N_("dB"), ".2f"),
+    "ssim_train_sigma": (N_("SSIM with channel noise at the training sigma"), "", ".4f"),
+    "psnr_noisy_db": (N_("PSNR of the noisy input"), N_("dB"), ".2f"),
+    "psnr_denoised_db": (N_("PSNR of the denoised output"), N_("dB"), ".2f"),
+    "active_units": (N_("active units (Var E[z|x] > 0.01)"), N_("dims"), "d"),
+    "probe_acc": (N_("linear probe accuracy on codes"), "", ".4f"),
+    "cond_acc": (N_("samples classified as their label"), "", ".4f"),
+    "sample_class_entropy": (N_("class entropy of prior samples"), N_("nats (at most log C, C classes)"), ".3f"),
+    "fd_classifier": (N_("Frechet distance, classifier features"), N_("not Inception FID"), ".2f"),
+    "classifier_test_acc": (N_("reference classifier test accuracy"), "", ".4f"),
 }
 COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "psnr_train_sigma_db", "ssim_train_sigma",
            "psnr_noisy_db", "psnr_denoised_db",
@@ -111,14 +112,14 @@ def varied_keys(cfgs: list[RunConfig]) -> list[str]:
 def _seconds(entry: Entry) -> dict[str, str]:
     eval_s = sum(entry.record.get("seconds", {}).values())
     train_s = "-" if entry.train_seconds is None else f"{entry.train_seconds:.1f}"
-    return {"train s": train_s, "eval s": f"{eval_s:.1f}", "figures s": f"{entry.draw_seconds:.1f}"}
+    return {N_("train s"): train_s, N_("eval s"): f"{eval_s:.1f}", N_("figures s"): f"{entry.draw_seconds:.1f}"}
 
 
 def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
     keys = varied_keys([e.cfg for e in entries])
     metrics = [c for c in COLUMNS if any(c in e.record for e in entries)]
-    head = ["run", *map(config.short_key, keys), "epoch", *metrics, "train s", "eval s", "figures s"]
+    head = [N_("run"), *map(config.short_key, keys), N_("epoch"), *metrics, N_("train s"), N_("eval s"), N_("figures s")]
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
@@ -138,7 +139,7 @@ def table_text(entries: list[Entry]) -> str:
 
 def _k_note(entries: list[Entry]) -> str:
     ks = sorted({e.record["nll_k"] for e in entries if "nll_k" in e.record})
-    return f"; nll_is with K={'/'.join(map(str, ks))} importance samples" if ks else ""
+    return N_("; nll_is with K={k} importance samples", k="/".join(map(str, ks))) if ks else ""
 
 
 def _figure_groups(entries: list[Entry]) -> list[tuple[str, str, str, list[tuple[Entry, "Drawn"]]]]:
@@ -163,36 +164,40 @@ def _trained_on(e: Entry) -> str:
     ('float32 on cpu'); the config's own precision for runs trained before that was kept."""
     if not e.training:
         p = e.cfg.train.precision
-        return "" if p in ("float32", "auto") else f"{p} training"
-    ways = dict.fromkeys(f"{r['precision']} on {r['device']}" + (f" x {r['processes']} processes" if r.get("processes", 1) > 1 else "")
-                         for r in e.training)
-    return "trained in " + " then ".join(ways)
+        return "" if p in ("float32", "auto") else N_("{precision} training", precision=p)
+    ways = dict.fromkeys(N_("{precision} on {device} x {n} processes", precision=r["precision"], device=r["device"],
+                            n=r["processes"]) if r.get("processes", 1) > 1 else
+                         N_("{precision} on {device}", precision=r["precision"], device=r["device"]) for r in e.training)
+    then = N_(" then ")  # (Babel does not extract a message nested in another's arguments)
+    return N_("trained in {ways}", ways=join(then, ways))
 
 
 def _length(e: Entry) -> str:
     """'10 epochs', or a budgeted run's budget and the epochs it reached."""
     t = e.cfg.train
     if not t.time_budget_min:
-        return f"{t.epochs} epochs"
+        return N_("{n} epochs", n=t.epochs)
     reached = e.done.get("epochs_reached")
-    return f"{t.time_budget_min:g}-minute budget" + (f" ({reached:g} epochs reached)" if reached is not None else "")
+    if reached is None:
+        return N_("{minutes:g}-minute budget", minutes=t.time_budget_min)
+    return N_("{minutes:g}-minute budget ({reached:g} epochs reached)", minutes=t.time_budget_min, reached=reached)
 
 
 def data_line(e: Entry) -> str:
     """'mnist (dynamic binarisation)', 'folder dogs64/train at 64x64': what the run trained on."""
     d = e.cfg.data
-    return (f"folder {'/'.join(Path(d.root).parts[-2:])} at {d.image_size}x{d.image_size}" if d.name == "folder" else d.name) + (
-        f" ({d.binarize} binarisation)" if d.binarize != "none" else "")
+    what = (N_("folder {root} at {size}x{size}", root="/".join(Path(d.root).parts[-2:]), size=d.image_size)
+            if d.name == "folder" else d.name)
+    return N_("{data} ({binarize} binarisation)", data=what, binarize=d.binarize) if d.binarize != "none" else what
 
 
 def settings_line(e: Entry) -> str:
     t = e.cfg.train
-    train = [f"weight decay {t.weight_decay:g}" if t.weight_decay else "",
-             f"{t.lr_schedule} lr" if t.lr_schedule != "constant" else "",
-             _trained_on(e)]
-    return (e.cfg.model.describe() + f"; {data_line(e)}; "
-            f"{_length(e)}, batch {t.batch_size}, lr {t.lr:g}" + "".join(f", {x}" for x in train if x)
-            + f", seed {t.seed}")
+    training = join(", ", [_length(e), N_("batch {n}", n=t.batch_size), N_("lr {lr:g}", lr=t.lr),
+                           N_("weight decay {wd:g}", wd=t.weight_decay) if t.weight_decay else "",
+                           N_("{schedule} lr", schedule=t.lr_schedule) if t.lr_schedule != "constant" else "",
+                           _trained_on(e), N_("seed {seed}", seed=t.seed)])
+    return join("; ", [e.cfg.model.describe(), data_line(e), training])
 
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
-from aelab import config, hardware, registry
+from aelab import config, hardware, language, registry
 from aelab.config import RunConfig
 from aelab.data.splits import ImageData
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import cached_or_evaluate, load_model
+from aelab.language import N_, Language, Text
 from aelab.reporting import layout, report
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
@@ -113,15 +114,17 @@ def check_report_dir(out: Path) -> None:
 
 
 def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
-          figures: FigureOptions = FigureOptions(), judging: classifier.Judging | None = None) -> report.Entry:
-    """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name."""
+          figures: FigureOptions = FigureOptions(), judging: classifier.Judging | None = None,
+          lang: Language | None = None) -> report.Entry:
+    """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name, lettered
+    in `lang` (default English)."""
     from aelab.reporting.figures import draw_run  # matplotlib: imported only when figures are drawn
 
     record = cached_or_evaluate(run, data, k=k, deep=deep, judging=judging)
     model, cfg, _ = load_model(run, "best")
     start = time.perf_counter()
     drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, out / "figures" / name, name,
-                     list(data.class_names), figures)
+                     list(data.class_names), figures, lang)
     done = run.done()
     return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
                         time.perf_counter() - start)
@@ -136,11 +139,13 @@ class Job:
     deep: bool
     figures: FigureOptions
     judging: classifier.Judging
+    lang: Language  # the report's, and its figures'
 
 
 def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
     run = ensure_trained(cfg, job.out / "runs" / name, data_of(cfg), progress=progress)
-    return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging)
+    return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging,
+                 lang=job.lang)
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,14 +160,16 @@ def _worker_run(name: str, cfg: RunConfig, job: Job, threads: int) -> report.Ent
 
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
-              deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None) -> tuple[Path, dict[str, str]]:
-    """Train what is missing, evaluate, draw, report. With jobs > 1, that many runs at once,
-    each in its own process with an equal share of the cores. A run that fails (diverges,
-    bad config) does not stop the others: it is listed in the report and returned with its
-    reason. Returns the report's path and the failures."""
+              deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None,
+              lang: Language | None = None) -> tuple[Path, dict[str, str]]:
+    """Train what is missing, evaluate, draw, report (in `lang`, else the study's [report]
+    lang). With jobs > 1, that many runs at once, each in its own process with an equal
+    share of the cores. A run that fails (diverges, bad config) does not stop the others: it
+    is listed in the report and returned with its reason. Returns the report's path and the
+    failures."""
     s = study.load(path or DEFAULT_STUDY)
     check_report_dir(out)
-    job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env())
+    job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env(), lang or s.lang)
     runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
     results: dict[str, report.Entry | str] = {}
     if jobs > 1 and len(runs) > 1:
@@ -188,7 +195,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if not entries:
         raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
-    return _finish(out, s.title, s.question, entries, failed), failed
+    return _finish(out, s.title, s.question, entries, failed, job.lang), failed
 
 
 def _failed(name: str, error: Exception) -> str:
@@ -198,9 +205,10 @@ def _failed(name: str, error: Exception) -> str:
 
 
 def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = None, deep: bool = True,
-                judging: classifier.Judging | None = None) -> Path:
-    """A report of existing run directories, from their eval.json; a run without one (or with
-    a stale one, or one of another K where k is given) is evaluated first."""
+                judging: classifier.Judging | None = None, lang: Language | None = None) -> Path:
+    """A report of existing run directories, in `lang` (default English), from their
+    eval.json; a run without one (or with a stale one, or one of another K where k is given)
+    is evaluated first."""
     check_report_dir(out)
     runs = [RunDir.open(p) for p in run_dirs]
     paths = [Path(p).resolve() for p in run_dirs]
@@ -209,23 +217,26 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
         names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
-        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep, judging=judging))
-    return _finish(out, title, "", entries)
+        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep, judging=judging, lang=lang))
+    return _finish(out, title, "", entries, lang=lang)
 
 
 def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
-            failed: dict[str, str] | None = None) -> Path:
+            failed: dict[str, str] | None = None, lang: Language | None = None) -> Path:
+    from aelab.reporting import fonts
     from aelab.reporting.codespace import channel_curve
     from aelab.reporting.figures import Drawn, comparison_curves
 
+    lang = lang or language.get("en")
     overview = []
     if len(entries) > 1:
-        overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png"))
+        overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png",
+                                          lang))
     channels = {e.name: e.record for e in entries if "channel_psnr_db" in e.record}
     if channels:
-        overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png"),
-                              "Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
-                              "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged)."))
-    html = layout.write(out, title, question, entries, overview, failed or {})
+        overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png", lang),
+                              N_("Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
+                                 "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged).")))
+    html = layout.write(out, Text(title), Text(question), entries, overview, failed or {}, lang, fonts.missing(lang))
     print(report.table_text(entries))
     return html

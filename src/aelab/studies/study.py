@@ -18,6 +18,9 @@
     fit_codes = 256                      # training codes the Gaussian is fitted to
     noise_levels = [0, 0.1, 0.5]         # noise sd on codes, relative to their RMS
 
+    [report]                             # the report (optional)
+    lang = "zh"                          # its language: en (the default) or zh; --lang overrides it
+
 Every run is the base config with the study's overrides, then its variant's, then its grid
 point's. A run's name is its variant's name joined to the grid values (`vae-lr=0.01`).
 """
@@ -29,14 +32,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aelab import config, registry
+from aelab import config, language, registry
 from aelab.config import RunConfig
 from aelab.errors import AelabError
+from aelab.language import Language
 from aelab.parts.settings import coerce, from_table, value_text
 from aelab.reporting.figure_data import FigureOptions
 
 STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
-STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures"}
+STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures", "report"}
+REPORT_KEYS = {"lang"}
 VARIANT_KEYS = {"config", "set"}
 
 
@@ -57,6 +62,7 @@ class Study:
     nll_k: int
     runs: tuple[Run, ...]
     figures: FigureOptions = FigureOptions()
+    lang: Language = language.get("en")  # the report's
 
 
 def find_config(name: str, beside: Path) -> Path:
@@ -147,7 +153,18 @@ def load(path: str | Path) -> Study:
     if len(set(names)) != len(names):
         raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
     return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs),
-                 _figure_options(tree.get("figures", {}), path))
+                 _figure_options(tree.get("figures", {}), path), _report_language(tree.get("report", {}), path))
+
+
+def _report_language(table: object, path: Path) -> Language:
+    """The [report] table's language."""
+    if not isinstance(table, dict):
+        raise AelabError(f"{path}: report must be a table, e.g. [report] lang = \"zh\"")
+    _unknown(table, REPORT_KEYS, f"{path}: report")
+    try:
+        return language.get(table.get("lang", "en"))
+    except AelabError as e:
+        raise AelabError(f"{path}: report.lang: {e}") from None
 
 
 def _figure_options(table: object, path: Path) -> FigureOptions:

@@ -31,11 +31,12 @@ from aelab import config
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.files import append_line, write_atomic
+from aelab.language import N_
 from aelab.parts import user
 from aelab.parts.autoencoder import Autoencoder
 from aelab.training import checkpoint
 
-UNITS = "nats per image: sum over pixels, mean over images; mse per pixel"
+UNITS = N_("nats per image: sum over pixels, mean over images; mse per pixel")  # a report translates it
 
 
 def _git(*args: str) -> str | None:
