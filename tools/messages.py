@@ -4,7 +4,7 @@
     python tools/messages.py --check    exit 1 where a .po lacks a message or translates one badly
 
 Messages are the first argument of every `N_(...)` in src/aelab (aelab/language.py) and the
-title and question of every shipped study. A message new to a .po arrives untranslated;
+title and question of every shipped study and of every study among the examples. A message new to a .po arrives untranslated;
 translate it there (the test suite fails until every message is). `make messages` runs this.
 """
 
@@ -37,10 +37,13 @@ def _studies(fileobj, keywords, comment_tags, options):
 def template() -> Catalog:
     """Every message of the source, with where it is used."""
     catalog = Catalog(project="aelab", domain="aelab", charset="utf-8")
-    found = extract_from_dir(str(SRC), [("**.py", "python"), ("studies/shipped/*.toml", _studies)],
-                             keywords=KEYWORDS, comment_tags=("TRANSLATORS:",), strip_comment_tags=True)
-    for filename, lineno, message, comments, context in found:
-        catalog.add(message, None, [(f"src/aelab/{filename}", lineno)], auto_comments=comments, context=context)
+    for folder, methods in ((SRC, [("**.py", "python"), ("studies/shipped/*.toml", _studies)]),
+                            (ROOT / "examples", [("**.toml", _studies)])):
+        found = extract_from_dir(str(folder), methods, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",),
+                                 strip_comment_tags=True)
+        for filename, lineno, message, comments, context in found:
+            where = (folder / filename).relative_to(ROOT).as_posix()
+            catalog.add(message, None, [(where, lineno)], auto_comments=comments, context=context)
     return catalog
 
 
