@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -328,9 +329,12 @@ def zh_out(study_out, tmp_path_factory):
     runs: the runs are complete, so only the figures and the report are made again."""
     out = tmp_path_factory.mktemp("zh") / "out"
     shutil.copytree(study_out, out)
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         mp.setattr(figures, "SCATTER_POINTS", 300)
         assert main(["run", str(study_out.parent / "study.toml"), "--out", str(out), "--lang", "zh"]) == 0
+    # matplotlib warns of each glyph its fonts lack, which it draws as a box: none in any figure
+    assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
     return out
 
 

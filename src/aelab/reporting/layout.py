@@ -92,9 +92,11 @@ def _task(entries: list[Entry]) -> list[doc.Block]:
     models = ", ".join(f"{e.name} ({e.cfg.model.short})" for e in entries)
     tested = sorted({e.record["n_images"] for e in entries if "n_images" in e.record})
     and_ = N_(" and ")  # (Babel does not extract a message nested in another's arguments)
-    said = [N_("{n} run(s) trained on {data}: {models}.", n=len(entries), data=join(and_, data), models=models),
-            N_("Each is measured on the {n} images of its test set.", n="/".join(map(str, tested))) if tested else ""]
-    return [doc.Heading(2, SECTIONS[1], "task"), doc.Para(join(" ", said)),
+    data = join(and_, data)
+    said = (N_("{n} run(s) trained on {data}: {models}. Each is measured on the {tested} images of its test set.",
+               n=len(entries), data=data, models=models, tested="/".join(map(str, tested))) if tested else
+            N_("{n} run(s) trained on {data}: {models}.", n=len(entries), data=data, models=models))
+    return [doc.Heading(2, SECTIONS[1], "task"), doc.Para(said),
             doc.Items([(e.name, settings_line(e), "") for e in entries])]
 
 
