@@ -30,7 +30,7 @@ from aelab.training import distributed, interrupt, runlock, train
 from aelab.training.rundir import RunDir
 
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
-                  "train.checkpoint_every_min"}
+                  "train.eval_precision", "train.checkpoint_every_min"}
 
 
 def _at_least_one(option: str, value: int) -> None:

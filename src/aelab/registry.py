@@ -53,6 +53,7 @@ def check(cfg: RunConfig) -> None:
     pick(LR_SCHEDULES, "train.lr_schedule", cfg.train.lr_schedule)
     pick(hardware.DEVICES, "train.device", cfg.train.device)
     pick(hardware.PRECISIONS, "train.precision", cfg.train.precision)
+    pick(hardware.PRECISIONS, "train.eval_precision", cfg.train.eval_precision)
     d = cfg.data
     if d.name == "folder":
         if not d.root:

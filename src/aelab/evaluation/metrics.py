@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from aelab.evaluation.compiled import compiled
+from aelab.evaluation.ssim import ssim_per_image
 from aelab.parts.autoencoder import Autoencoder
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, section 5.2
@@ -24,17 +25,21 @@ _log_px_z = compiled(Autoencoder.log_px_z)
 def image_quality(model: Autoencoder, batches) -> dict[str, float]:
     """Reconstructions at the posterior mean against the images, on the [0, 1] scale:
     mse (per pixel), psnr_db (mean over images of 10 log10(1 / mse_i)), ssim (mean;
-    Wang et al. 2004, torchmetrics' Gaussian-window implementation)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure  # slow to import
+    Wang et al. 2004, with the usual Gaussian window: ssim.py)."""
+    return reconstruction_quality((model.reconstruct(b.x, b.y), b.x) for b in batches)
 
+
+def reconstruction_quality(pairs) -> dict[str, float]:
+    """mse, psnr_db and ssim (as image_quality) of (reconstructions, images) batches."""
     mse, psnr, ssim, n = 0.0, 0.0, 0.0, 0
-    for b in batches:
-        rec = model.reconstruct(b.x, b.y)
-        per_image = _mse_per_image(rec, b.x)
+    for rec, x in pairs:
+        rec = rec.float()  # from a bfloat16 forward pass (evaluation/pace.py): the metrics in float32
+        per_image = _mse_per_image(rec, x)
         mse += per_image.sum().item()
         psnr += _psnr(per_image).sum().item()
-        ssim += structural_similarity_index_measure(rec, b.x, data_range=1.0, reduction="none").double().sum().item()
-        n += len(b.y)
+        with torch.autocast(rec.device.type, enabled=False):  # SSIM's window is two matrix products
+            ssim += ssim_per_image(rec, x).double().sum().item()
+        n += len(x)
     return {"mse": mse / n, "psnr_db": psnr / n, "ssim": ssim / n}
 
 

@@ -48,7 +48,8 @@ GLANCE_METRICS = ["nll_is", "neg_elbo", "cond_acc", "recon_nats", "psnr_db", "fd
 GLANCE_AT_MOST = 5
 SECTIONS = [N_("At a glance"), N_("1. The task"), N_("2. Hyperparameters"), N_("3. The models in theory"),
             N_("4. The models in experiment"), N_("5. Your reflections")]
-SKIPPED_SETTINGS = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size"}
+SKIPPED_SETTINGS = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size",
+                    "train.eval_precision"}
 
 
 def headline(e: Entry) -> str:

@@ -1,0 +1,59 @@
+"""Evaluation at the hardware's pace: the precision each group of metrics runs its forward
+passes in, and the images per evaluation batch, chosen from the hardware and the image size.
+
+Precision (`train.eval_precision`, default auto). Where the hardware multiplies bfloat16
+natively (hardware.native_bfloat16: AVX-512 BF16 or AMX CPUs, Ampere and later GPUs), `auto`
+runs the forward passes of the groups in BFLOAT16_GROUPS under bfloat16 autocast, as training
+does: those whose metrics bfloat16 changes by less than half a unit of the digit the report
+prints, on every shipped config measured (docs/experiments/eval-precision.md; the suite
+checks it per kind of model):
+
+    channel_curve   the channel's PSNR curve at the sigmas other than the training one (its
+                    SSIM at those sigmas, in eval.json only, moves by a few 1e-4)
+    denoising       PSNR of the noisy input and of the denoised output
+
+The others stay in float32, because bfloat16 moves a printed digit: the loss parts (-ELBO and
+its terms), `nll_is` (the log-sum-exp of K importance weights), reconstructions' SSIM (and
+with it the image-quality group and the channel at the training sigma), the codes the linear
+probe reads (its accuracy), and the judged samples. Elsewhere everything runs in float32, as it must where
+bfloat16 is emulated. eval.json records the precision (`eval_precision`).
+
+Batch: a batch of about VALUES_PER_BATCH input values (1,000 digits of 784; 64 photos of
+64x64x3), rounded down to a power of two and at most `train.eval_batch_size`, so that a
+convolutional network's activations stay within the caches instead of streaming through
+memory, and digits keep their large batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+from aelab import hardware
+
+# evaluation groups (evaluate.measure's timing names) whose forward passes may run in bfloat16
+BFLOAT16_GROUPS = frozenset({"channel_curve", "denoising"})
+VALUES_PER_BATCH = 2 ** 20
+SMALLEST_BATCH = 16
+
+
+def precision(chosen: str, device: torch.device) -> str:
+    """train.eval_precision as it runs on `device`: 'auto' is bfloat16 where the hardware
+    runs it natively, else float32 (hardware.precision's rule)."""
+    return hardware.precision(chosen, device)
+
+
+def forward(group: str, precision_name: str, device: torch.device):
+    """The context a group of metrics runs its forward passes in: bfloat16 autocast for a
+    group in BFLOAT16_GROUPS when the evaluation runs in bfloat16, else float32."""
+    if precision_name == "bfloat16" and group in BFLOAT16_GROUPS:
+        return hardware.autocast("bfloat16", device)
+    return contextlib.nullcontext()
+
+
+def batch_size(image_shape: tuple[int, ...], most: int) -> int:
+    """Images per evaluation batch for images of `image_shape` (module docstring)."""
+    fits = max(SMALLEST_BATCH, VALUES_PER_BATCH // max(1, math.prod(image_shape)))
+    return max(1, min(most, 2 ** int(math.log2(fits))))
