@@ -14,6 +14,10 @@ def test_quick_bench_prints_every_figure_as_one_json_line(capsys):
                 "nll_floor_s", "nll_floor_ratio"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, key
     assert r["device"] == str(hardware.device(config.load(CONFIG_DIR / "vae_mnist.toml").train.device)) and r["precision"] in ("float32", "bfloat16") and r["threads"] >= 1
+    # the floor is that of the precision it trains in; the float32 floor beside it
+    assert r["floor_precision"] == r["precision"] and r["epoch_floor_float32_s"] > 0
+    if r["precision"] == "float32":
+        assert r["epoch_floor_s"] == r["epoch_floor_float32_s"]
     assert ("dogs_epoch_s" in r) == (r["device"] != "cpu")  # on a CPU only when asked for (--dogs)
     # 6,400 images: 50 steps of 128; the model's products, 784-400-20 and back.
     assert r["train_images"] == 6400 and r["epoch_gflop"] == round(6400 * 6 * 651_200 / 1e9 - 6400 * 2 * 784 * 400 / 1e9, 1)

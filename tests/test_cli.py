@@ -69,9 +69,11 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
     assert main(["eval", str(runs / kind), "--k", "20", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     metric_keys = set(record) - {"run", "kind", "dataset", "binarize", "split", "n_images", "checkpoint",
-                                 "epoch", "units", "seconds", "checkpoint_sha256", "deep"}
+                                 "epoch", "units", "seconds", "checkpoint_sha256", "deep", "eval_precision",
+                                 "eval_batch_size"}
     assert metric_keys == KEYS[kind]
     assert json.loads((runs / kind / "eval.json").read_text()) == record
+    assert record["eval_precision"] in ("float32", "bfloat16") and record["eval_batch_size"] == 1000  # digits
     if "nll_is" in record:
         assert record["nll_k"] == 20 and record["nll_is"] < record["neg_elbo"]
         assert 0 <= record["active_units"] <= 4

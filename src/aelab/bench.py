@@ -2,8 +2,9 @@
 against the loop most users write, all measured in one process and one run.
 
 Floor: the matrix products of an epoch (from the model's layer shapes), each timed on this
-machine at its own shape; everything else a step does (activations, the loss, the optimizer)
-is overhead above the floor. The last line printed is one JSON object with every figure.
+machine at its own shape in the precision training runs them in (bfloat16 where `auto` trains
+in it; the float32 floor beside it); everything else a step does (activations, the loss, the
+optimizer) is overhead above the floor. The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.device("cpu")) -> float:
-    """Seconds for one (m x k) @ (k x n) product on `device`, best of `repeat`."""
-    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.device("cpu"),
+             dtype: torch.dtype = torch.float32) -> float:
+    """Seconds for one (m x k) @ (k x n) product of `dtype` on `device`, best of `repeat`."""
+    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
     torch.mm(a, b)
     _sync(device)
     best = math.inf
@@ -57,10 +59,12 @@ def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.d
     return best
 
 
-def training_floor(model, batch: int, images: int, repeat: int = 20) -> dict[str, float]:
-    """FLOPs of an epoch's matrix products and the time they take here at the model's shapes.
-    Per linear layer (in -> out) and step: forward B x in x out; backward the weight gradient
-    (same size) and, except for the first layer, the input gradient (same size again)."""
+def training_floor(model, batch: int, images: int, repeat: int = 20,
+                   dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """FLOPs of an epoch's matrix products and the time they take here at the model's shapes,
+    as products of `dtype`. Per linear layer (in -> out) and step: forward B x in x out;
+    backward the weight gradient (same size) and, except for the first layer, the input
+    gradient (same size again)."""
     flops, seconds, first = 0.0, 0.0, True
     for layers in (_linears(model.encoder), _linears(model.decoder)):
         for i, lin in enumerate(layers):
@@ -70,7 +74,7 @@ def training_floor(model, batch: int, images: int, repeat: int = 20) -> dict[str
                 products.append((batch, fan_out, fan_in))  # input grad
             for m, k, n in products:
                 flops += 2 * m * k * n
-                seconds += _time_mm(m, k, n, repeat, next(model.parameters()).device)
+                seconds += _time_mm(m, k, n, repeat, next(model.parameters()).device, dtype)
         first = False
     steps = images / batch
     return {"flops": flops * steps, "seconds": seconds * steps, "gflops": flops / seconds / 1e9}
@@ -162,7 +166,9 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
     model = state.model.eval()
     timed = times[1:] or times
     epoch_s = statistics.median(timed)
-    floor = training_floor(model, cfg.train.batch_size, len(data.train))
+    floor32 = training_floor(model, cfg.train.batch_size, len(data.train))
+    floor = floor32 if precision == "float32" else training_floor(model, cfg.train.batch_size, len(data.train),
+                                                                   dtype=hardware.PRECISIONS[precision])
     test = loss_parts(model, data.to(next(model.parameters()).device), cfg.train.eval_batch_size)
     log(f"reference loop (DataLoader, per-sample Dataset, .item() each step): {ref_epochs} epochs")
     ref = reference_loop(cfg, data, ref_epochs)
@@ -191,7 +197,8 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
         "epoch_s_first": round(times[0], 3), "epoch_s_median": round(epoch_s, 3),
         "images_per_s": round(len(data.train) / epoch_s),
         "epoch_gflop": round(floor["flops"] / 1e9, 1), "gemm_gflops": round(floor["gflops"], 1),
-        "epoch_floor_s": _sig(floor["seconds"]), "epoch_floor_ratio": round(epoch_s / floor["seconds"], 2),
+        "floor_precision": precision, "epoch_floor_s": _sig(floor["seconds"]),
+        "epoch_floor_ratio": round(epoch_s / floor["seconds"], 2), "epoch_floor_float32_s": _sig(floor32["seconds"]),
         "test_loss": round(test["loss"], 3), "peak_mem_mb": round(peak_memory_mb()),
         "reference_epoch_s": round(ref_s, 3), "speedup_vs_reference": round(ref_s / epoch_s, 2),
         "nll_k": k, "nll_images": test_images, "nll_is": round(nll, 3), "nll_s": _sig(nll_s),
