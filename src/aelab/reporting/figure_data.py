@@ -10,6 +10,7 @@ import torch
 
 from aelab import language
 from aelab.data.splits import ImageData, Split
+from aelab.evaluation import pace
 from aelab.evaluation.metrics import posterior_means
 from aelab.language import Language
 from aelab.parts.autoencoder import Autoencoder
@@ -37,16 +38,17 @@ class Subject:
                  options: FigureOptions = FigureOptions(), tr: Language | None = None):
         self.model, self.data, self.names, self.options = model, data, names, options
         self.tr = tr or language.get("en")  # letters the figures: titles, labels (aelab/language.py)
+        self.batch = pace.batch_size(data.image_shape, 1000)  # images a pass encodes (evaluation/pace.py)
 
     @cached_property
     def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) posterior means E[z|x] of the test images, and their (N,) labels."""
-        return posterior_means(self.model, self.data.eval_batches(self.data.test, 1000))
+        return posterior_means(self.model, self.data.eval_batches(self.data.test, self.batch))
 
     def train_codes(self, n: int) -> torch.Tensor:
         """(n, D) posterior means of the first n training images."""
         split = Split(self.data.train.images[:n], self.data.train.labels[:n])
-        return posterior_means(self.model, self.data.eval_batches(split, 1000))[0]
+        return posterior_means(self.model, self.data.eval_batches(split, self.batch))[0]
 
 
 def fixed_indices(labels: torch.Tensor, per_class: int, classes: int) -> torch.Tensor:
