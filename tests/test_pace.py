@@ -1,4 +1,4 @@
-"""Evaluation at the hardware's pace (evaluation/pace.py): the batch from the image size, the
+"""Evaluation at the hardware's pace (evaluation/pace.py, hardware.eval_batch): the batch from the image size, the
 precision from the hardware, bfloat16 forward passes that change no printed digit, and the
 channel curve that encodes each image once."""
 
@@ -18,10 +18,10 @@ from conftest import channel_cnn_toml, tiny, write_photos
 
 
 def test_the_batch_follows_the_image_size():
-    assert pace.batch_size((1, 28, 28), 1000) == 1000  # digits keep their large batches
-    assert pace.batch_size((3, 64, 64), 1000) == 64  # photos: about a million values a batch
-    assert pace.batch_size((3, 256, 256), 1000) == pace.SMALLEST_BATCH
-    assert pace.batch_size((3, 64, 64), 20) == 20 and pace.batch_size((1, 28, 28), 1) == 1
+    assert hardware.eval_batch((1, 28, 28), 1000) == 1000  # digits keep their large batches
+    assert hardware.eval_batch((3, 64, 64), 1000) == 64  # photos: about a million values a batch
+    assert hardware.eval_batch((3, 256, 256), 1000) == hardware.SMALLEST_BATCH
+    assert hardware.eval_batch((3, 64, 64), 20) == 20 and hardware.eval_batch((1, 28, 28), 1) == 1
 
 
 def test_auto_runs_bfloat16_where_the_hardware_has_it():

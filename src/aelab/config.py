@@ -98,7 +98,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA, else MPS, else CPU) | cpu | cuda | mps
     threads: int = bounded(0, at_least=0)  # torch intra-op threads; 0 = torch's default
     precision: str = "auto"  # auto (bfloat16 where the hardware has it, else float32) | float32 | bfloat16
-    eval_batch_size: int = bounded(1000, at_least=1)  # the most images per evaluation batch; fewer for large images (evaluation/pace.py)
+    eval_batch_size: int = bounded(1000, at_least=1)  # the most images per evaluation or validation batch; fewer for large images (hardware.eval_batch)
     eval_precision: str = "auto"  # auto (bfloat16 where it changes no printed digit and the hardware has it) | float32 | bfloat16
     log_every: int = bounded(50, at_least=1)  # steps between progress-bar refreshes (each one syncs)
     # also write last.pt inside an epoch after this many minutes of training steps (at the next

@@ -7,6 +7,8 @@ a default fits the user's machine rather than the author's.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aelab.errors import AelabError, pick
@@ -83,3 +85,17 @@ def autocast(precision_name: str, device: torch.device):
     torch.autocast decides per operation); a no-op for 'float32'."""
     dtype = PRECISIONS[precision_name]
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+# Images per evaluation pass: about this many input values (1,000 digits of 784; 64 photos of
+# 64x64x3), so that a convolutional network's activations stay within the caches instead of
+# streaming through memory, while digits keep their large batches.
+VALUES_PER_BATCH = 2 ** 20
+SMALLEST_BATCH = 16
+
+
+def eval_batch(image_shape: tuple[int, ...], most: int) -> int:
+    """Images per evaluation or validation batch for images of `image_shape`: VALUES_PER_BATCH
+    input values rounded down to a power of two, at most `most` (train.eval_batch_size)."""
+    fits = max(SMALLEST_BATCH, VALUES_PER_BATCH // max(1, math.prod(image_shape)))
+    return max(1, min(most, 2 ** int(math.log2(fits))))

@@ -83,7 +83,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
     only the loss parts and image quality. Adds `seconds` per group of metrics. `judging`: how
     samples are judged (default: the real reference classifier, or what $AELAB_JUDGING sets)."""
     judging = judging or classifier.Judging.from_env()
-    bs = pace.batch_size(data.image_shape, cfg.train.eval_batch_size)
+    bs = hardware.eval_batch(data.image_shape, cfg.train.eval_batch_size)
     precision = pace.precision(cfg.train.eval_precision, data.device)
     test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
     stochastic = model.latent.stochastic

@@ -18,16 +18,13 @@ with it the image-quality group and the channel at the training sigma), the code
 probe reads (its accuracy), and the judged samples. Elsewhere everything runs in float32, as it must where
 bfloat16 is emulated. eval.json records the precision (`eval_precision`).
 
-Batch: a batch of about VALUES_PER_BATCH input values (1,000 digits of 784; 64 photos of
-64x64x3), rounded down to a power of two and at most `train.eval_batch_size`, so that a
-convolutional network's activations stay within the caches instead of streaming through
-memory, and digits keep their large batches.
+Batch: hardware.eval_batch, the images per pass for the image size (training's validation
+takes the same).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 
@@ -35,8 +32,6 @@ from aelab import hardware
 
 # evaluation groups (evaluate.measure's timing names) whose forward passes may run in bfloat16
 BFLOAT16_GROUPS = frozenset({"channel_curve", "denoising"})
-VALUES_PER_BATCH = 2 ** 20
-SMALLEST_BATCH = 16
 
 
 def precision(chosen: str, device: torch.device) -> str:
@@ -51,9 +46,3 @@ def forward(group: str, precision_name: str, device: torch.device):
     if precision_name == "bfloat16" and group in BFLOAT16_GROUPS:
         return hardware.autocast("bfloat16", device)
     return contextlib.nullcontext()
-
-
-def batch_size(image_shape: tuple[int, ...], most: int) -> int:
-    """Images per evaluation batch for images of `image_shape` (module docstring)."""
-    fits = max(SMALLEST_BATCH, VALUES_PER_BATCH // max(1, math.prod(image_shape)))
-    return max(1, min(most, 2 ** int(math.log2(fits))))

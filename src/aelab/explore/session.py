@@ -19,9 +19,8 @@ from functools import cached_property
 
 import torch
 
-from aelab import registry
+from aelab import hardware, registry
 from aelab.data.splits import ImageData
-from aelab.evaluation import pace
 from aelab.evaluation.evaluate import load_model
 from aelab.evaluation.metrics import ACTIVE_UNIT_THRESHOLD, posterior_means, psnr_per_image
 from aelab.reporting import report
@@ -86,8 +85,8 @@ class Explorer:
         self.epoch = int(payload["epoch"])
         self.lock = threading.Lock()
         with torch.no_grad():
-            batches = self.data.eval_batches(self.data.test, pace.batch_size(self.data.image_shape,
-                                                                             self.cfg.train.eval_batch_size))
+            batches = self.data.eval_batches(self.data.test, hardware.eval_batch(self.data.image_shape,
+                                                                               self.cfg.train.eval_batch_size))
             self.codes, self.labels = posterior_means(self.model, batches)  # (N, D) float64, (N,)
         self.spread = self.codes.var(0)  # Var_x E[z_j | x]: the measure of active_units
         self.mean = self.codes.mean(0)

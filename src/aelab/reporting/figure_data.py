@@ -8,9 +8,8 @@ from functools import cached_property
 
 import torch
 
-from aelab import language
+from aelab import hardware, language
 from aelab.data.splits import ImageData, Split
-from aelab.evaluation import pace
 from aelab.evaluation.metrics import posterior_means
 from aelab.language import Language
 from aelab.parts.autoencoder import Autoencoder
@@ -38,7 +37,7 @@ class Subject:
                  options: FigureOptions = FigureOptions(), tr: Language | None = None):
         self.model, self.data, self.names, self.options = model, data, names, options
         self.tr = tr or language.get("en")  # letters the figures: titles, labels (aelab/language.py)
-        self.batch = pace.batch_size(data.image_shape, 1000)  # images a pass encodes (evaluation/pace.py)
+        self.batch = hardware.eval_batch(data.image_shape, 1000)  # images a pass encodes
 
     @cached_property
     def codes(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -308,7 +308,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
                 train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar, save_in_epoch, stopping)
             except interrupt.Interrupted as e:
                 raise stopped(str(e)) from None
-        val = validate(state.model, data, t.eval_batch_size) if group.main else {}
+        val = validate(state.model, data, hardware.eval_batch(data.image_shape, t.eval_batch_size)) if group.main else {}
         group.share_rng(how.device)
         seconds = time.perf_counter() - start
         state.epoch += 1
