@@ -21,7 +21,6 @@ from aelab.evaluation.metrics import (
     active_units,
     denoising_quality,
     features,
-    image_quality,
     nll_importance_sampled,
     posterior_means,
     probe_accuracy,
@@ -49,20 +48,24 @@ CHANNEL_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)  # evaluation noise lev
 
 
 @torch.no_grad()
-def channel_quality(model: Autoencoder, batches, curve=contextlib.nullcontext) -> dict:
+def channel_quality(model: Autoencoder, batches, curve=contextlib.nullcontext, codes: list | None = None,
+                    clean: dict | None = None) -> dict:
     """For a model with a noisy channel: PSNR and SSIM with the channel's noise at its training
     sigma, and the PSNR (and SSIM) at each of CHANNEL_SIGMAS. `batches` is a function giving
-    the test batches. Each image is encoded once and its code decoded at every sigma, sigma by
-    sigma as the noise was always drawn; the decodings at the other sigmas than the training
-    one run in the context `curve()` makes (pace.py: bfloat16 where the hardware has it). The
-    evaluation noise is put back afterwards."""
+    the test batches; `codes`, their codes E[z|x] batch by batch where they are known already
+    (else each image is encoded here, once); `clean`, the image quality at sigma 0 where it is
+    known. Each code is decoded at every sigma, sigma by sigma as the noise was always drawn;
+    the decodings at the other sigmas than the training one run in the context `curve()` makes
+    (pace.py: bfloat16 where the hardware has it). The evaluation noise is put back afterwards."""
     channel = model.channel
     sigmas = sorted({*CHANNEL_SIGMAS, channel.sigma})
-    coded = [(model.encode(b.x, b.y).mean, b) for b in batches()]
-    quality = {}
+    codes = codes if codes is not None else [model.encode(b.x, b.y).mean for b in batches()]
+    quality = {0.0: clean} if clean is not None and channel.sigma != 0 else {}
     for sigma in sigmas:
+        if sigma in quality:
+            continue
         with channel.noise_at(sigma), contextlib.nullcontext() if sigma == channel.sigma else curve():
-            quality[sigma] = reconstruction_quality((model.decode_mean(z, b.y), b.x) for z, b in coded)
+            quality[sigma] = reconstruction_quality((model.decode_mean(z, b.y), b.x) for z, b in zip(codes, batches()))
     return {"psnr_train_sigma_db": quality[channel.sigma]["psnr_db"], "ssim_train_sigma": quality[channel.sigma]["ssim"],
             "channel_sigmas": sigmas, "channel_psnr_db": [quality[v]["psnr_db"] for v in sigmas],
             "channel_ssim": [quality[v]["ssim"] for v in sigmas]}
@@ -97,21 +100,27 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         timings[name] = round(time.perf_counter() - start, 2)
         return result
 
-    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+    with torch.no_grad(), torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
         torch.manual_seed(EVAL_SEED)
+        # the test codes E[z|x], encoded once (no draw: the seeded stream is untouched) for the
+        # reconstructions, the channel's decodings and the code metrics
+        coded = timed("codes_test", lambda: [model.encode(b.x, b.y).mean for b in test()])
         out.update(timed("loss", lambda: loss_parts(model, data, bs)))
-        out.update(timed("image_quality", lambda: image_quality(model, test())))
+        quality = timed("image_quality", lambda: reconstruction_quality(
+            (model.decode_mean(z, b.y), b.x) for z, b in zip(coded, test())))
+        out.update(quality)
         if model.corruption.active:
             out.update(timed("denoising", lambda: denoising_quality(model, test())))
         if model.channel.active:
             curve = lambda: pace.forward("channel_curve", precision, data.device)  # noqa: E731
-            out.update(timed("channel", lambda: channel_quality(model, test, curve)))
+            clean = quality if model.channel.eval_sigma == 0 else None  # not under `aelab eval --latent-sigma`
+            out.update(timed("channel", lambda: channel_quality(model, test, curve, coded, clean)))
         if not deep:
             return {**out, "seconds": timings}
         if stochastic:
             out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
             out["nll_k"] = k
-        codes, labels = timed("codes_test", lambda: posterior_means(model, test()))
+        codes, labels = torch.cat([z.double().cpu() for z in coded]), torch.cat([b.y.cpu() for b in test()])
         if stochastic:
             out["active_units"] = active_units(codes)
         if data.num_classes > 1:  # a single-class folder has no labels to read off the codes
