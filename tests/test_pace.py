@@ -26,8 +26,8 @@ def test_the_batch_follows_the_image_size():
 
 def test_auto_runs_bfloat16_where_the_hardware_has_it():
     cpu = torch.device("cpu")
-    assert pace.precision("auto", cpu) == ("bfloat16" if hardware.native_bfloat16(cpu) else "float32")
-    assert pace.precision("float32", cpu) == "float32"
+    assert hardware.precision("auto", cpu) == ("bfloat16" if hardware.native_bfloat16(cpu) else "float32")
+    assert hardware.precision("float32", cpu) == "float32"
     assert isinstance(pace.forward("loss", "bfloat16", cpu), type(pace.forward("nll_is", "float32", cpu)))
     with pace.forward("channel_curve", "bfloat16", cpu):
         assert torch.is_autocast_enabled("cpu")

@@ -60,7 +60,7 @@ def channel_quality(model: Autoencoder, batches, curve=contextlib.nullcontext, c
     channel = model.channel
     sigmas = sorted({*CHANNEL_SIGMAS, channel.sigma})
     codes = codes if codes is not None else [model.encode(b.x, b.y).mean for b in batches()]
-    quality = {0.0: clean} if clean is not None and channel.sigma != 0 else {}
+    quality = {0.0: clean} if clean is not None else {}
     for sigma in sigmas:
         if sigma in quality:
             continue
@@ -87,7 +87,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
     samples are judged (default: the real reference classifier, or what $AELAB_JUDGING sets)."""
     judging = judging or classifier.Judging.from_env()
     bs = hardware.eval_batch(data.image_shape, cfg.train.eval_batch_size)
-    precision = pace.precision(cfg.train.eval_precision, data.device)
+    precision = hardware.precision(cfg.train.eval_precision, data.device)
     test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
     stochastic = model.latent.stochastic
     out: dict = {"eval_precision": precision, "eval_batch_size": bs}
@@ -120,7 +120,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         if stochastic:
             out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
             out["nll_k"] = k
-        codes, labels = torch.cat([z.double().cpu() for z in coded]), torch.cat([b.y.cpu() for b in test()])
+        codes, labels = torch.cat([z.double().cpu() for z in coded]), data.test.labels.cpu()  # the batches' order
         if stochastic:
             out["active_units"] = active_units(codes)
         if data.num_classes > 1:  # a single-class folder has no labels to read off the codes

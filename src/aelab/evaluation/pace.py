@@ -1,22 +1,22 @@
 """Evaluation at the hardware's pace: the precision each group of metrics runs its forward
-passes in, and the images per evaluation batch, chosen from the hardware and the image size.
+passes in, chosen from the hardware.
 
-Precision (`train.eval_precision`, default auto). Where the hardware multiplies bfloat16
-natively (hardware.native_bfloat16: AVX-512 BF16 or AMX CPUs, Ampere and later GPUs), `auto`
-runs the forward passes of the groups in BFLOAT16_GROUPS under bfloat16 autocast, as training
-does: those whose metrics bfloat16 changes by less than half a unit of the digit the report
-prints, on every shipped config measured (docs/experiments/eval-precision.md; the suite
-checks it per kind of model):
+Precision (`train.eval_precision`, default auto, resolved by hardware.precision as
+train.precision is). Where the hardware multiplies bfloat16 natively (AVX-512 BF16 or AMX
+CPUs, Ampere and later GPUs), `auto` runs the forward passes of the groups in BFLOAT16_GROUPS
+under bfloat16 autocast, as training does: those whose metrics bfloat16 changes by less than
+half a unit of the digit the report prints, on every shipped config measured
+(docs/experiments/eval-precision.md; the suite checks it per kind of model):
 
     channel_curve   the channel's PSNR curve at the sigmas other than the training one (its
-                    SSIM at those sigmas, in eval.json only, moves by a few 1e-4)
+                    SSIM at those sigmas, in eval.json only and printed nowhere, does move)
     denoising       PSNR of the noisy input and of the denoised output
 
 The others stay in float32, because bfloat16 moves a printed digit: the loss parts (-ELBO and
 its terms), `nll_is` (the log-sum-exp of K importance weights), reconstructions' SSIM (and
 with it the image-quality group and the channel at the training sigma), the codes the linear
-probe reads (its accuracy), and the judged samples. Elsewhere everything runs in float32, as it must where
-bfloat16 is emulated. eval.json records the precision (`eval_precision`).
+probe reads (its accuracy), and the judged samples. Elsewhere everything runs in float32, as
+it must where bfloat16 is emulated. eval.json records the precision (`eval_precision`).
 
 Batch: hardware.eval_batch, the images per pass for the image size (training's validation
 takes the same).
@@ -32,12 +32,6 @@ from aelab import hardware
 
 # evaluation groups (evaluate.measure's timing names) whose forward passes may run in bfloat16
 BFLOAT16_GROUPS = frozenset({"channel_curve", "denoising"})
-
-
-def precision(chosen: str, device: torch.device) -> str:
-    """train.eval_precision as it runs on `device`: 'auto' is bfloat16 where the hardware
-    runs it natively, else float32 (hardware.precision's rule)."""
-    return hardware.precision(chosen, device)
 
 
 def forward(group: str, precision_name: str, device: torch.device):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import torch
 
-from aelab import language
 from aelab.language import N_, Language
 from aelab.reporting import fonts, plots
 from aelab.reporting.figure_data import FIGURE_SEED, SHOWN, Subject, cond, shown_images
@@ -89,8 +87,7 @@ def code_maps(s: Subject):
 def channel_curve(records: dict[str, dict], path: Path, lang: Language | None = None) -> Path:
     """PSNR against the evaluation channel noise, one line per run (from eval.json)."""
     lines = {name: (r["channel_sigmas"], r["channel_psnr_db"]) for name, r in records.items() if "channel_psnr_db" in r}
-    tr, lettered = fonts.lettering(lang or language.get("en"))
-    with matplotlib.rc_context(lettered):
+    with fonts.lettered(lang) as tr:
         return plots.save(plots.xy(lines, tr(N_("PSNR against channel noise at evaluation")),
                                    tr(N_("evaluation sigma (code of mean square 1)")), tr(N_("mean test PSNR (dB)"))),
                           path)

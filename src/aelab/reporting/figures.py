@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import torch
 
-from aelab import language
 from aelab.data.splits import ImageData
-from aelab.language import N_, Language, Text
+from aelab.language import N_, Language
 from aelab.parts.autoencoder import Autoencoder
 from aelab.reporting import codespace, fonts, plots
 from aelab.reporting.figure_data import (
@@ -258,7 +256,7 @@ def _epochs(rows: list[dict]) -> list[float]:
     return [r.get("reached", r["epoch"]) for r in rows]
 
 
-SPLITS = {"train": N_("train {part}"), "val": N_("val {part}")}
+SPLITS = {"train": lambda part: N_("train {part}", part=part), "val": lambda part: N_("val {part}", part=part)}
 PARTS = {"loss": N_("loss"), "recon": N_("recon"), "kl": N_("kl")}  # a line's part, in the legend
 PANELS = {"loss": N_("objective"), "recon": N_("reconstruction -log p(x|z)"), "kl": N_("KL(q(z|x) || p(z))")}
 
@@ -272,9 +270,10 @@ def learning_curves(metrics_path: Path, title: str, tr: Language):
         found = {}
         for split, label in SPLITS.items():
             if all(f"{split}_{part}" in r for r in rows):
-                said = tr(Text(label.template, part=PARTS[part]))
+                said = tr(label(PARTS[part]))
                 found[said] = (epochs, [r[f"{split}_{part}"] for r in rows])
-                dashed.update([said] if split == "val" else [])
+                if split == "val":
+                    dashed.add(said)
         return found
 
     nats = tr(N_("nats / image"))
@@ -333,9 +332,8 @@ def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path,
     (default English; English where this machine has no font for it, fonts.py)."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    tr, lettered = fonts.lettering(lang or language.get("en"))
-    subject = Subject(model, data, names, options, tr)
-    with matplotlib.rc_context(lettered):
+    with fonts.lettered(lang) as tr:
+        subject = Subject(model, data, names, options, tr)
         curves = learning_curves(metrics_path, tr(N_("Learning curves: {run}", run=title)), tr)
         drawn = [Drawn("curves", plots.save(curves, out / "curves.png"), N_(
             "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; nats per image, "
@@ -349,8 +347,7 @@ def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path,
 
 def comparison_curves(runs: dict[str, Path], path: Path, lang: Language | None = None) -> Drawn:
     """Every run's learning curves on shared axes (validation where a run has it, else training)."""
-    tr, lettered = fonts.lettering(lang or language.get("en"))
-    with matplotlib.rc_context(lettered):
+    with fonts.lettered(lang) as tr:
         return _comparison_curves(runs, path, tr)
 
 

@@ -11,6 +11,7 @@ the report says so in one line (`missing`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -65,6 +66,17 @@ def lettering(lang: Language) -> tuple[Language, dict]:
     if found is None:
         return language.get("en"), {}
     return lang, {"font.family": "sans-serif", "font.sans-serif": [found, "DejaVu Sans"]}
+
+
+@contextlib.contextmanager
+def lettered(lang: Language | None):
+    """Draw figures inside the block in `lang`'s letters (default English): yields the Language
+    their words are translated with (`lettering`), its font set for matplotlib meanwhile."""
+    import matplotlib
+
+    tr, settings = lettering(lang or language.get("en"))
+    with matplotlib.rc_context(settings):
+        yield tr
 
 
 def missing(lang: Language) -> list[str]:

@@ -27,6 +27,7 @@ from aelab.language import N_, Language, join
 from aelab.parts.settings import value_text
 from aelab.reporting import document as doc
 from aelab.reporting.report import (
+    IGNORED_DIFFERENCES,
     METRICS,
     UNITS,
     Entry,
@@ -48,8 +49,6 @@ GLANCE_METRICS = ["nll_is", "neg_elbo", "cond_acc", "recon_nats", "psnr_db", "fd
 GLANCE_AT_MOST = 5
 SECTIONS = [N_("At a glance"), N_("1. The task"), N_("2. Hyperparameters"), N_("3. The models in theory"),
             N_("4. The models in experiment"), N_("5. Your reflections")]
-SKIPPED_SETTINGS = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size",
-                    "train.eval_precision"}
 
 
 def headline(e: Entry) -> str:
@@ -103,7 +102,7 @@ def _task(entries: list[Entry]) -> list[doc.Block]:
 
 def _hyperparameters(entries: list[Entry]) -> list[doc.Block]:
     flats = [config.flat(e.cfg) for e in entries]
-    keys = [k for k in dict.fromkeys(k for f in flats for k in f) if k not in SKIPPED_SETTINGS]
+    keys = [k for k in dict.fromkeys(k for f in flats for k in f) if k not in IGNORED_DIFFERENCES]
     rows = [[k, *[value_text(f[k]) if k in f else "-" for f in flats]] for k in keys]
     return [doc.Heading(2, SECTIONS[2], "hyperparameters"),
             doc.Para(N_("Every setting of every run, as its config resolved it ('-': the run's parts have no such "
