@@ -92,8 +92,9 @@ class DigitCNN(nn.Module):
         self.dropout = nn.Dropout(0.3)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 32, 14, 14)
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # (B, 64, 7, 7)
+        # max-pooling before ReLU is the same number (both are monotone) on a quarter of the values
+        h = F.relu(F.max_pool2d(self.conv1(x), 2))  # (B, 32, 14, 14)
+        h = F.relu(F.max_pool2d(self.conv2(h), 2))  # (B, 64, 7, 7)
         return F.relu(self.fc(h.flatten(1)))  # (B, 128)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,4 +198,6 @@ def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tu
         checkpoint.save(path, {"model": trained[0].state_dict(), "test_accuracy": trained[1],
                                "config": repr(asdict(cfg)), "data": {"dataset": name}})
 
-    return cached(path, read, build, write)
+    model, acc = cached(path, read, build, write)
+    # channels-last weights: the convolutions and poolings of judging run about three times faster on a CPU
+    return model.to(memory_format=torch.channels_last), acc
