@@ -33,22 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from parity_pytorch_examples import ReferenceVAE  # pytorch/examples vae/main.py's model
 from torch import nn
 
 HERE = Path(__file__).resolve()
-
-
-class ReferenceVAE(nn.Module):  # pytorch/examples vae/main.py's model
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-    def forward(self, x):
-        h = F.relu(self.fc1(x.view(-1, 784)))
-        mu, logvar = self.fc21(h), self.fc22(h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
 
 
 class TorchvisionMNIST(torch.utils.data.Dataset):
