@@ -125,7 +125,7 @@ class Explorer:
     def _prior_words(self) -> str:
         if not self.model.latent.stochastic:
             return f"a Gaussian fitted to {FigureOptions().fit_codes} training codes (an AE has no prior)"
-        return "p(z | y), learned per label" if self.cfg.model.prior.name == "conditional" else "N(0, I)"
+        return getattr(self.model.prior, "words", self.model.prior.symbol)
 
     def _eval_record(self) -> dict:
         record = self.run.evaluation()

@@ -35,6 +35,8 @@ class Autoencoder(nn.Module):
         self.prior = prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
+        if hasattr(self.prior, "bind"):  # a prior made of the model's own parts (priors.py)
+            self.prior.bind(self)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z|x[, y]) for images x: (B, C, H, W)."""

@@ -16,7 +16,7 @@ def _names(*classes) -> dict[str, type]:
 PARTS = {
     "network": _names(networks.MLPSettings, networks.CNNSettings),
     "latent": _names(latents.PointSettings, latents.GaussianLatentSettings),
-    "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings),
+    "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings, priors.VampPriorSettings),
     "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
     "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),

@@ -4,24 +4,30 @@
 `conditional`: p(z | y) = N(m_y, diag s_y²), one learned Gaussian per class (the prior network
                of Sohn et al. 2015, sec. 4.2, reduced to a table for a one-hot y). It starts
                as N(0, I) and is trained with the rest of the model by the same objective.
+`vamp`:        p(z) = (1/K) Σ_k q(z | u_k), the encoder's own posteriors of K learned
+               pseudo-inputs u_k (the VampPrior, Tomczak & Welling 2018, eq. 9).
 
 A prior module maps labels to the prior of each image: an object with `log_prob(z)`,
 `kl_from(q)` (KL(q || p) per dimension, closed form) and `draw(eps)` (z from standard normal
-noise eps, so that one eps is one "style" under every label).
+noise eps, so that one eps is one "style" under every label). A prior with no closed-form KL
+has no `kl_from`: the objectives estimate the KL at the codes they draw. A prior module with a
+`bind(model)` method is handed the model it belongs to when the model is built (the VampPrior
+encodes its pseudo-inputs with the model's own encoder).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from aelab.errors import AelabError
-from aelab.language import N_
+from aelab.language import N_, join
 from aelab.parts import theory
-from aelab.parts.latents import STANDARD, DiagonalGaussian, StandardNormal
-from aelab.parts.settings import PartSettings
+from aelab.parts.latents import LOG_2PI, STANDARD, DiagonalGaussian, StandardNormal
+from aelab.parts.settings import PartSettings, bounded
 
 
 class GaussianPrior(DiagonalGaussian):
@@ -49,6 +55,7 @@ class ClassPrior(nn.Module):
     """p(z | y) = N(m_y, diag s_y²): a learned mean and log-variance per class, from N(0, I)."""
 
     symbol = "p(z | y)"
+    words = "p(z | y), learned per label"  # what the explorer says samples are drawn from
 
     def __init__(self, num_classes: int, latent_dim: int):
         super().__init__()
@@ -96,3 +103,97 @@ class ConditionalPriorSettings(PartSettings):
 
     def build(self, num_classes: int, latent_dim: int) -> ClassPrior:
         return ClassPrior(num_classes, latent_dim)
+
+
+class GaussianMixture:
+    """p(z) = (1/K) Σ_k N(z; m_k, diag s_k²) with equal weights: (K, D) means and log-variances.
+    It has no closed-form KL from a Gaussian posterior (no `kl_from`)."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean, self.logvar = mean.float(), logvar.float()  # (K, D)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z), (..., D) -> (...). The squared distances to the K means come from matrix
+        products, Σ_d (z_d − m_kd)² / s_kd² = z² · 1/s_k² − 2 z · m_k/s_k² + Σ_d m_kd²/s_kd², so that
+        thousands of importance samples against hundreds of components need rows x K numbers,
+        not rows x K x D; in float32 whatever the autocast around it, since bfloat16's three
+        digits would cancel in that difference."""
+        k, d = self.mean.shape
+        with torch.autocast(z.device.type, enabled=False):
+            flat = z.reshape(-1, d).float()
+            precision = (-self.logvar).exp()  # (K, D)
+            squared = (flat.pow(2) @ precision.T - 2 * flat @ (self.mean * precision).T
+                       + (self.mean.pow(2) * precision).sum(-1))  # (rows, K)
+            log_n = -0.5 * (squared.clamp(min=0) + self.logvar.sum(-1) + d * LOG_2PI)
+            return (torch.logsumexp(log_n, -1) - math.log(k)).reshape(z.shape[:-1])
+
+    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+        """z ~ p(z) from standard normal eps (B, D) alone: u = Φ(eps_1) picks the component
+        k = ⌊K u⌋, and K u − k, uniform again and independent of k, becomes that row's first
+        normal draw Φ⁻¹(K u − k) (in float64): one component and one Gaussian draw from the
+        same eps, so that a seeded eps gives the same samples on every call."""
+        k = len(self.mean)
+        e = eps.double()
+        u = torch.special.ndtr(e[:, 0]) * k
+        which = u.floor().clamp(max=k - 1)
+        first = torch.special.ndtri((u - which).clamp(1e-12, 1 - 1e-12))
+        e = torch.cat([first[:, None], e[:, 1:]], 1).to(self.mean.dtype)
+        which = which.long()
+        return self.mean[which] + (0.5 * self.logvar[which]).exp() * e
+
+
+class VampPrior(nn.Module):
+    """p(z) = (1/K) Σ_k q(z | u_k): the model's encoder applied to K learned pseudo-inputs u_k,
+    images of the data's shape kept in [0, 1], the same prior for every image."""
+
+    symbol = "VampPrior"
+
+    @property
+    def words(self) -> str:
+        return f"the VampPrior: a mixture of the posteriors of {self.components} learned pseudo-inputs"
+
+    def __init__(self, components: int, init_mean: float, init_std: float):
+        super().__init__()
+        self.components, self.init_mean, self.init_std = components, init_mean, init_std
+        self.pseudo_inputs: nn.Parameter | None = None
+
+    def bind(self, model) -> None:
+        """Made a part of `model`: pseudo-inputs of its image shape, and its encoder to map them."""
+        self.pseudo_inputs = nn.Parameter(torch.empty(self.components, *model.image_shape).normal_(self.init_mean,
+                                                                                                   self.init_std))
+        object.__setattr__(self, "_model", model)  # not a submodule: the encoder's weights stay the model's
+
+    def forward(self, y: torch.Tensor | None) -> GaussianMixture:
+        q = self._model.encode(self.pseudo_inputs.clamp(0, 1))  # (K, D) posteriors of the pseudo-inputs
+        return GaussianMixture(q.mean, q.logvar)
+
+
+@dataclass(frozen=True)
+class VampPriorSettings(PartSettings):
+    """[model.prior] name = "vamp": the VampPrior, a mixture of the encoder's posteriors of
+    learned pseudo-inputs (needs a Gaussian latent and no label condition)."""
+
+    name = "vamp"
+    slot = "prior"
+    components: int = bounded(500, at_least=1)  # K, pseudo-inputs
+    init_mean: float = bounded(0.05, at_least=0.0, at_most=1.0)  # the pseudo-inputs' pixels start at N(init_mean, init_std²)
+    init_std: float = bounded(0.01, at_least=0.0)
+
+    def check(self, model) -> None:
+        if not model.latent.stochastic or model.condition.prefix:
+            raise AelabError("model.prior: the VampPrior needs model.latent.name = 'gaussian' and no label condition, "
+                             f"not {model.latent.name!r} and {model.condition.name!r}")
+        if getattr(model.objective, "free_bits", 0):
+            raise AelabError("model.objective.free_bits: free bits need a KL per dimension in closed form, which the "
+                             "VampPrior has not")
+
+    def describe(self) -> str:
+        start = N_("pseudo-inputs from N({mean:g}, {std:g}²)", mean=self.init_mean, std=self.init_std)
+        said = self.changed_words({"init_mean": start, "init_std": start})
+        return join(", ", [N_("VampPrior, {k} pseudo-inputs", k=self.components), *dict.fromkeys(said)])
+
+    def theory(self, model) -> list[tuple[str, list[str]]]:
+        return [theory.vamp_prior(self.components)]
+
+    def build(self, num_classes: int, latent_dim: int) -> VampPrior:
+        return VampPrior(self.components, self.init_mean, self.init_std)

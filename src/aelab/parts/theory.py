@@ -84,6 +84,20 @@ CONDITIONAL_PRIOR = (N_("A learned prior per label, p(z | y)"), [
     "its own region, and sampling from p(z | y) stays in it."),
 ])
 
+def vamp_prior(k: int) -> tuple[str, list[str]]:
+    return (N_("The VampPrior"), [
+        N_("The prior is a mixture of the encoder's own posteriors: p(z) = (1/K) Σ_k q(z | u_k), with K = {k} "
+           "pseudo-inputs u_k, images learned with the rest of the model (Tomczak & Welling 2018, eq. 9). The prior "
+           "that maximises the ELBO is the aggregate posterior (1/N) Σ_n q(z | x_n); the VampPrior approximates it "
+           "with K learned images instead of the N training images, so the KL term no longer pulls every code "
+           "towards one N(0, I).", k=k),
+        N_("KL(q(z | x) ‖ p(z)) has no closed form: the ELBO uses log q(z | x) − log p(z) at the code drawn, and "
+           "nll_is weighs each z_k by the mixture's density. Sampling picks one pseudo-input's posterior at random "
+           "and draws from it. Each step also encodes the K pseudo-inputs: training costs about as much as encoding "
+           "K more images a step."),
+    ])
+
+
 IWAE = (N_("Importance-weighted bound (IWAE)"), [
     N_("Training maximises the K-sample bound of Burda et al. (2016, eq. 8), "
     "L_K(x) = E[log (1/K) Σ_k p(x, z_k) / q(z_k | x)], z_1 … z_K ~ q(z | x) drawn independently. "

@@ -1,0 +1,101 @@
+"""The VampPrior against closed forms: its density against torch.distributions' mixture, its
+KL estimate against the closed form where it has one (one pseudo-input), its draws against the
+mixture's moments, and the model it is part of."""
+
+import copy
+
+import pytest
+import torch
+from torch import distributions as D
+
+from aelab import registry
+from aelab.data.splits import Batch
+from aelab.evaluation.metrics import nll_importance_sampled
+from aelab.parts.priors import GaussianMixture, GaussianPrior
+from conftest import tiny
+
+
+def _vamp(components: int, **model):
+    cfg = tiny("vae", model={"latent_dim": 4, "prior": {"name": "vamp", "components": components}, **model})
+    torch.manual_seed(0)
+    return registry.build_model(cfg, (1, 28, 28), 10)
+
+
+def _reference(mixture: GaussianMixture) -> D.MixtureSameFamily:
+    k = len(mixture.mean)
+    return D.MixtureSameFamily(D.Categorical(torch.ones(k)),
+                               D.Independent(D.Normal(mixture.mean, (0.5 * mixture.logvar).exp()), 1))
+
+
+def test_the_mixture_density_matches_torch_distributions_in_float32_even_under_bfloat16_autocast():
+    torch.manual_seed(0)
+    mixture = GaussianMixture(torch.randn(7, 5) * 2, torch.randn(7, 5) - 2)  # narrow components: s down to e^-2.5
+    z = torch.randn(3, 11, 5) * 2  # (K draws, B, D)
+    expected = _reference(mixture).log_prob(z)
+    assert torch.allclose(mixture.log_prob(z), expected, atol=1e-3, rtol=1e-5)
+    with torch.autocast("cpu", torch.bfloat16):
+        got = mixture.log_prob(z)
+    assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-3, rtol=1e-5)
+
+
+def test_with_one_pseudo_input_the_kl_estimate_averages_to_the_closed_form():
+    """K = 1: p(z) = q(z | u_1), a Gaussian, so KL(q(z|x) || p) has a closed form; the VampPrior's
+    density is that Gaussian's, and the estimate the ELBO uses averages to it."""
+    model = _vamp(1).eval()
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        q, p = model.encode(x), model.prior(None)
+        gaussian = GaussianPrior(p.mean.expand(6, -1), p.logvar.expand(6, -1))
+        z = q.rsample(20_000)  # (draws, B, D)
+        assert torch.allclose(p.log_prob(z), gaussian.log_prob(z), atol=1e-3)
+        closed = q.kl(gaussian)  # (B,)
+        draws = q.log_prob(z) - p.log_prob(z)
+        estimate, se = draws.mean(0), draws.std(0) / 20_000 ** 0.5
+    assert (estimate - closed).abs().max() < 4 * se.max() + 1e-3
+    assert closed.min() > 0.01  # not a trivial zero: x and the pseudo-input differ
+
+
+def test_draws_have_the_mixtures_mean_and_variance_and_every_component():
+    torch.manual_seed(1)
+    k, d, n = 5, 3, 200_000
+    mixture = GaussianMixture(torch.arange(k, dtype=torch.float32)[:, None].repeat(1, d) * 10, torch.full((k, d), -1.0))
+    z = mixture.draw(torch.randn(n, d, generator=torch.Generator().manual_seed(0)))
+    mean = mixture.mean.mean(0)
+    variance = mixture.logvar.exp().mean(0) + mixture.mean.var(0, unbiased=False)  # within + between components
+    assert torch.allclose(z.mean(0), mean, atol=0.05) and torch.allclose(z.var(0), variance, rtol=0.01)
+    component = (z[:, 1] / 10).round().long()  # the means are 10 apart, the components' s = e^-0.5
+    assert torch.allclose(torch.bincount(component, minlength=k) / n, torch.full((k,), 1 / k), atol=0.005)
+    # the first coordinate, made from what picking the component left of eps_1, is N(m_k, s_k²) within each
+    residual = (z[:, 0] - mixture.mean[component, 0]) / (0.5 * mixture.logvar[component, 0]).exp()
+    assert abs(residual.mean()) < 0.01 and abs(residual.std() - 1) < 0.01
+    assert abs(torch.corrcoef(torch.stack([residual, component.float()]))[0, 1]) < 0.01
+
+
+def test_the_model_trains_its_pseudo_inputs_samples_reproducibly_and_copies_with_its_own_encoder():
+    model = _vamp(10)
+    x = torch.rand(8, 1, 28, 28)
+    out = model.loss(Batch(x, torch.zeros(8, dtype=torch.long)))
+    out["loss"].backward()
+    assert model.prior.pseudo_inputs.grad.abs().sum() > 0  # the prior learns through the encoder
+    assert "prior.pseudo_inputs" in model.state_dict()
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(model.sample(6, generator=g()), model.sample(6, generator=g()))
+    twin = copy.deepcopy(model)
+    assert twin.prior._model is twin  # a copy's prior encodes with the copy's encoder
+    with torch.no_grad():
+        twin.encoder.net[0].weight.zero_()
+    assert not torch.equal(twin.prior(None).mean, model.prior(None).mean)
+
+
+def test_nll_is_weighs_codes_by_the_mixture():
+    """The importance-sampled NLL of a VampPrior model is a bound the ELBO cannot beat: with
+    K = 1 it is the negative ELBO's estimate, and it falls as K grows."""
+    model = _vamp(10).eval()
+    batch = [Batch((torch.rand(16, 1, 28, 28) > 0.5).float(), torch.zeros(16, dtype=torch.long))]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        one = nll_importance_sampled(model, batch, 1)
+        many = nll_importance_sampled(model, batch, 200)
+        neg_elbo = torch.stack([model.loss(batch[0])["neg_elbo"] for _ in range(200)]).mean().item()
+    assert one == pytest.approx(neg_elbo, rel=0.01)
+    assert many < one
