@@ -63,7 +63,7 @@ def test_a_part_that_changes_name_starts_from_its_own_defaults():
     ("train.lr=0", ["train.lr must be greater than 0"]),
     ("model.objective.beta=-1", ["model.objective.beta must be at least 0.0"]),
     ("model.likelihood.learn_scale=true", ["unknown key 'model.likelihood.learn_scale'", "model.likelihood.name"]),
-    ("model.objective.samples=5", ["unknown key 'model.objective.samples'", "model.objective.beta"]),
+    ("model.objective.components=5", ["unknown key 'model.objective.components'", "model.objective.beta"]),
     ("model.network.latent_channels=4", ["unknown key 'model.network.latent_channels'", "model.network.hidden"]),
     ("model.latent=point", ["model.latent is a table", "model.latent.name = 'point'", "point, gaussian"]),
     ("model.objective.name=vi", ["model.objective.name: unknown 'vi'; choose from elbo, iwae"]),

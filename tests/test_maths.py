@@ -189,3 +189,30 @@ def test_a_residual_bottleneck_starts_as_the_identity_and_learns():
     w1, w2, w3 = (m for m in block.body if isinstance(m, nn.Conv2d))
     expected = x + w3(torch.relu(w2(torch.relu(w1(x)))))
     assert torch.allclose(block(x), expected)
+
+
+def test_the_k_sample_elbo_is_the_same_bound_with_less_noise():
+    """ELBO with samples = K: the mean of K one-sample ELBOs, so its mean over many steps is
+    the one-sample ELBO's and its variance about 1/K of it."""
+    x = (torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    batch = Batch(x, torch.zeros(16, dtype=torch.long))
+    stats = {}
+    for k in (1, 8):
+        torch.manual_seed(0)
+        model = registry.build_model(tiny("vae", model={"objective": {"name": "elbo", "samples": k}}), (1, 28, 28), 10)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            draws = torch.stack([model.loss(batch)["neg_elbo"] for _ in range(400)])
+        stats[k] = draws.mean().item(), draws.var().item()
+    (m1, v1), (m8, v8) = stats[1], stats[8]
+    assert abs(m1 - m8) < 4 * (v1 / 400) ** 0.5
+    assert 1 / 16 < v8 / v1 < 1 / 4
+
+
+def test_burdas_schedule_gives_stage_i_three_to_the_i_of_its_3280_epochs():
+    lr_at = registry.LR_SCHEDULES["burda"]
+    per_epoch = [lr_at(1e-3, 0.0, e / 3280) for e in range(3280)]
+    stages = sorted(set(per_epoch), reverse=True)
+    assert [per_epoch.count(lr) for lr in stages] == [3 ** i for i in range(8)]
+    assert stages == pytest.approx([1e-3 * 10 ** (-i / 7) for i in range(8)])
+    assert lr_at(1e-3, 0.0, 1.0) == pytest.approx(1e-4) and lr_at(1e-3, 0.0, 2.0) == pytest.approx(1e-4)

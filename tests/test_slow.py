@@ -61,3 +61,18 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     record = json.loads(capsys.readouterr().out)
     assert record["cond_acc"] >= 0.985 and min(record["cond_acc_per_label"]) >= 0.97, record
     assert record["neg_elbo"] <= 102.2, record
+
+
+@pytest.mark.slow
+def test_table1_study_smoke_two_epochs_reports_each_cell_beside_the_paper(tmp_path):
+    """`aelab study table1` shrunk by --set to two epochs of 200 digits and K = 5: every cell
+    trains, is evaluated and stands in the report beside the paper's number."""
+    out = tmp_path / "table1"
+    sets = ["--set", "train.epochs=2", "--set", "data.train_size=200"]
+    assert main(["study", "table1", "--out", str(out), "--k", "5", *sets]) == 0
+    html = (out / "report.html").read_text()
+    assert "nll_is published" in html
+    for number in ("86.76", "86.47", "86.35", "85.54", "84.78"):
+        assert f"<td>{number}</td>" in html, number
+    for name in ("vae-k1", "vae-k5", "vae-k50", "iwae-k1", "iwae-k5", "iwae-k50"):
+        assert json.loads((out / "runs" / name / "eval.json").read_text())["nll_k"] == 5

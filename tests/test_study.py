@@ -97,6 +97,9 @@ config = "dae_mnist.toml"
     ('config = "base.toml"\n[figures]\nfit_codes = 1\n', ["figures.fit_codes"]),
     ('config = "base.toml"\n[figures]\nnoise_levels = [-1]\n', ["figures.noise_levels"]),
     ('config = "base.toml"\n[figures]\ndelta = 0.2\n', ["unknown key 'figures.delta'", "valid keys: figures.fit_codes"]),
+    ('config = "base.toml"\n[variants.a]\npublished = { nll = 86.76 }\n', ["variants.a.published", "unknown metric 'nll'"]),
+    ('config = "base.toml"\n[variants.a]\npublished = { nll_is = "86" }\n', ["published.nll_is must be a number"]),
+    ('config = "base.toml"\n[variants.a]\npublished = 86.76\n', ["variants.a.published must be a table"]),
 ])
 def test_bad_studies_are_refused_naming_the_file_and_key(tmp_path, text, words):
     with pytest.raises(AelabError) as e:
@@ -111,7 +114,7 @@ def test_run_with_a_missing_study_exits_2_writing_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5}
+SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5, "table1": 6}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -197,3 +200,40 @@ def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monke
     assert not (tmp_path / "runs").exists()
     # a shipped study by name, from anywhere
     assert study.load("latent_size").path == study.load("studies/latent_size.toml").path == study.STUDY_DIR / "latent_size.toml"
+
+
+def test_table1_is_burdas_protocol_beside_its_published_numbers_and_a_set_makes_it_a_cpu_study(tmp_path, capsys):
+    s = study.load("table1")
+    runs = {r.name: r for r in s.runs}
+    assert s.nll_k == 5000 and list(runs) == ["vae-k1", "vae-k5", "vae-k50", "iwae-k1", "iwae-k5", "iwae-k50"]
+    t = runs["vae-k1"].config.train
+    assert (t.batch_size, t.adam_eps, t.lr, t.lr_schedule, t.epochs) == (20, 1e-4, 1e-3, "burda", 3280)
+    m = runs["iwae-k50"].config.model
+    assert m.network.hidden == (200, 200) and m.latent_dim == 50 and m.network.activation == "tanh"
+    assert (m.objective.name, m.objective.samples) == ("iwae", 50)
+    assert runs["vae-k5"].config.model.objective.samples == 5
+    assert dict(runs["iwae-k50"].published) == {"nll_is": 84.78} and dict(runs["vae-k1"].published) == {"nll_is": 86.76}
+    # --set comes last, over the study's own settings, in --list's commands as in the runs
+    sets = ["--set", "train.epochs=0", "--set", "train.time_budget_min=60"]
+    assert main(["study", "table1", "--out", str(tmp_path / "t1"), "--list", *sets]) == 0
+    commands = capsys.readouterr().out.strip().splitlines()
+    assert len(commands) == 6 and all(c.endswith(f"{' '.join(sets)} --out {tmp_path / 't1'}/runs/{name} --no-eval")
+                                      for c, name in zip(commands, runs))
+    budgeted = study.load("table1", ["train.epochs=0", "train.time_budget_min=60"]).runs[0].config.train
+    assert (budgeted.epochs, budgeted.time_budget_min, budgeted.lr_schedule) == (0, 60, "burda")
+
+
+def test_published_numbers_stand_beside_the_runs_own():
+    from pathlib import Path
+
+    from aelab.reporting import report
+
+    s = study.load("table1")
+    entries = [report.Entry(r.name, r.config, {"nll_is": 87.0 + i, "epoch": 3}, Path("none"), {},
+                            published=dict(r.published)) for i, r in enumerate(s.runs[:2])]
+    head, rows = report.table_rows(entries)
+    at = head.index("nll_is")
+    assert head[at + 1] == "nll_is published"
+    assert [row[at:at + 2] for row in rows] == [["87.00", "86.76"], ["88.00", "86.47"]]
+    plain = [report.Entry("x", s.runs[0].config, {"nll_is": 87.0, "epoch": 3}, Path("none"), {})]
+    assert "nll_is published" not in report.table_rows(plain)[0]

@@ -26,6 +26,7 @@ from aelab.language import N_
 from aelab.reporting import report
 from aelab.reporting.images import save_images
 from aelab.studies import pipeline
+from aelab.studies.study import shipped as shipped_studies
 from aelab.training import distributed, interrupt, runlock, train
 from aelab.training.rundir import RunDir
 
@@ -153,18 +154,18 @@ def _run(args: argparse.Namespace) -> int:
     study = Path(args.study) if args.study else None
     out = check_output(Path(args.out or Path("runs") / study.stem), folder=True)
     if args.list:
-        for command in pipeline.pending(study, out, epochs=args.epochs):
+        for command in pipeline.pending(study, out, epochs=args.epochs, sets=tuple(args.set)):
             print(shlex.join(command))
         return 0
     try:
         html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
-                                          lang=language.get(args.lang) if args.lang else None)
+                                          lang=language.get(args.lang) if args.lang else None, sets=tuple(args.set))
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
             a for option, value in (("--jobs", args.jobs if args.jobs > 1 else None), ("--epochs", args.epochs),
                                     ("--k", args.k), ("--lang", args.lang)) if value is not None
-            for a in (option, str(value))]
+            for a in (option, str(value))] + [a for value in args.set for a in ("--set", value)]
         raise interrupt.Interrupted(signum, f"{said}; resume the study with: {shlex.join(again)}") from None
     print(f"report: {html}")
     if failed:
@@ -228,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, help_, study_help in [
         ("study", "run a study: its runs trained (complete ones skipped), evaluated and compared in one report",
-         "the study file, or the name of a shipped one (compare, losses, latent_size, sweep, denoising)"),
+         "the study file, or the name of a shipped one (" + ", ".join(shipped_studies()) + ")"),
         ("run", "the main job: a study (default: AE, VAE and CVAE on MNIST) trained, evaluated, reported",
          "the study (default: the packaged compare.toml)"),
     ]:
@@ -240,6 +241,9 @@ def parser() -> argparse.ArgumentParser:
         r.add_argument("--jobs", type=int, default=1,
                        help="runs trained at once, each in its own process with an equal share of the cores (default 1)")
         r.add_argument("--epochs", type=int, help="override train.epochs of every run")
+        r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key of every run, after the study's own (repeatable), e.g. "
+                       "--set train.time_budget_min=60")
         r.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
         r.add_argument("--lang", choices=list(language.LANGUAGES),
                        help="the report's language: " + ", ".join(f"{c} ({n})" for c, n in language.LANGUAGES.items())

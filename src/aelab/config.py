@@ -90,10 +90,13 @@ class TrainConfig:
     time_budget_min: float = bounded(0.0, at_least=0.0)  # > 0: stop when this many minutes of training steps are spent (see train.py)
     batch_size: int = bounded(128, at_least=1)
     lr: float = bounded(1e-3, above=0.0)
-    lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min over the epochs or the time budget)
+    # constant | cosine (from lr down to lr_min over the epochs or the time budget) | burda (Burda et al. 2016:
+    # 8 stages, stage i of 3^i of the 3,280 parts of training at lr * 10^(-i/7); lr_min unused)
+    lr_schedule: str = "constant"
     lr_min: float = bounded(0.0, at_least=0.0)
     weight_decay: float = bounded(0.0, at_least=0.0)  # L2 penalty on the weights (Adam's weight_decay)
     optimizer: str = "adam"
+    adam_eps: float = bounded(1e-8, above=0.0)  # Adam's epsilon (Burda et al. 2016 use 1e-4)
     seed: int = 0
     device: str = "auto"  # auto (CUDA, else MPS, else CPU) | cpu | cuda | mps
     threads: int = bounded(0, at_least=0)  # torch intra-op threads; 0 = torch's default

@@ -32,9 +32,20 @@ DATASETS = {"mnist": lambda d: sources.load_mnist(d.root),
 BINARIZERS = {"none": GreyLevels, "static": StaticBinary, "dynamic": DynamicBinary}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # learning rate at `fraction` (0 to 1) of training, from `lr` (and `lr_min`)
+BURDA_STAGES = 8  # Burda et al. (2016), sec. 5: stage i (0 to 7) of 3^i passes at lr 10^(-i/7), 3,280 passes in all
+
+
+def burda_stage(fraction: float) -> int:
+    """The stage of Burda et al.'s schedule at `fraction` of training, its 3,280 passes scaled
+    to the epochs or the time budget: stage i ends after (3^(i+1) - 1) / 2 of them."""
+    passes = min(max(fraction, 0.0), 1.0) * (3 ** BURDA_STAGES - 1) / 2
+    return next((i for i in range(BURDA_STAGES) if passes < (3 ** (i + 1) - 1) / 2), BURDA_STAGES - 1)
+
+
 LR_SCHEDULES = {
     "constant": lambda lr, lr_min, fraction: lr,
     "cosine": lambda lr, lr_min, fraction: lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))),
+    "burda": lambda lr, lr_min, fraction: lr * 10 ** (-burda_stage(fraction) / 7),
 }
 
 
@@ -125,8 +136,8 @@ def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     params = list(params)
     make = OPTIMIZERS[cfg.train.optimizer]
     try:
-        return make(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=True)
+        return make(params, lr=cfg.train.lr, eps=cfg.train.adam_eps, weight_decay=cfg.train.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # fused unsupported here (older torch, device, dtype)
-        return make(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        return make(params, lr=cfg.train.lr, eps=cfg.train.adam_eps, weight_decay=cfg.train.weight_decay)
 
 

@@ -4,6 +4,8 @@ ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises li
       the warm-up, Bowman et al. 2016). With a point-mass latent there is no KL: loss = recon.
       With free bits lambda the KL term is sum_j max(lambda, E_batch KL_j) (Kingma et al. 2016, eq. 15).
       A prior with no closed-form KL (a mixture, say) has it estimated at the code drawn.
+      With K samples the reconstruction term is the mean over K codes per image (Burda et al.
+      2016's "VAE, k = K"; the KL's estimate is then averaged over the K codes too).
 IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
       Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
 Each returns the objective and its parts as means over the batch of per-image sums over
@@ -49,6 +51,7 @@ class ELBO:
     # term, which weights the KL D times more heavily than the ELBO does.
     recon_divisor: float = 1.0
     free_bits: float = 0.0  # lambda, nats per latent dimension
+    samples: int = 1  # K codes drawn per image; the reconstruction term is their mean (Burda et al.'s "VAE, k = K")
 
     def schedule(self, progress: float | None) -> dict[str, float]:
         """What changes over training, for the log."""
@@ -56,9 +59,14 @@ class ELBO:
 
     def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
         q = model.encode(model.corruption(batch.x), batch.y)
-        z = q.rsample()
-        out = model.decode(z, batch.y)
-        recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
+        if self.samples == 1:
+            z = q.rsample()
+            out = model.decode(z, batch.y)
+            recon = -model.likelihood.log_prob(out, batch.x)  # (B,)
+        else:  # K draws per image: the mean of K one-sample ELBOs, the same bound with less noise
+            z = q.rsample(self.samples)  # (K, B, D)
+            log_px_z, out = model.log_px_z(z, batch.x, batch.y)  # (K, B), (K, B, C, H, W)
+            recon, out = -log_px_z.mean(0), out[0]
         objective = recon / self.recon_divisor
         parts = {"recon": recon.mean()}
         prior = model.prior(batch.y)
@@ -110,17 +118,22 @@ class ELBOSettings(PartSettings):
     # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
     recon_reduction: str = choice("sum", RECON_DIVISORS)
     free_bits: float = bounded(0.0, at_least=0.0)  # lambda: nats per latent dimension the KL is not pushed below
+    samples: int = bounded(1, at_least=1)  # K codes drawn per image and step, the reconstruction term their mean
 
     def check(self, model) -> None:
         if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs or self.free_bits):
             raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
+        if not model.latent.stochastic and self.samples > 1:
+            raise AelabError("model.objective.samples: a point-mass latent has one code per image, not "
+                             f"{self.samples} draws")
 
     def describe(self) -> str:
         return join(", ", self.changed_words({
             "beta": N_("beta {beta:g}", beta=self.beta),
             "kl_warmup_epochs": N_("KL warm-up {epochs:g} epochs", epochs=self.kl_warmup_epochs),
             "recon_reduction": N_("recon {reduction} over pixels", reduction=self.recon_reduction),
-            "free_bits": N_("free bits {nats:g} nats per dimension", nats=self.free_bits)}))
+            "free_bits": N_("free bits {nats:g} nats per dimension", nats=self.free_bits),
+            "samples": N_("ELBO over K = {k} draws", k=self.samples)}))
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
@@ -128,7 +141,7 @@ class ELBOSettings(PartSettings):
 
     def build(self, image_shape: tuple[int, ...]) -> ELBO:
         return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)),
-                    self.free_bits)
+                    self.free_bits, self.samples)
 
 
 @dataclass(frozen=True)

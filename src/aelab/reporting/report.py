@@ -76,6 +76,7 @@ class Entry:
     training: list[dict] = field(default_factory=list)  # meta.json's record of how it trained
     figures: list["Drawn"] = field(default_factory=list)
     draw_seconds: float = 0.0
+    published: dict[str, float] = field(default_factory=dict)  # metric -> a paper's number for this run (a study's)
 
     @property
     def train_seconds(self) -> float | None:
@@ -120,12 +121,16 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
     keys = varied_keys([e.cfg for e in entries])
     metrics = [c for c in COLUMNS if any(c in e.record for e in entries)]
-    head = [N_("run"), *map(config.short_key, keys), N_("epoch"), *metrics, N_("train s"), N_("eval s"), N_("figures s")]
+    published = {m for e in entries for m in e.published}  # each beside its metric's column
+    columns = [(m, mine) for m in metrics for mine in (True, False) if mine or m in published]
+    head = [N_("run"), *map(config.short_key, keys), N_("epoch"),
+            *[m if mine else N_("{metric} published", metric=m) for m, mine in columns],
+            N_("train s"), N_("eval s"), N_("figures s")]
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
         row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys], _cell(e.record.get("epoch"))]
-        row += [metric_cell(e, m) for m in metrics]
+        row += [metric_cell(e, m) if mine else _cell(e.published.get(m), METRICS[m][2]) for m, mine in columns]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -85,10 +86,11 @@ def _with_epochs(cfg: RunConfig, epochs: int | None) -> RunConfig:
     return config.with_overrides(cfg, [f"train.epochs={epochs}"]) if epochs else cfg
 
 
-def pending(path: Path | None, out: Path, *, epochs: int | None = None) -> list[list[str]]:
-    """The train command of every run of the study at `path` still missing under out/runs:
-    run them anywhere (in parallel), then `aelab study` finds them done and reports."""
-    s = study.load(path or DEFAULT_STUDY)
+def pending(path: Path | None, out: Path, *, epochs: int | None = None, sets: tuple[str, ...] = ()) -> list[list[str]]:
+    """The train command of every run of the study at `path` (with `sets` on every run) still
+    missing under out/runs: run them anywhere (in parallel), then `aelab study` finds them done
+    and reports."""
+    s = study.load(path or DEFAULT_STUDY, sets)
     commands = [train_command(r, out / "runs" / r.name, epochs) for r in s.runs]
     return [c for c in commands if c]
 
@@ -161,13 +163,13 @@ def _worker_run(name: str, cfg: RunConfig, job: Job, threads: int) -> report.Ent
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
               deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None,
-              lang: Language | None = None) -> tuple[Path, dict[str, str]]:
+              lang: Language | None = None, sets: tuple[str, ...] = ()) -> tuple[Path, dict[str, str]]:
     """Train what is missing, evaluate, draw, report (in `lang`, else the study's [report]
     lang). With jobs > 1, that many runs at once, each in its own process with an equal
     share of the cores. A run that fails (diverges, bad config) does not stop the others: it
     is listed in the report and returned with its reason. Returns the report's path and the
-    failures."""
-    s = study.load(path or DEFAULT_STUDY)
+    failures. `sets` override every run's config last (`aelab study --set`)."""
+    s = study.load(path or DEFAULT_STUDY, sets)
     check_report_dir(out)
     job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env(), lang or s.lang)
     runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
@@ -191,7 +193,9 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
                 results[name] = _study_run(name, cfg, job, data_of, progress=None)
             except (AelabError, train.Diverged) as e:
                 results[name] = _failed(name, e)
-    entries = [r for r in results.values() if isinstance(r, report.Entry)]
+    published = {r.name: dict(r.published) for r in s.runs}
+    entries = [dataclasses.replace(r, published=published[name]) for name, r in results.items()
+               if isinstance(r, report.Entry)]
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if not entries:
         raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))

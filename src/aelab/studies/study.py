@@ -8,6 +8,7 @@
 
     [variants.ae]                        # named variants (optional) ...
     set = ["model.latent.name=point"]
+    published = { neg_elbo = 99.0 }      # a paper's number for this run, shown beside its own (optional)
     [variants.vae]
 
     [grid]                               # ... crossed with a grid of values (optional)
@@ -42,7 +43,7 @@ from aelab.reporting.figure_data import FigureOptions
 STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
 STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures", "report"}
 REPORT_KEYS = {"lang"}
-VARIANT_KEYS = {"config", "set"}
+VARIANT_KEYS = {"config", "set", "published"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Run:
     varied: dict  # the settings that make this run differ from the base: key -> value
     source: Path = Path()  # the config file it starts from ...
     sets: tuple[str, ...] = ()  # ... and the overrides that make it: config.load(source, sets) == config
+    published: tuple[tuple[str, float], ...] = ()  # (metric, a paper's number for this run), from the variant
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,16 @@ def find(path: str | Path) -> Path:
     for candidate in (STUDY_DIR / path.name, STUDY_DIR / f"{path.name}.toml"):
         if candidate.is_file():
             return candidate
-    shipped = ", ".join(sorted(p.stem for p in STUDY_DIR.glob("*.toml")))
-    raise AelabError(f"{path}: no such study file (shipped studies: {shipped})")
+    raise AelabError(f"{path}: no such study file (shipped studies: {', '.join(shipped())})")
 
 
-def load(path: str | Path) -> Study:
+def shipped() -> list[str]:
+    """The names of the shipped studies."""
+    return sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
+
+
+def load(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Study:
+    """The study at `path`; `sets` (`aelab study --set`) override every run's config last."""
     path = find(path)
     try:
         tree = tomllib.loads(path.read_text())
@@ -123,9 +130,10 @@ def load(path: str | Path) -> Study:
     named = []
     for name, v in variants.items():
         _unknown(v, VARIANT_KEYS, f"{path}: variants.{name}")
-        named.append((name, v.get("config", tree.get("config", "")), _strings(v.get("set", []), f"{path}: variants.{name}.set")))
+        named.append((name, v.get("config", tree.get("config", "")), _strings(v.get("set", []), f"{path}: variants.{name}.set"),
+                      _published(v.get("published", {}), f"{path}: variants.{name}.published")))
     if not named:
-        named = [("", tree.get("config", ""), [])]
+        named = [("", tree.get("config", ""), [], ())]
 
     grid = tree.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
@@ -133,11 +141,11 @@ def load(path: str | Path) -> Study:
     points = list(itertools.product(*grid.values()))
 
     runs = []
-    for (vname, cfg_name, vset), point in itertools.product(named, points):
+    for (vname, cfg_name, vset, published), point in itertools.product(named, points):
         if not cfg_name:
             raise AelabError(f"{path}: no config: give `config = \"NAME.toml\"` (at the top or in each variant)")
         where = find_config(cfg_name, path.parent)
-        grid_set = [f"{k}={config.toml_value(v)}" for k, v in zip(grid, point)]
+        grid_set = [f"{k}={config.toml_value(v)}" for k, v in zip(grid, point)] + list(sets)
         try:
             cfg = config.load(where, common + vset + grid_set)
             registry.check(cfg)
@@ -148,12 +156,25 @@ def load(path: str | Path) -> Study:
         name = "-".join(parts) or where.stem
         varied = dict(config.parse_override(s) for s in vset)
         varied.update(dict(zip(grid, point)))
-        runs.append(Run(name, cfg, varied, where, tuple(common + vset + grid_set)))
+        runs.append(Run(name, cfg, varied, where, tuple(common + vset + grid_set), published))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
     return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs),
                  _figure_options(tree.get("figures", {}), path), _report_language(tree.get("report", {}), path))
+
+
+def _published(table: object, where: str) -> tuple[tuple[str, float], ...]:
+    """A variant's published numbers: metric names of the report (report.METRICS) -> numbers."""
+    from aelab.reporting.report import METRICS
+    if not isinstance(table, dict):
+        raise AelabError(f"{where} must be a table of metric = number, e.g. {{ nll_is = 86.76 }}")
+    for key, value in table.items():
+        if key not in METRICS:
+            raise AelabError(f"{where}: unknown metric {key!r}; metrics: {', '.join(METRICS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AelabError(f"{where}.{key} must be a number, got {value!r}")
+    return tuple((k, float(v)) for k, v in table.items())
 
 
 def _report_language(table: object, path: Path) -> Language:
