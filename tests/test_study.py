@@ -114,7 +114,7 @@ def test_run_with_a_missing_study_exits_2_writing_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5, "table1": 6}
+SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5, "table1": 12}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -205,19 +205,26 @@ def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monke
 def test_table1_is_burdas_protocol_beside_its_published_numbers_and_a_set_makes_it_a_cpu_study(tmp_path, capsys):
     s = study.load("table1")
     runs = {r.name: r for r in s.runs}
-    assert s.nll_k == 5000 and list(runs) == ["vae-k1", "vae-k5", "vae-k50", "iwae-k1", "iwae-k5", "iwae-k50"]
-    t = runs["vae-k1"].config.train
+    assert s.nll_k == 5000 and list(runs) == [f"{o}-{n}layer-k{k}" for n in (1, 2) for o in ("vae", "iwae") for k in (1, 5, 50)]
+    t = runs["vae-1layer-k1"].config.train
     assert (t.batch_size, t.adam_eps, t.lr, t.lr_schedule, t.epochs) == (20, 1e-4, 1e-3, "burda", 3280)
-    m = runs["iwae-k50"].config.model
+    m = runs["iwae-1layer-k50"].config.model
     assert m.network.hidden == (200, 200) and m.latent_dim == 50 and m.network.activation == "tanh"
     assert (m.objective.name, m.objective.samples) == ("iwae", 50)
-    assert runs["vae-k5"].config.model.objective.samples == 5
-    assert dict(runs["iwae-k50"].published) == {"nll_is": 84.78} and dict(runs["vae-k1"].published) == {"nll_is": 86.76}
+    assert runs["vae-1layer-k5"].config.model.objective.samples == 5
+    two = runs["iwae-2layer-k50"].config.model  # x -> 100 -> 100 -> z1 (100) -> 50 -> 50 -> z2 (50)
+    assert (two.latent.name, two.latent_dim, two.latent.top_dim, two.latent.hidden, two.network.hidden) == (
+        "two_layer", 150, 50, (50, 50), (100, 100))
+    published = {name: dict(r.published)["nll_is"] for name, r in runs.items()}
+    assert published == {"vae-1layer-k1": 86.76, "vae-1layer-k5": 86.47, "vae-1layer-k50": 86.35,
+                         "iwae-1layer-k1": 86.76, "iwae-1layer-k5": 85.54, "iwae-1layer-k50": 84.78,
+                         "vae-2layer-k1": 85.33, "vae-2layer-k5": 85.01, "vae-2layer-k50": 84.78,
+                         "iwae-2layer-k1": 85.33, "iwae-2layer-k5": 83.89, "iwae-2layer-k50": 82.90}
     # --set comes last, over the study's own settings, in --list's commands as in the runs
     sets = ["--set", "train.epochs=0", "--set", "train.time_budget_min=60"]
     assert main(["study", "table1", "--out", str(tmp_path / "t1"), "--list", *sets]) == 0
     commands = capsys.readouterr().out.strip().splitlines()
-    assert len(commands) == 6 and all(c.endswith(f"{' '.join(sets)} --out {tmp_path / 't1'}/runs/{name} --no-eval")
+    assert len(commands) == 12 and all(c.endswith(f"{' '.join(sets)} --out {tmp_path / 't1'}/runs/{name} --no-eval")
                                       for c, name in zip(commands, runs))
     budgeted = study.load("table1", ["train.epochs=0", "train.time_budget_min=60"]).runs[0].config.train
     assert (budgeted.epochs, budgeted.time_budget_min, budgeted.lr_schedule) == (0, 60, "burda")

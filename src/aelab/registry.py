@@ -8,6 +8,7 @@ them before anything is written, so a typo fails at the boundary with the valid 
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from aelab import hardware
 from aelab.data import folders, sources
 from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
-from aelab.parts import user
+from aelab.parts import latents, user
 from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.catalog import PARTS
 
@@ -93,13 +94,17 @@ def build_data(cfg: RunConfig) -> ImageData:
 def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
     check(cfg)
     m = cfg.model
-    latent = m.latent.build()
+    # a latent part's build may take the code's size (two stochastic layers split it)
+    latent = m.latent.build(m.latent_dim) if "latent_dim" in inspect.signature(m.latent.build).parameters \
+        else m.latent.build()
     condition = m.condition.build(num_classes)
-    encoder, decoder = m.network.build(image_shape, latent.params_per_dim * m.latent_dim, m.latent_dim, condition.dim)
+    encoder, decoder = m.network.build(image_shape, *latents.widths(latent, m.latent_dim), condition.dim)
+    # the prior part is p(z), or a hierarchy's top layer p(z2), which the latent wraps
+    prior = m.prior.build(num_classes, getattr(latent, "prior_dim", m.latent_dim))
     return Autoencoder(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
                        latent_dim=m.latent_dim, image_shape=image_shape, condition=condition,
-                       corruption=m.corruption.build(), channel=m.channel.build(),
-                       objective=m.objective.build(image_shape), prior=m.prior.build(num_classes, m.latent_dim))
+                       corruption=m.corruption.build(), channel=m.channel.build(), objective=m.objective.build(image_shape),
+                       prior=latent.around(prior) if hasattr(latent, "around") else prior)
 
 
 def check_model(cfg: RunConfig, data: ImageData) -> None:
@@ -116,8 +121,9 @@ def check_shapes(cfg: RunConfig, shape: tuple[int, ...], num_classes: int) -> No
     with torch.device("meta"):
         model = build_model(cfg, shape, num_classes)
         c = torch.zeros(2, model.condition.dim) if model.condition.dim else None
-        expected = {"encoder": (2, model.latent.params_per_dim * m.latent_dim), "decoder": (2, *shape)}
-        for name, inputs in (("encoder", torch.zeros(2, *shape)), ("decoder", torch.zeros(2, m.latent_dim))):
+        out, into = latents.widths(model.latent, m.latent_dim)
+        expected = {"encoder": (2, out), "decoder": (2, *shape)}
+        for name, inputs in (("encoder", torch.zeros(2, *shape)), ("decoder", torch.zeros(2, into))):
             try:
                 got = tuple(getattr(model, name)(inputs, c).shape)
             except AelabError:

@@ -20,6 +20,7 @@ import torch
 
 from aelab.checking.model import Failed, NotApplicable, _expect
 from aelab.data.splits import Batch
+from aelab.parts import latents
 from aelab.parts.autoencoder import Autoencoder
 
 DRAWS = 4000  # codes drawn per posterior element for its moments, and per image for a KL estimate
@@ -35,7 +36,7 @@ def _posterior(model: Autoencoder, rows: int = 16, seed: int = 0):
     """q(z|x) of a made-up encoder output with means and log-variances spread over a few
     units, so that sigma, log sigma^2 and sigma^2 differ."""
     g = torch.Generator().manual_seed(seed)
-    width = model.latent.params_per_dim * model.latent_dim
+    width = latents.widths(model.latent, model.latent_dim)[0]
     return model.latent.posterior(1.5 * torch.randn(rows, width, generator=g))
 
 

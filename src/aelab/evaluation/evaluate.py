@@ -123,6 +123,8 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         codes, labels = torch.cat([z.double().cpu() for z in coded]), data.test.labels.cpu()  # the batches' order
         if stochastic:
             out["active_units"] = active_units(codes)
+            for layer, dims in getattr(model.latent, "layers", {}).items():  # two stochastic layers: each its own
+                out[f"active_units_{layer}"] = active_units(codes[:, dims])
         if data.num_classes > 1:  # a single-class folder has no labels to read off the codes
             # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).
             train = Split(data.binarizer.once(data.train.images, PROBE_SEED), data.train.labels)

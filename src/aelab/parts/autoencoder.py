@@ -45,6 +45,8 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's raw parameters for codes z: (B, D) -> (B, C, H, W), received
         through the channel (noisy while training a noisy-channel model)."""
+        if hasattr(self.latent, "visible"):  # two stochastic layers: the decoder sees z1 (latents.py)
+            z = self.latent.visible(z)
         return self.decoder(self.channel(z), self.condition(y))
 
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,7 +15,7 @@ def _names(*classes) -> dict[str, type]:
 # model part -> name -> its settings class (settings.py); `[model.<part>] name = "..."`.
 PARTS = {
     "network": _names(networks.MLPSettings, networks.CNNSettings),
-    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings),
+    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings, latents.TwoLayerSettings),
     "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings, priors.VampPriorSettings),
     "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),

@@ -1,7 +1,21 @@
 """Latent parts: what the encoder's output means, and the prior p(z) = N(0, I).
 
 A latent part turns the encoder's output vector into a posterior q(z|x): a point mass for
-the plain autoencoder, a diagonal Gaussian for the VAE (Kingma & Welling 2014, sec. 2.4).
+the plain autoencoder, a diagonal Gaussian for the VAE (Kingma & Welling 2014, sec. 2.4), or
+two stochastic layers that own their hierarchy (below).
+
+Two stochastic layers (Burda, Grosse & Salakhutdinov 2016, sec. 5): a latent part that owns
+its hierarchy.
+
+    inference   x -> [network] -> q(z1 | x) -> [up] -> q(z2 | z1)
+    generation  p(z2) -> [down] -> p(z1 | z2) -> [network] -> p(x | z1)
+
+The code is z = [z1, z2] (latent_dim numbers, the top layer's top_dim last). The model's
+network maps x to q(z1 | x) and z1 to p(x | z1); the latent part adds the two small networks
+between the layers and turns the model's prior part into the top layer's prior p(z2), so that
+log p(z) = log p(z2) + log p(z1 | z2) and samples are drawn top-down. Nothing else in aelab
+knows there are two layers: the objectives, nll_is and the figures see one code, one posterior
+(`rsample`, `log_prob`, `mean`) and one prior (`log_prob`, `draw`).
 """
 
 from __future__ import annotations
@@ -11,9 +25,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch import nn
 
+from aelab.errors import AelabError
+from aelab.language import N_, join
 from aelab.parts import draws, theory
-from aelab.parts.settings import PartSettings
+from aelab.parts.networks import ACTIVATIONS, mlp
+from aelab.parts.settings import PartSettings, bounded, choice
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -98,6 +116,15 @@ class DiagonalGaussian:
         return estimate.reshape(-1, *estimate.shape[-1:]).mean(0)
 
 
+def widths(latent, latent_dim: int) -> tuple[int, int]:
+    """The numbers the encoder network gives a latent part and the decoder network takes from
+    it: the latent's own `widths` (two stochastic layers: q(z1 | x) and z1), else params_per_dim
+    per code number and the whole code."""
+    if hasattr(latent, "widths"):
+        return latent.widths(latent_dim)
+    return latent.params_per_dim * latent_dim, latent_dim
+
+
 class DeterministicLatent:
     """The encoder's output is the code itself."""
 
@@ -160,3 +187,161 @@ class GaussianLatentSettings(_LatentSettings):
     part = GaussianLatent
     short = "VAE"
     sections = (theory.VAE,)
+
+
+def _gaussian(h: torch.Tensor) -> DiagonalGaussian:
+    mean, logvar = h.chunk(2, dim=-1)
+    return DiagonalGaussian(mean, logvar)
+
+
+class TwoLayerPosterior:
+    """q(z1, z2 | x) = q(z1 | x) q(z2 | z1) over codes [z1, z2]. It has no closed-form KL from
+    the prior: `kl` is the Monte-Carlo estimate at the codes drawn."""
+
+    stochastic = True
+
+    def __init__(self, bottom: DiagonalGaussian, up: nn.Module):
+        self.bottom, self.up = bottom, up
+        self.mean = torch.cat([bottom.mean, _gaussian(up(bottom.mean)).mean], -1)  # z2's mean given z1's mean
+
+    def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d1 = self.bottom.mean.shape[-1]
+        return z[..., :d1], z[..., d1:]
+
+    def rsample(self, k: int | None = None) -> torch.Tensor:
+        """z1 ~ q(z1 | x), then z2 ~ q(z2 | z1) for each: (B, D) or (k, B, D)."""
+        z1 = self.bottom.rsample(k)
+        return torch.cat([z1, _gaussian(self.up(z1)).rsample()], -1)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z1 | x) + log q(z2 | z1), (..., B, D) -> (..., B)."""
+        z1, z2 = self._split(z)
+        return self.bottom.log_prob(z1) + _gaussian(self.up(z1)).log_prob(z2)
+
+    def kl(self, prior, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || p) per image, (B,): log q(z | x) - log p(z) at the codes z drawn from q,
+        averaged over any leading draws."""
+        if z is None:
+            raise ValueError("two stochastic layers have no closed-form KL: pass codes z drawn from q")
+        estimate = self.log_prob(z) - prior.log_prob(z)
+        return estimate.reshape(-1, *estimate.shape[-1:]).mean(0)
+
+    def kl_per_dim(self, prior=None) -> torch.Tensor:
+        raise ValueError("two stochastic layers have no KL per dimension in closed form")
+
+
+class TopDown:
+    """p(z1, z2) = p(z2) p(z1 | z2) over codes [z1, z2], p(z2) the model's prior part."""
+
+    def __init__(self, top, down: nn.Module, bottom_dim: int):
+        self.top, self.down, self.bottom_dim = top, down, bottom_dim
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        z1, z2 = z[..., :self.bottom_dim], z[..., self.bottom_dim:]
+        return self.top.log_prob(z2) + _gaussian(self.down(z2)).log_prob(z1)
+
+    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+        """Top-down: z2 from the top prior with eps's last top_dim numbers, then z1 = m(z2) +
+        s(z2) * eps's first bottom_dim numbers."""
+        z2 = self.top.draw(eps[..., self.bottom_dim:])
+        lower = _gaussian(self.down(z2))
+        return torch.cat([lower.mean + lower.std * eps[..., :self.bottom_dim], z2], -1)
+
+
+class TwoLayerPrior(nn.Module):
+    """The prior of a two-layer model: the model's prior part for z2, and the network of p(z1 | z2)."""
+
+    def __init__(self, top: nn.Module, down: nn.Module, bottom_dim: int):
+        super().__init__()
+        self.top, self.down, self.bottom_dim = top, down, bottom_dim
+        self.symbol = f"p(z₂) p(z₁ | z₂), z₂ ~ {top.symbol}"
+
+    def forward(self, y: torch.Tensor | None) -> TopDown:
+        return TopDown(self.top(y), self.down, self.bottom_dim)
+
+
+class TwoLayerLatent(nn.Module):
+    """The latent part: q(z2 | z1) (`up`) and, for the prior, p(z1 | z2) (`down`), each an MLP
+    with two Gaussian heads (mean and log-variance)."""
+
+    params_per_dim = 2
+    stochastic = True
+
+    def __init__(self, latent_dim: int, top_dim: int, hidden: tuple[int, ...], activation: type[nn.Module]):
+        super().__init__()
+        self.bottom_dim, self.top_dim = latent_dim - top_dim, top_dim
+        self.up = mlp([self.bottom_dim, *hidden, 2 * top_dim], activation)
+        self._down = mlp([top_dim, *reversed(hidden), 2 * self.bottom_dim], activation)  # given to the prior
+
+    def widths(self, latent_dim: int) -> tuple[int, int]:
+        """The network's encoder output (q(z1 | x)'s mean and log-variance) and decoder input (z1)."""
+        return 2 * self.bottom_dim, self.bottom_dim
+
+    @property
+    def prior_dim(self) -> int:
+        return self.top_dim  # the model's prior part is p(z2)
+
+    def around(self, top: nn.Module) -> TwoLayerPrior:
+        return TwoLayerPrior(top, self._down, self.bottom_dim)
+
+    @property
+    def layers(self) -> dict[str, slice]:
+        """Each layer's numbers in the code, for the active units of each."""
+        return {"z1": slice(0, self.bottom_dim), "z2": slice(self.bottom_dim, self.bottom_dim + self.top_dim)}
+
+    def visible(self, z: torch.Tensor) -> torch.Tensor:
+        """What the decoder sees of a code: z1."""
+        return z[..., :self.bottom_dim]
+
+    def posterior(self, h: torch.Tensor) -> TwoLayerPosterior:
+        return TwoLayerPosterior(_gaussian(h), self.up)
+
+
+TWO_LAYERS = (N_("Two stochastic layers"), [
+    N_("The code has two layers, z = [z₁, z₂]. Inference goes up, q(z₁, z₂ | x) = q(z₁ | x) q(z₂ | z₁), and "
+       "generation comes down, p(x, z₁, z₂) = p(z₂) p(z₁ | z₂) p(x | z₁), each conditional a diagonal Gaussian "
+       "whose mean and log-variance a small network computes (Burda et al. 2016, sec. 5, after Rezende et al. "
+       "2014). The decoder sees only z₁; z₂ shapes the prior of z₁, which is no longer one N(0, I)."),
+    N_("The KL of the ELBO, E_q[log q(z₁, z₂ | x) − log p(z₁, z₂)], has no closed form: it is estimated at the "
+       "codes drawn, and nll_is weighs each code by p(z₂) p(z₁ | z₂) / q(z₁ | x) q(z₂ | z₁). Samples are drawn "
+       "top-down: z₂ from its prior, z₁ from p(z₁ | z₂), then the image from p(x | z₁)."),
+])
+
+
+@dataclass(frozen=True)
+class TwoLayerSettings(PartSettings):
+    """[model.latent] name = "two_layer": two stochastic layers, the top one of `top_dim` of the
+    code's latent_dim numbers (0: a third of them, Burda et al.'s 50 of 150)."""
+
+    name = "two_layer"
+    slot = "latent"
+    stochastic = True
+    short = "VAE"
+    top_dim: int = bounded(0, at_least=0)  # numbers of z2; 0 = latent_dim // 3
+    hidden: tuple[int, ...] = bounded((50, 50), at_least=1)  # the widths of q(z2 | z1)'s network (p(z1 | z2)'s reversed)
+    activation: str = choice("tanh", ACTIVATIONS)
+
+    def top(self, latent_dim: int) -> int:
+        return self.top_dim or latent_dim // 3
+
+    def check(self, model) -> None:
+        top = self.top(model.latent_dim)
+        if not 1 <= top < model.latent_dim:
+            raise AelabError(f"model.latent.top_dim: two layers need 1 to {model.latent_dim - 1} of the "
+                             f"{model.latent_dim} code numbers in the top layer, not {top}")
+        if getattr(model.prior, "needs_encoder", False):
+            raise AelabError(f"model.prior: {model.prior.name!r} is made from the encoder's posterior of z, "
+                             "which two layers do not give in one Gaussian")
+
+    def describe(self) -> str:
+        head = (N_("two stochastic layers, z₂ of {top} numbers", top=self.top_dim) if self.top_dim
+                else N_("two stochastic layers"))
+        return join(", ", [head, *self.changed_words({
+            "top_dim": "", "hidden": N_("{hidden} between them", hidden="-".join(map(str, self.hidden))),
+            "activation": N_("{activation} between them", activation=self.activation)})])
+
+    def theory(self, model) -> list[tuple[str, list[str]]]:
+        return [theory.VAE, TWO_LAYERS]
+
+    def build(self, latent_dim: int) -> TwoLayerLatent:
+        return TwoLayerLatent(latent_dim, self.top(latent_dim), self.hidden, ACTIVATIONS[self.activation])

@@ -175,6 +175,7 @@ class VampPriorSettings(PartSettings):
 
     name = "vamp"
     slot = "prior"
+    needs_encoder = True  # made from q(z | u) in one Gaussian
     components: int = bounded(500, at_least=1)  # K, pseudo-inputs
     init_mean: float = bounded(0.05, at_least=0.0, at_most=1.0)  # the pseudo-inputs' pixels start at N(init_mean, init_std²)
     init_std: float = bounded(0.01, at_least=0.0)
