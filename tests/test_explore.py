@@ -43,6 +43,10 @@ def runs(tmp_path_factory, small_data):
             "ae": _trained(root / "ae", tiny("ae", train={"epochs": 2}), small_data)}
     made["vae-2d"] = _trained(root / "vae-2d", tiny("vae", model={"latent_dim": 2}, train={"epochs": 2}),
                               small_data)
+    made["vamp"] = _trained(root / "vamp", tiny("vae", model={"latent_dim": 6, "prior": {"name": "vamp", "components": 20}},
+                                                train={"epochs": 2}), small_data)
+    made["two-layer"] = _trained(root / "two-layer", tiny("vae", model={"latent_dim": 9, "latent": {
+        "name": "two_layer", "hidden": [16]}}, train={"epochs": 2}), small_data)
     (root / "photos").mkdir()
     photos = write_photos(root / "photos", 20, (18, 22))  # 10 of the 40 are test images
     cfg = config.loads(channel_cnn_toml(photos, image_size=16, val_size=4, latent_dim=64, epochs=3, batch_size=8),
@@ -98,7 +102,7 @@ def _pixels(b64, explorer):
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(h, w, c)
 
 
-@pytest.mark.parametrize("kind", ["cvae", "ae", "vae-2d", "channel"])
+@pytest.mark.parametrize("kind", ["cvae", "ae", "vae-2d", "channel", "vamp", "two-layer"])
 def test_every_endpoint_answers_for_every_kind_of_run(served, kind):
     s = served[kind]
     e = s.explorer
