@@ -36,7 +36,7 @@ from aelab.reporting.report import (
     _theory,
     data_line,
     explore_command,
-    metric_cell,
+    metric_columns,
     settings_line,
     table_rows,
 )
@@ -80,8 +80,9 @@ def _glance(entries: list[Entry]) -> list[doc.Block]:
     if pictures:
         blocks.append(doc.Pictures(pictures, columns=min(max(len(pictures), 2), 4)))
     if keys:
-        blocks.append(doc.Table([N_("run"), N_("model"), *keys],
-                                [[e.name, e.cfg.model.short, *[metric_cell(e, k) for k in keys]] for e in entries]))
+        columns = metric_columns(keys, entries)
+        blocks.append(doc.Table([N_("run"), N_("model"), *[head for head, _ in columns]],
+                                [[e.name, e.cfg.model.short, *[cell(e) for _, cell in columns]] for e in entries]))
         blocks.append(doc.Para(N_("{units}{k_note}. The full table and what each column means are in section 4.",
                                   units=UNITS, k_note=_k_note(entries)), "caption"))
     return blocks

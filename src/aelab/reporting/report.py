@@ -6,6 +6,7 @@ these out as the report; document.py renders it as HTML and Markdown.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,19 +123,28 @@ def _seconds(entry: Entry) -> dict[str, str]:
 def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
     keys = varied_keys([e.cfg for e in entries])
-    metrics = [c for c in COLUMNS if any(c in e.record for e in entries)]
-    published = {m for e in entries for m in e.published}  # each beside its metric's column
-    columns = [(m, mine) for m in metrics for mine in (True, False) if mine or m in published]
-    head = [N_("run"), *map(config.short_key, keys), N_("epoch"),
-            *[m if mine else N_("{metric} published", metric=m) for m, mine in columns],
+    metrics = metric_columns([c for c in COLUMNS if any(c in e.record for e in entries)], entries)
+    head = [N_("run"), *map(config.short_key, keys), N_("epoch"), *[head for head, _ in metrics],
             N_("train s"), N_("eval s"), N_("figures s")]
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
         row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys], _cell(e.record.get("epoch"))]
-        row += [metric_cell(e, m) if mine else _cell(e.published.get(m), METRICS[m][2]) for m, mine in columns]
+        row += [cell(e) for _, cell in metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
+
+
+def metric_columns(keys: list[str], entries: list[Entry]) -> list[tuple[str, Callable[[Entry], str]]]:
+    """(header, cell of an entry) for each metric of `keys`, and beside it the published number
+    where a study gives one for any of the runs."""
+    published = {m for e in entries for m in e.published}
+    columns: list[tuple[str, Callable[[Entry], str]]] = []
+    for m in keys:
+        columns.append((m, lambda e, m=m: metric_cell(e, m)))
+        if m in published:
+            columns.append((N_("{metric} published", metric=m), lambda e, m=m: _cell(e.published.get(m), METRICS[m][2])))
+    return columns
 
 
 def table_text(entries: list[Entry]) -> str:
