@@ -218,7 +218,7 @@ def test_measure_on_a_dynamically_binarised_model(mnist):
 def test_denoising_psnr_against_an_independent_computation(small_data):
     """The noisy input's PSNR matches numpy's own noise on the same digits; with zero noise the
     denoised output's PSNR is the reconstruction PSNR."""
-    from aelab.parts.corruption import GaussianNoise
+    from aelab.parts.noise import GaussianNoise
 
     model = registry.build_model(tiny("ae", model={"corruption": {"name": "gaussian", "sigma": 0.4}}), small_data.image_shape, 10).eval()
     batches = list(small_data.eval_batches(small_data.test, 1000))[:2]

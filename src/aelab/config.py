@@ -29,12 +29,11 @@ from aelab.errors import AelabError
 from aelab.language import N_, join
 from aelab.parts import user
 from aelab.parts.catalog import PARTS
-from aelab.parts.channels import NoChannelSettings
 from aelab.parts.conditions import NoConditionSettings
-from aelab.parts.corruption import NoCorruptionSettings
 from aelab.parts.latents import GaussianLatentSettings
 from aelab.parts.likelihoods import BernoulliSettings
 from aelab.parts.networks import MLPSettings
+from aelab.parts.noise import NoChannelSettings, NoCorruptionSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
 from aelab.parts.settings import PartSettings, bounded, check_range, coerce

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from aelab.data.splits import Batch
-from aelab.parts.channels import Noiseless
 from aelab.parts.conditions import Unconditional
-from aelab.parts.corruption import Clean
+from aelab.parts.noise import Clean, Noiseless
 from aelab.parts.objectives import ELBO
 from aelab.parts.priors import FixedPrior
 

@@ -5,7 +5,7 @@ builds the part (settings.py). The config loader and the registry both read it f
 
 from __future__ import annotations
 
-from aelab.parts import channels, conditions, corruption, latents, likelihoods, networks, objectives, priors
+from aelab.parts import conditions, latents, likelihoods, networks, noise, objectives, priors
 
 
 def _names(*classes) -> dict[str, type]:
@@ -19,7 +19,7 @@ PARTS = {
     "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings, priors.VampPriorSettings),
     "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),
-    "corruption": _names(corruption.NoCorruptionSettings, corruption.GaussianNoiseSettings),
+    "corruption": _names(noise.NoCorruptionSettings, noise.GaussianNoiseSettings),
     "condition": _names(conditions.NoConditionSettings, conditions.LabelSettings),
-    "channel": _names(channels.NoChannelSettings, channels.AWGNSettings),
+    "channel": _names(noise.NoChannelSettings, noise.AWGNSettings),
 }
