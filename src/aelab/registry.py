@@ -94,7 +94,7 @@ def build_data(cfg: RunConfig) -> ImageData:
 def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
     check(cfg)
     m = cfg.model
-    # a latent part's build may take the code's size (two stochastic layers split it)
+    # a latent part's build may take the code's size (two stochastic layers split it; a codebook cuts it into vectors)
     latent = m.latent.build(m.latent_dim) if "latent_dim" in inspect.signature(m.latent.build).parameters \
         else m.latent.build()
     condition = m.condition.build(num_classes)

@@ -121,6 +121,8 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
             out["nll_k"] = k
         codes, labels = torch.cat([z.double().cpu() for z in coded]), data.test.labels.cpu()  # the batches' order
+        if hasattr(model.latent, "usage"):  # a quantised code: how much of its codebook it uses
+            out.update(model.latent.usage(codes))
         if stochastic:
             out["active_units"] = active_units(codes)
             for layer, dims in getattr(model.latent, "layers", {}).items():  # two stochastic layers: each its own

@@ -5,7 +5,7 @@ builds the part (settings.py). The config loader and the registry both read it f
 
 from __future__ import annotations
 
-from aelab.parts import conditions, latents, likelihoods, networks, noise, objectives, priors
+from aelab.parts import conditions, latents, likelihoods, networks, noise, objectives, priors, quantized
 
 
 def _names(*classes) -> dict[str, type]:
@@ -15,7 +15,8 @@ def _names(*classes) -> dict[str, type]:
 # model part -> name -> its settings class (settings.py); `[model.<part>] name = "..."`.
 PARTS = {
     "network": _names(networks.MLPSettings, networks.CNNSettings),
-    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings, latents.TwoLayerSettings),
+    "latent": _names(latents.PointSettings, latents.GaussianLatentSettings, latents.TwoLayerSettings,
+                     quantized.VQSettings),
     "prior": _names(priors.StandardPriorSettings, priors.ConditionalPriorSettings, priors.VampPriorSettings),
     "likelihood": _names(likelihoods.BernoulliSettings, likelihoods.GaussianLikelihoodSettings, likelihoods.LaplaceSettings),
     "objective": _names(objectives.ELBOSettings, objectives.IWAESettings),

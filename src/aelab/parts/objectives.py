@@ -77,6 +77,9 @@ class ELBO:
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
+        for name, term in getattr(q, "losses", {}).items():  # a quantised code's codebook and commitment terms
+            objective = objective + term
+            parts[name] = term.mean()
         return {"loss": objective.mean(), **parts, "mse": _mse(model, out, batch.x)}
 
 
