@@ -199,5 +199,5 @@ def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tu
                                "config": repr(asdict(cfg)), "data": {"dataset": name}})
 
     model, acc = cached(path, read, build, write)
-    # channels-last weights: the convolutions and poolings of judging run about three times faster on a CPU
+    # channels-last weights: the convolutions and poolings of judging run faster on a CPU (docs/experiments/speed.md)
     return model.to(memory_format=torch.channels_last), acc

@@ -26,26 +26,20 @@ from torch import nn
 
 from aelab.errors import AelabError
 from aelab.language import N_, join
+from aelab.parts.latents import PointMass
 from aelab.parts.settings import PartSettings, bounded
 
 DECAY = 0.99  # of the running counts, sums and shares of choices
 RESTART_BELOW = 0.01  # a codebook vector whose running count falls below this share of the mean count is restarted
 
 
-class Quantized:
-    """The posterior of a quantised latent: one code per image (no KL), and the commitment term
-    as an extra loss part (a squared distance summed per image, not nats)."""
-
-    stochastic = False
+class Quantized(PointMass):
+    """The posterior of a quantised latent: one code per image (a point mass: no KL), and the
+    commitment term as an extra loss part (a squared distance summed per image, not nats)."""
 
     def __init__(self, code: torch.Tensor, losses: dict[str, torch.Tensor]):
-        self.mean, self.losses = code, losses
-
-    def rsample(self, k: int | None = None) -> torch.Tensor:
-        return self.mean if k is None else self.mean.expand(k, *self.mean.shape)
-
-    def kl(self, prior=None, z=None) -> None:
-        return None
+        super().__init__(code)
+        self.losses = losses
 
 
 class CodePrior(nn.Module):
