@@ -8,6 +8,7 @@ import torch
 
 from aelab import registry
 from aelab.data.splits import Batch
+from aelab.parts import quantized
 from aelab.parts.quantized import DECAY, VectorQuantizer
 from conftest import tiny
 
@@ -73,10 +74,18 @@ def test_samples_draw_each_position_from_its_running_shares_and_usage_is_counted
     for n in range(2):
         got = torch.bincount(index[:, n], minlength=5).double() / len(index)
         assert torch.allclose(got, q.position_shares[n].double(), atol=0.005)
-    one = q.usage(q.join(q.codebook[torch.zeros(10, 2, dtype=torch.long)]))
-    assert one == {"codebook_usage": 0.2, "codebook_perplexity": 1.0}
-    even = q.usage(q.join(q.codebook[torch.arange(5).repeat(2, 1).T]))
+    one = q.usage(q.join(q.codebook[torch.zeros(10, 2, dtype=torch.long)]), image_dims=8)
+    assert (one["codebook_usage"], one["codebook_perplexity"]) == (0.2, 1.0)
+    even = q.usage(q.join(q.codebook[torch.arange(5).repeat(2, 1).T]), image_dims=8)
     assert even["codebook_usage"] == 1.0 and math.isclose(even["codebook_perplexity"], 5.0)
+    # the rate under the fitted prior: codes drawn from it cost its entropy, in bits an image ...
+    drawn = q.usage(codes, image_dims=8)
+    entropy = -sum(p * math.log2(p) for p in [0.7, 0.3, 0.2, 0.2, 0.6])
+    assert math.isclose(drawn["code_bits"], entropy, rel_tol=0.01)
+    assert math.isclose(drawn["code_bits_per_dim"], drawn["code_bits"] / 8)
+    # ... a choice the prior never saw is counted at its floor: finite, and dear
+    floor = quantized.FLOOR / 5
+    assert math.isclose(one["code_bits"], -math.log2((1 - quantized.FLOOR) * 0.7 + floor) - math.log2(floor), rel_tol=1e-6)  # shares in float32
 
 
 def test_a_vq_model_trains_without_a_kl_and_samples_reproducibly():

@@ -126,6 +126,7 @@ def predict(model: DigitCNN, images: torch.Tensor) -> torch.Tensor:
     return model(images).argmax(1)
 
 
+@torch.enable_grad()  # also when first asked for inside an evaluation's no_grad
 def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, float]:
     """Adam on the training set; returns the model and its test accuracy."""
     torch.manual_seed(cfg.seed)

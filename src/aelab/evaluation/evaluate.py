@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import time
 
 import torch
@@ -122,7 +123,7 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
             out["nll_k"] = k
         codes, labels = torch.cat([z.double().cpu() for z in coded]), data.test.labels.cpu()  # the batches' order
         if hasattr(model.latent, "usage"):  # a quantised code: how much of its codebook it uses
-            out.update(model.latent.usage(codes))
+            out.update(model.latent.usage(codes, math.prod(data.image_shape)))
         if stochastic:
             out["active_units"] = active_units(codes)
             for layer, dims in getattr(model.latent, "layers", {}).items():  # two stochastic layers: each its own

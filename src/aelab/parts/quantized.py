@@ -13,7 +13,7 @@ The codebook starts on codes of the first training batch. A vector whose running
 below RESTART_BELOW of the mean count is moved onto a code of the batch. The running shares
 of each position's choices are the prior over codes that samples are drawn from: a
 categorical per position, fitted while training (no ELBO, hence no nll_is: a VQ-VAE is an
-autoencoder with a discrete code).
+autoencoder with a discrete code; `usage` reports the rate of its test codes under that prior).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from aelab.parts.settings import PartSettings, bounded
 
 DECAY = 0.99  # of the running counts, sums and shares of choices
 RESTART_BELOW = 0.01  # a codebook vector whose running count falls below this share of the mean count is restarted
+# The rate of the test codes is counted under the fitted prior mixed with this share of the
+# uniform choice, so that a choice the running shares never saw costs at most log2(K / FLOOR)
+# bits, not infinitely many: the code a receiver of the prior could decode.
+FLOOR = 1e-3
 
 
 class Quantized(PointMass):
@@ -144,14 +148,22 @@ class VectorQuantizer(nn.Module):
         return CodePrior(self)
 
     @torch.no_grad()
-    def usage(self, codes: torch.Tensor) -> dict[str, float]:
-        """Of the test codes (N, D): the share of the codebook they use, and the perplexity
-        exp(H) of their choices (K when every vector is chosen equally often, 1 when one is)."""
-        index = self.nearest(self.split(codes.to(self.codebook.device, self.codebook.dtype)))
+    def usage(self, codes: torch.Tensor, image_dims: int) -> dict[str, float]:
+        """Of the test codes (B, D): the share of the codebook they use, the perplexity exp(H)
+        of their choices (K when every vector is chosen equally often, 1 when one is), and their
+        rate under the fitted prior (the running shares of each position's choices, mixed with
+        FLOOR of the uniform choice): -log2 p(codes) in bits per image, and per image dimension
+        (`image_dims` numbers an image). The rate of a lossy code, the bits that send the image
+        at the reconstructions' quality, not a likelihood of the image itself."""
+        index = self.nearest(self.split(codes.to(self.codebook.device, self.codebook.dtype)))  # (B, N)
         p = torch.bincount(index.flatten(), minlength=self.codebook_size).double()
         p = p / p.sum()
         entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
-        return {"codebook_usage": (p > 0).double().mean().item(), "codebook_perplexity": math.exp(entropy)}
+        shares = self.position_shares.double()
+        prior = (1 - FLOOR) * shares / shares.sum(-1, keepdim=True) + FLOOR / self.codebook_size  # (N, K)
+        bits = -prior.log2().gather(1, index.T).sum(0).mean().item()  # summed over positions, mean over images
+        return {"codebook_usage": (p > 0).double().mean().item(), "codebook_perplexity": math.exp(entropy),
+                "code_bits": bits, "code_bits_per_dim": bits / image_dims}
 
 
 def vq_theory(code_dim: int, codebook_size: int, commitment: float) -> tuple[str, list[str]]:
@@ -165,7 +177,9 @@ def vq_theory(code_dim: int, codebook_size: int, commitment: float) -> tuple[str
         N_("A codebook vector no code chooses any more is restarted on a code of the batch. Samples are drawn from "
            "a categorical over the codebook at each position, fitted to the training codes' choices while training "
            "(the paper fits a PixelCNN over the code map instead). A VQ-VAE has no ELBO and so no nll_is: it is "
-           "reported by its reconstructions, its codebook usage and the perplexity of its choices."),
+           "reported by its reconstructions, its codebook usage, the perplexity of its choices, and the rate of "
+           "its test codes under that fitted prior in bits per image and per image dimension: the bits that send an "
+           "image at the quality of its reconstruction, the rate of a lossy code and not a likelihood of the image."),
     ])
 
 

@@ -40,6 +40,8 @@ METRICS = {
     "active_units_z2": (N_("active units of the second stochastic layer z₂"), N_("dims"), "d"),
     "codebook_usage": (N_("share of the codebook the test codes use"), "", ".4f"),
     "codebook_perplexity": (N_("perplexity of the codebook choices"), N_("vectors (at most K)"), ".1f"),
+    "code_bits": (N_("rate of the test codes under the fitted prior"), N_("bits/image"), ".1f"),
+    "code_bits_per_dim": (N_("rate of the test codes per image dimension"), N_("bits/dim"), ".4f"),
     "probe_acc": (N_("linear probe accuracy on codes"), "", ".4f"),
     "cond_acc": (N_("samples classified as their label"), "", ".4f"),
     "sample_class_entropy": (N_("class entropy of prior samples"), N_("nats (at most log C, C classes)"), ".3f"),
@@ -48,8 +50,8 @@ METRICS = {
 }
 COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "psnr_train_sigma_db", "ssim_train_sigma",
            "psnr_noisy_db", "psnr_denoised_db",
-           "active_units", "active_units_z1", "active_units_z2", "codebook_usage", "codebook_perplexity", "probe_acc",
-           "cond_acc", "sample_class_entropy", "fd_classifier"]
+           "active_units", "active_units_z1", "active_units_z2", "codebook_usage", "codebook_perplexity", "code_bits",
+           "code_bits_per_dim", "probe_acc", "cond_acc", "sample_class_entropy", "fd_classifier"]
 SAMPLE_SCORES = {"cond_acc", "sample_class_entropy", "fd_classifier"}  # over `samples_judged` prior samples
 # settings of how a run is computed, not of what it is: not columns of the comparison, nor rows of the hyperparameters
 IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size", "train.eval_precision"}
