@@ -2,14 +2,18 @@
 included), the straight-through gradient, the running-mean codebook, restarts, the prior over
 codes and the usage figures."""
 
+import json
 import math
 
+import pytest
 import torch
 
 from aelab import registry
 from aelab.data.splits import Batch
 from aelab.parts import quantized
 from aelab.parts.quantized import DECAY, VectorQuantizer
+from aelab.training import checkpoint, train
+from aelab.training.rundir import RunDir
 from conftest import tiny
 
 
@@ -94,8 +98,20 @@ def test_a_vq_model_trains_without_a_kl_and_samples_reproducibly():
     model = registry.build_model(cfg, (1, 28, 28), 10)
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     out = model.loss(Batch(x, torch.zeros(16, dtype=torch.long)))
-    assert set(out) == {"loss", "recon", "commitment", "mse"}
+    assert set(out) == {"loss", "recon", "commitment", "selection", "mse"}
     assert torch.allclose(out["loss"], out["recon"] + out["commitment"])
+    assert torch.equal(out["selection"], out["recon"])  # the best checkpoint is chosen without the commitment term
     model.eval()
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(model.sample(6, generator=g()), model.sample(6, generator=g()))
+
+
+def test_the_best_vq_checkpoint_is_chosen_on_the_loss_without_its_commitment(tmp_path, small_data):
+    cfg = tiny("ae", model={"latent_dim": 16, "latent": {"name": "vq", "codebook_size": 8, "code_dim": 4}},
+               train={"epochs": 4})
+    run = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run, small_data)
+    metrics = run.metrics()
+    best = min(metrics, key=lambda r: r["val_selection"])
+    assert checkpoint.load(run.best_path)["epoch"] == best["epoch"]
+    assert json.loads(run.done_path.read_text())["best_val_loss"] == pytest.approx(best["val_selection"])

@@ -9,7 +9,9 @@ ELBO: loss = recon + beta_t * KL (Kingma & Welling 2014, eq. 10; beta_t rises li
 IWAE: loss = -log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x), the K-sample bound of
       Burda et al. 2016 (eq. 8); K = 1 is the ELBO.
 Each returns the objective and its parts as means over the batch of per-image sums over
-pixels (nats/image); `mse` is per pixel.
+pixels (nats/image); `mse` is per pixel. A `selection` part, where there is one, is what the
+best checkpoint is chosen on instead of `loss` (the loss without training terms that are no
+measure of fit, such as a quantised code's commitment).
 """
 
 from __future__ import annotations
@@ -77,7 +79,12 @@ class ELBO:
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
-        for name, term in getattr(q, "losses", {}).items():  # a quantised code's codebook and commitment terms
+        extra = getattr(q, "losses", {})  # a quantised code's commitment term: a pull on the encoder
+        if extra:
+            # the best checkpoint is chosen without it: the term grows as the codes spread over the
+            # codebook while the reconstruction improves, so loss alone would keep an early epoch
+            parts["selection"] = objective.mean()
+        for name, term in extra.items():
             objective = objective + term
             parts[name] = term.mean()
         return {"loss": objective.mean(), **parts, "mse": _mse(model, out, batch.x)}

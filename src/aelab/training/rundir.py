@@ -4,7 +4,7 @@
     RUN/meta.json      seed, versions, git SHA, command; how training ran (device, precision, processes)
     RUN/metrics.jsonl  one line per epoch: train and validation metrics
     RUN/last.pt        checkpoint after the latest epoch (for --resume)
-    RUN/best.pt        checkpoint with the lowest validation loss (for evaluation)
+    RUN/best.pt        checkpoint with the lowest validation loss, or `selection` part (for evaluation)
     RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
     RUN/eval.json      test metrics (aelab eval)
     RUN/.lock          held by the process training the run (runlock.py)

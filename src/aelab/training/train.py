@@ -324,10 +324,12 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
                   **{f"train_{k}": v for k, v in train.items()},
                   **{f"val_{k}": v for k, v in val.items()}}
         run.append_metrics(record)
-        # Model selection on the validation loss; with no validation split, the last epoch.
-        improved = not val or val["loss"] < state.best_val
+        # Model selection on the validation loss (or the objective's `selection` part, where it
+        # names one); with no validation split, the last epoch.
+        score = val.get("selection", val.get("loss"))
+        improved = not val or score < state.best_val
         if val and improved:
-            state.best_val = val["loss"]
+            state.best_val = score
         payload = _payload(state, cfg, data)
         checkpoint.save(run.last_path, payload)
         if improved:
