@@ -60,6 +60,8 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
             raise AelabError(f"--set {sorted(keys - RESUMABLE_KEYS)[0]}: cannot change on --resume; "
                              f"allowed: {', '.join(sorted(RESUMABLE_KEYS))}")
         cfg = config.with_overrides(run.config(), args.set)
+        if args.tensorboard and not cfg.train.tensorboard:
+            raise AelabError(f"--tensorboard: {run.path} was started without it, and a resumed run keeps its settings")
         fresh = not run.last_path.is_file()  # created, then killed before its first checkpoint
         if not fresh:
             payload, _ = run.checkpoint("last")  # fail now if it does not match
@@ -78,7 +80,7 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
     else:
         if not args.config:
             raise AelabError("train needs a CONFIG.toml (or --resume RUN_DIR)")
-        cfg = config.load(args.config, args.set)
+        cfg = config.load(args.config, args.set + ["train.tensorboard=true"] * args.tensorboard)
         data = registry.build_data(cfg)  # bad data fails before anything is written ...
         registry.check_model(cfg, data)  # ... and so does a model that cannot be built
         out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -203,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory to create (default runs/CONFIG-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard events under RUN/tensorboard (train.tensorboard = true)")
     t.add_argument("--no-eval", action="store_true",
                    help="skip the test-set summary after training (`aelab eval` or the study measures the run later)")
     t.set_defaults(func=_train)

@@ -106,6 +106,9 @@ class TrainConfig:
     # also write last.pt inside an epoch after this many minutes of training steps (at the next
     # progress sync); 0 = at epoch ends only
     checkpoint_every_min: float = bounded(5.0, at_least=0.0)
+    # write TensorBoard event files under RUN/tensorboard: the training loss every log_every steps,
+    # validation, schedule and images per epoch, settings and test metrics (training/tensorboard.py)
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from aelab.evaluation.metrics import (
     sample_scores,
 )
 from aelab.parts.autoencoder import Autoencoder
-from aelab.training import train
+from aelab.training import tensorboard, train
 from aelab.training.rundir import UNITS, RunDir
 
 EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
@@ -193,6 +193,9 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
     }
     if latent_sigma is None and test_folder is None:
         run.write_json(run.eval_path, record)
+        if cfg.train.tensorboard:
+            step = int(payload["epoch"]) * data.steps_per_epoch(cfg.train.batch_size)
+            tensorboard.write_results(run.path, cfg, record, step)
     return record
 
 

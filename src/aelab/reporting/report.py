@@ -54,7 +54,8 @@ COLUMNS = ["neg_elbo", "nll_is", "recon_nats", "kl", "mse", "psnr_db", "ssim", "
            "code_bits_per_dim", "probe_acc", "cond_acc", "sample_class_entropy", "fd_classifier"]
 SAMPLE_SCORES = {"cond_acc", "sample_class_entropy", "fd_classifier"}  # over `samples_judged` prior samples
 # settings of how a run is computed, not of what it is: not columns of the comparison, nor rows of the hyperparameters
-IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size", "train.eval_precision"}
+IGNORED_DIFFERENCES = {"train.device", "train.threads", "train.log_every", "train.eval_batch_size", "train.eval_precision",
+                       "train.tensorboard"}
 
 
 def metrics_text(record: dict) -> str:

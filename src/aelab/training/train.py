@@ -22,6 +22,7 @@ from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
 from aelab.training import budget, checkpoint, distributed, interrupt, runlock
 from aelab.training.rundir import RunDir
+from aelab.training.tensorboard import Board
 
 
 class Diverged(Exception):
@@ -173,20 +174,20 @@ def _fraction(cfg: RunConfig, progress: float, clock: budget.Clock) -> float:
 
 def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step_fn: nn.Module,
                  clock: budget.Clock, bar: tqdm, save: Callable[[dict], None],
-                 stopping: interrupt.Flag = interrupt.NEVER) -> tuple[dict[str, float], int]:
+                 stopping: interrupt.Flag = interrupt.NEVER, board: Board | None = None) -> tuple[dict[str, float], int]:
     """One epoch, or the part of it the time budget leaves, from where `state.partial` left it.
     `step_fn(x, y, progress)` is the model's loss (wrapped for DistributedDataParallel under
     torchrun). Every train.checkpoint_every_min minutes of steps, and when `stopping` is
     raised, `save(in_epoch)` writes a mid-epoch checkpoint; on `stopping` the epoch then
-    raises interrupt.Interrupted. Returns the mean loss parts over the images trained on and
-    the steps taken."""
+    raises interrupt.Interrupted. `board` gets the loss parts' means at every sync. Returns the
+    mean loss parts over the images trained on and the steps taken."""
     model, opt, t, group = state.model, state.optimizer, cfg.train, plan.group
     model.train()
     steps = data.steps_per_epoch(t.batch_size)
     p = state.partial or EpochProgress(data.epoch_order(state.generator))
     state.partial = p
     keys, sums, images = p.keys, p.sums, p.images  # the loss dict's keys; their image-weighted sums, one tensor
-    window = torch.empty(t.log_every, device=data.device)  # the losses since the last sync
+    window = None  # the loss parts since the last sync, one row a step
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
     autocast = hardware.autocast(plan.precision, data.device)  # entered once per step; it restores what it changed
     every_s, saved_at = t.checkpoint_every_min * 60, clock.spent  # mid-epoch checkpoints: by training time, agreed
@@ -214,18 +215,23 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
         parts = torch.stack([v.detach() for v in out.values()])
         if sums is None:
             keys, sums = list(out), torch.zeros_like(parts)
+        if window is None:
+            window, at_loss = torch.empty(t.log_every, len(keys), device=data.device), keys.index("loss")
         sums.add_(parts, alpha=len(batch.y))
-        window[step - 1 - synced] = parts[keys.index("loss")] * (len(batch.y) / total)
+        window[step - 1 - synced] = parts * (len(batch.y) / total)
         # the only host syncs of the loop; near the budget's end (by the estimate), every step
         if step % t.log_every == 0 or step == steps or clock.out() or stopping:
             done, synced = step - synced, step
-            losses = group.sum(window[:done]).tolist()  # the global batches' losses (waits for the device)
+            rows = group.sum(window[:done]).tolist()  # the global batches' loss parts (waits for the device)
+            losses = [row[at_loss] for row in rows]
             clock.read()  # after the wait, so that on a GPU the reading includes the queued steps
             stop = clock.out()  # the budget is spent: by the clock, agreed by every process
             bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
             if bad is not None:
                 raise Diverged(f"loss became {losses[bad]} at epoch {state.epoch + 1}, step {step - done + 1 + bad}")
             bar.set_postfix_str(f"loss {sum(losses) / done:.2f} nats/image", refresh=False)
+            if board:
+                board.train(board.step_of(state.epoch, step), {k: sum(col) / done for k, col in zip(keys, zip(*rows))})
             bar.update(done)
             # a signal at the budget's last step lets the epoch end: fit writes its checkpoint and stops
             if (stopping and not stop) or (every_s and step < steps and not stop and clock.spent - saved_at >= every_s):
@@ -262,13 +268,32 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
     seconds that the time budget counts (a fake one in tests).
     """
     with runlock.locked(run.path) if group.main else nullcontext(), \
-            interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping:
-        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock)
+            interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping, \
+            _Boards() as boards:
+        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock, boards)
+
+
+class _Boards:
+    """The TensorBoard writer a run opens, closed (its events flushed) however training ends."""
+
+    def __init__(self):
+        self.board: Board | None = None
+
+    def open(self, run: RunDir, steps: int, resumed_at: int | None) -> Board:
+        self.board = Board(run.path, steps, resumed_at)
+        return self.board
+
+    def __enter__(self) -> "_Boards":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.board:
+            self.board.close()
 
 
 def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch: int | None,
          progress: bool | None, group: distributed.Group, stopping: interrupt.Flag,
-         now: Callable[[], float]) -> State:
+         now: Callable[[], float], boards: _Boards) -> State:
     how = plan(cfg, data, group)
     data = data.to(how.device)
     state = setup(cfg, data)
@@ -297,6 +322,10 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
 
     stop = min(until_epoch or math.inf, t.epochs or math.inf)
     steps = data.steps_per_epoch(t.batch_size)
+    board = None
+    if t.tensorboard and group.main:  # a resumed run drops what was logged after its checkpoint
+        at = state.epoch * steps + (state.partial.step if state.partial else 0)
+        board = boards.open(run, steps, at if resume else None)
     while state.epoch < stop and (not clock.out() or state.partial):
         done_before = state.partial.seconds if state.partial else 0.0  # wall time of the epoch before a resume
         start = time.perf_counter() - done_before
@@ -305,7 +334,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
                   unit="step", leave=False, file=sys.stderr,
                   disable=(None if progress is None else not progress) if group.main else True) as bar:
             try:
-                train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar, save_in_epoch, stopping)
+                train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar, save_in_epoch, stopping, board)
             except interrupt.Interrupted as e:
                 raise stopped(str(e)) from None
         val = validate(state.model, data, hardware.eval_batch(data.image_shape, t.eval_batch_size)) if group.main else {}
@@ -324,6 +353,8 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
                   **{f"train_{k}": v for k, v in train.items()},
                   **{f"val_{k}": v for k, v in val.items()}}
         run.append_metrics(record)
+        if board:
+            board.epoch(state.epoch, record, state.model, data)
         # Model selection on the validation loss (or the objective's `selection` part, where it
         # names one); with no validation split, the last epoch.
         score = val.get("selection", val.get("loss"))
