@@ -176,6 +176,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from aelab.studies import tune  # optuna: imported only for a search
+    _at_least_one("--jobs", args.jobs)
+    if args.k is not None:
+        _at_least_one("--k", args.k)
+    path = Path(args.study)
+    out = check_output(Path(args.out or Path("runs") / path.stem), folder=True)
+    try:
+        html, summary = tune.run_search(path, out, jobs=args.jobs, url=args.storage, k=args.k, sets=tuple(args.set),
+                                        lang=language.get(args.lang) if args.lang else None)
+    except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the search goes on with the same command
+        signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
+        again = ["aelab", "tune", args.study, "--out", str(out)] + [
+            a for option, value in (("--jobs", args.jobs if args.jobs > 1 else None), ("--storage", args.storage),
+                                    ("--k", args.k), ("--lang", args.lang)) if value is not None
+            for a in (option, str(value))] + [a for value in args.set for a in ("--set", value)]
+        raise interrupt.Interrupted(signum, f"{said}; the search goes on with: {shlex.join(again)}") from None
+    print(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed; "
+          f"best: {', '.join(summary['best'])}")
+    print(f"report: {html}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     if args.k is not None:
         _at_least_one("--k", args.k)
@@ -256,6 +279,21 @@ def parser() -> argparse.ArgumentParser:
                        help="print the `aelab train` command of every run still missing, one a line, and exit "
                        "(for a cluster's job scheduler; run the study again afterwards for the report)")
         r.set_defaults(func=_run)
+
+    u = sub.add_parser("tune", help="search a study's [search] space with Optuna: each trial a run, the best "
+                       "reported; the same command again goes on with a stopped search")
+    u.add_argument("study", metavar="STUDY.toml", help="a study file with a [search] table, or a shipped one's name")
+    u.add_argument("--out", help="directory of the search, its trials' runs and its report (default runs/STUDY)")
+    u.add_argument("--jobs", type=int, default=1,
+                   help="trials run at once here, each in its own process with an equal share of the cores (default 1); "
+                   "commands on other machines that share --out join the same search")
+    u.add_argument("--storage", metavar="URL", help="an Optuna RDB URL for the search's records (e.g. "
+                   "postgresql://user@host/db; default: the journal file OUT/optuna.journal)")
+    u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of every trial, before the trial's own values (repeatable)")
+    u.add_argument("--k", type=int, help="importance samples per image for nll_is (default: the study's nll_k)")
+    u.add_argument("--lang", choices=list(language.LANGUAGES), help="the report's language (default: the study's)")
+    u.set_defaults(func=_tune)
 
     o = sub.add_parser("report", help="an HTML + Markdown report of trained runs, figures side by side")
     o.add_argument("runs", nargs="+", metavar="RUN_DIR")

@@ -45,6 +45,8 @@ TITLES = {
     "interpolation": N_("Interpolation"), "denoising": N_("Denoising"),
     "gaussian_samples": N_("Sampling a Gaussian fitted to the codes"), "code_noise": N_("Noise on the codes"),
     "code_maps": N_("Code maps"), "channel_curves": N_("PSNR against channel noise"),
+    "tune_history": N_("Search: optimisation history"), "tune_pareto": N_("Search: Pareto front"),
+    "tune_importance": N_("Search: importance of each setting"),
 }
 
 

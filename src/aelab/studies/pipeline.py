@@ -48,8 +48,10 @@ def _existing(cfg: RunConfig, path: Path) -> RunDir | None:
     return run
 
 
-def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None) -> RunDir:
-    """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained."""
+def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None,
+                   on_epoch=None) -> RunDir:
+    """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained
+    (`on_epoch`: train.fit's)."""
     run = _existing(cfg, path)
     if run and run.is_done():
         print(f"{path}: complete, skipped", file=sys.stderr)
@@ -59,7 +61,7 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool |
     with runlock.locked(path):  # another process training this run: refused, nothing touched
         if run and run.last_path.is_file():
             print(f"{path}: interrupted, resuming", file=sys.stderr)
-            train.fit(cfg, run, data, resume=True, progress=progress)
+            train.fit(cfg, run, data, resume=True, progress=progress, on_epoch=on_epoch)
             return run
         for stale in path.iterdir() if run else ():  # created but killed before its first checkpoint
             if stale.is_dir():  # code/: the copy of a user's part files
@@ -67,7 +69,7 @@ def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool |
             elif stale.name != ".lock":
                 stale.unlink()
         print(f"{path}: training {cfg.model.short}", file=sys.stderr)
-        train.fit(cfg, RunDir.create(path, cfg), data, progress=progress)
+        train.fit(cfg, RunDir.create(path, cfg), data, progress=progress, on_epoch=on_epoch)
     return RunDir.open(path)
 
 
@@ -90,9 +92,16 @@ def pending(path: Path | None, out: Path, *, epochs: int | None = None, sets: tu
     """The train command of every run of the study at `path` (with `sets` on every run) still
     missing under out/runs: run them anywhere (in parallel), then `aelab study` finds them done
     and reports."""
-    s = study.load(path or DEFAULT_STUDY, sets)
+    s = _runs_of(path, sets)
     commands = [train_command(r, out / "runs" / r.name, epochs) for r in s.runs]
     return [c for c in commands if c]
+
+
+def _runs_of(path: Path | None, sets: tuple[str, ...]) -> study.Study:
+    s = study.load(path or DEFAULT_STUDY, sets)
+    if s.search:
+        raise AelabError(f"{s.path}: is a search ([search]): run it with aelab tune {s.path}")
+    return s
 
 
 class DataCache:
@@ -169,7 +178,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     share of the cores. A run that fails (diverges, bad config) does not stop the others: it
     is listed in the report and returned with its reason. Returns the report's path and the
     failures. `sets` override every run's config last (`aelab study --set`)."""
-    s = study.load(path or DEFAULT_STUDY, sets)
+    s = _runs_of(path, sets)
     check_report_dir(out)
     job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env(), lang or s.lang)
     runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
@@ -199,7 +208,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if not entries:
         raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
-    return _finish(out, s.title, s.question, entries, failed, job.lang), failed
+    return finish(out, s.title, s.question, entries, failed, job.lang), failed
 
 
 def _failed(name: str, error: Exception) -> str:
@@ -222,17 +231,20 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
         entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep, judging=judging, lang=lang))
-    return _finish(out, title, "", entries, lang=lang)
+    return finish(out, title, "", entries, lang=lang)
 
 
-def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
-            failed: dict[str, str] | None = None, lang: Language | None = None) -> Path:
+def finish(out: Path, title: str, question: str, entries: list[report.Entry],
+           failed: dict[str, str] | None = None, lang: Language | None = None, extra: list = (),
+           said: list = ()) -> Path:
+    """The report of `entries` under `out`, with the overview figures of all runs, `extra`
+    figures (a search's) before them, and `said` lines under the title."""
     from aelab.reporting import fonts
     from aelab.reporting.codespace import channel_curve
     from aelab.reporting.figures import Drawn, comparison_curves
 
     lang = lang or language.get("en")
-    overview = []
+    overview = list(extra)
     if len(entries) > 1:
         overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png",
                                           lang))
@@ -241,6 +253,7 @@ def _finish(out: Path, title: str, question: str, entries: list[report.Entry],
         overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png", lang),
                               N_("Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
                                  "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged).")))
-    html = layout.write(out, Text(title), Text(question), entries, overview, failed or {}, lang, fonts.missing(lang))
+    html = layout.write(out, Text(title), Text(question), entries, overview, failed or {}, lang,
+                        [*said, *fonts.missing(lang)])
     print(report.table_text(entries))
     return html

@@ -22,6 +22,9 @@
     [report]                             # the report (optional)
     lang = "zh"                          # its language: en (the default) or zh; --lang overrides it
 
+    [search]                             # `aelab tune`: a search over settings (search.py); then
+    [search.space]                       # the study has no variants or grid
+
 Every run is the base config with the study's overrides, then its variant's, then its grid
 point's. A run's name is its variant's name joined to the grid values (`vae-lr=0.01`).
 """
@@ -39,9 +42,10 @@ from aelab.errors import AelabError
 from aelab.language import Language
 from aelab.parts.settings import coerce, from_table, value_text
 from aelab.reporting.figure_data import FigureOptions
+from aelab.studies.search import Search, check, parse
 
 STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
-STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures", "report"}
+STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures", "report", "search"}
 REPORT_KEYS = {"lang"}
 VARIANT_KEYS = {"config", "set", "published"}
 
@@ -65,6 +69,7 @@ class Study:
     runs: tuple[Run, ...]
     figures: FigureOptions = FigureOptions()
     lang: Language = language.get("en")  # the report's
+    search: Search | None = None  # `aelab tune`'s [search] (search.py); its one run is the base of every trial
 
 
 def find_config(name: str, beside: Path) -> Path:
@@ -139,6 +144,8 @@ def load(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Study:
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise AelabError(f"{path}: grid must map keys to non-empty lists of values")
     points = list(itertools.product(*grid.values()))
+    if "search" in tree and (variants or grid):
+        raise AelabError(f"{path}: a study with [search] searches one config: it takes no variants or grid")
 
     runs = []
     for (vname, cfg_name, vset, published), point in itertools.product(named, points):
@@ -160,8 +167,12 @@ def load(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Study:
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise AelabError(f"{path}: two runs would share the name {next(n for n in names if names.count(n) > 1)!r}")
+    search = None
+    if "search" in tree:
+        search = parse(tree["search"], str(path))
+        check(search, runs[0].config, str(path))
     return Study(path, tree.get("title", path.stem), tree.get("question", ""), nll_k, tuple(runs),
-                 _figure_options(tree.get("figures", {}), path), _report_language(tree.get("report", {}), path))
+                 _figure_options(tree.get("figures", {}), path), _report_language(tree.get("report", {}), path), search)
 
 
 def _published(table: object, where: str) -> tuple[tuple[str, float], ...]:

@@ -106,6 +106,24 @@ class Board:
         self.writer.close()
 
 
+class Boards:
+    """The TensorBoard writer a run opens, closed (its events flushed) however training ends."""
+
+    def __init__(self):
+        self.board: Board | None = None
+
+    def open(self, run_path: Path, steps: int, resumed_at: int | None) -> Board:
+        self.board = Board(run_path, steps, resumed_at)
+        return self.board
+
+    def __enter__(self) -> "Boards":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.board:
+            self.board.close()
+
+
 def hparams(cfg: RunConfig, metrics: dict) -> tuple[dict, dict]:
     """The run's settings (every key of its resolved config; tuples as text) and its numeric
     test metrics, as TensorBoard's HPARAMS tab takes them."""

@@ -22,7 +22,7 @@ from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
 from aelab.training import budget, checkpoint, distributed, interrupt, runlock
 from aelab.training.rundir import RunDir
-from aelab.training.tensorboard import Board
+from aelab.training.tensorboard import Board, Boards
 
 
 class Diverged(Exception):
@@ -253,7 +253,8 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
 
 def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
         until_epoch: int | None = None, progress: bool | None = None,
-        group: distributed.Group = distributed.SINGLE, clock: Callable[[], float] = time.perf_counter) -> State:
+        group: distributed.Group = distributed.SINGLE, clock: Callable[[], float] = time.perf_counter,
+        on_epoch: Callable[[dict], None] | None = None) -> State:
     """Train until cfg.train.epochs epochs or the time budget are spent (or stop after
     `until_epoch`), checkpointing every epoch and every train.checkpoint_every_min minutes
     of steps inside one.
@@ -265,35 +266,19 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
     locked for this process (runlock.py). SIGINT or SIGTERM in a single process writes
     last.pt after the step under way and raises interrupt.Interrupted. Under torchrun
     (`group`), every process trains its share and rank 0 alone writes. `clock` reads the
-    seconds that the time budget counts (a fake one in tests).
+    seconds that the time budget counts (a fake one in tests). `on_epoch(record)` is called
+    with each epoch's metrics record after its checkpoint is written (an exception it raises,
+    such as a search's pruning, stops training there).
     """
     with runlock.locked(run.path) if group.main else nullcontext(), \
             interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping, \
-            _Boards() as boards:
-        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock, boards)
-
-
-class _Boards:
-    """The TensorBoard writer a run opens, closed (its events flushed) however training ends."""
-
-    def __init__(self):
-        self.board: Board | None = None
-
-    def open(self, run: RunDir, steps: int, resumed_at: int | None) -> Board:
-        self.board = Board(run.path, steps, resumed_at)
-        return self.board
-
-    def __enter__(self) -> "_Boards":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.board:
-            self.board.close()
+            Boards() as boards:
+        return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock, boards, on_epoch)
 
 
 def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch: int | None,
          progress: bool | None, group: distributed.Group, stopping: interrupt.Flag,
-         now: Callable[[], float], boards: _Boards) -> State:
+         now: Callable[[], float], boards: Boards, on_epoch: Callable[[dict], None] | None = None) -> State:
     how = plan(cfg, data, group)
     data = data.to(how.device)
     state = setup(cfg, data)
@@ -325,7 +310,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
     board = None
     if t.tensorboard and group.main:  # a resumed run drops what was logged after its checkpoint
         at = state.epoch * steps + (state.partial.step if state.partial else 0)
-        board = boards.open(run, steps, at if resume else None)
+        board = boards.open(run.path, steps, at if resume else None)
     while state.epoch < stop and (not clock.out() or state.partial):
         done_before = state.partial.seconds if state.partial else 0.0  # wall time of the epoch before a resume
         start = time.perf_counter() - done_before
@@ -366,6 +351,8 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
         if improved:
             checkpoint.save(run.best_path, payload)
         tqdm.write(_epoch_line(record, cfg, clock, improved), file=sys.stderr)
+        if on_epoch:
+            on_epoch(record)
         if stopping and state.epoch < stop and not clock.out():
             raise stopped(f"the end of epoch {state.epoch}")
     if finished(cfg, state.epoch, clock.spent) and group.main:

@@ -1,0 +1,230 @@
+"""`aelab tune STUDY`: a search over a study's settings ([search], search.py) run by Optuna.
+
+    DIR/optuna.journal     the search (Optuna's JournalStorage, file backend), unless --storage
+    DIR/runs/trial-NNNN/   each trial, an ordinary run directory: trained, evaluated, kept
+    DIR/figures/           the search's figures and the best trials' own
+    DIR/report.html        the report: history, Pareto front, importances, the best trials
+
+Many workers, one search: every worker (the `--jobs` processes of one command, or commands on
+several machines that share DIR, a Slurm array say) asks the storage for its next trial inside
+an exclusive lock on DIR/.tune.lock, so the trial count is shared exactly and no trial is run
+twice; with `--storage URL` (any Optuna RDB URL: PostgreSQL, MySQL) workers that do not share a
+folder may overshoot `trials` by up to one trial each. A trial holds its run directory's lock
+while it trains (runlock.py): a trial left RUNNING in the storage whose directory nobody holds
+was stopped (killed, interrupted) and is taken over by the next worker and resumed from its
+last checkpoint, so an interrupted search goes on with the same command and loses no trial.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from aelab.errors import AelabError
+from aelab.evaluation import classifier
+from aelab.language import Language
+from aelab.studies import pipeline, study
+from aelab.studies.search import Search, trial_config
+from aelab.training import runlock, train
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one worker per folder
+    fcntl = None
+
+JOURNAL = "optuna.journal"
+
+
+def _optuna():
+    import optuna  # imported when a search runs: it is slow to import
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def storage(out: Path, url: str | None):
+    """The search's storage: the journal file in `out`, or the Optuna RDB at `url`."""
+    optuna = _optuna()
+    if url:
+        return url
+    from optuna.storages.journal import JournalFileBackend
+    return optuna.storages.JournalStorage(JournalFileBackend(str(out / JOURNAL)))
+
+
+def sampler(search: Search, seed: int):
+    optuna = _optuna()
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def pruner(search: Search):
+    optuna = _optuna()
+    if search.pruner == "median":  # a trial below the median of the others at the same epoch stops
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def open_search(s: study.Study, out: Path, url: str | None):
+    """The Optuna study of `s` in its storage, created on first use; its directions checked."""
+    optuna = _optuna()
+    try:
+        found = optuna.create_study(storage=storage(out, url), study_name=s.path.stem, directions=s.search.directions,
+                                    pruner=pruner(s.search), load_if_exists=True)
+    except (ImportError, ValueError, RuntimeError) as e:  # a bad URL, a driver missing, a server down
+        raise AelabError(f"--storage {url or out / JOURNAL}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if [d.name.lower() for d in found.directions] != s.search.directions:
+        raise AelabError(f"{out}: its search {s.path.stem!r} has other objectives than {s.path} now; "
+                         "choose another --out")
+    return found
+
+
+@contextmanager
+def _asking(out: Path):
+    """One worker at a time picks its next trial."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_path(out: Path, number: int) -> Path:
+    return out / "runs" / f"trial-{number:04d}"
+
+
+def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: float):
+    """The next trial for this worker, holding its run directory: a stopped trial taken over,
+    else a new one while the budget lasts; None when the search is done."""
+    optuna = _optuna()
+    with _asking(out):
+        trials = found.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state == optuna.trial.TrialState.RUNNING:
+                path = run_path(out, t.number)
+                try:
+                    path.mkdir(parents=True, exist_ok=True)
+                    held.enter_context(runlock.locked(path))
+                except AelabError:  # a live worker's
+                    continue
+                print(f"{path}: trial {t.number} was stopped; taking it over", file=sys.stderr)
+                return optuna.trial.Trial(found, t._trial_id), path
+        minutes = s.search.minutes
+        if len(trials) >= s.search.trials or (minutes and time.monotonic() - started > minutes * 60):
+            return None
+        found.sampler = sampler(s.search, s.search.seed + len(trials))  # each trial its own draws, any worker
+        trial = found.ask()
+        for p in s.search.space:
+            p.suggest(trial)
+        path = run_path(out, trial.number)
+        path.mkdir(parents=True, exist_ok=True)
+        held.enter_context(runlock.locked(path))  # before the ask lock is let go: no one takes it over
+        return trial, path
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What every worker of a search needs, the same in each process."""
+
+    study_path: Path
+    sets: tuple[str, ...]
+    out: Path
+    url: str | None
+    k: int | None
+    threads: int  # 0: torch's default
+
+
+def work(w: Worker) -> int:
+    """Run trials until the search is done; returns how many this worker finished."""
+    optuna = _optuna()
+    if w.threads:
+        torch.set_num_threads(w.threads)
+    s = study.load(w.study_path, w.sets)
+    found = open_search(s, w.out, w.url)
+    data_of, judging, started, done = pipeline.DataCache(), classifier.Judging.from_env(), time.monotonic(), 0
+    while True:
+        with ExitStack() as held:
+            picked = _next_trial(found, s, w.out, held, started)
+            if picked is None:
+                return done
+            trial, path = picked
+            cfg = trial_config(s.search, s.runs[0].config, trial.params)
+            trial.set_user_attr("run", str(path.relative_to(w.out)))
+            trial.set_user_attr("overrides", s.search.overrides(trial.params))
+            try:
+                values = _trial(trial, cfg, path, data_of(cfg), s, w.k, judging, prune=s.search.pruner != "none")
+            except optuna.TrialPruned:
+                found.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                print(f"{path}: pruned", file=sys.stderr)
+            except (AelabError, train.Diverged) as e:
+                trial.set_user_attr("error", str(e))
+                found.tell(trial, state=optuna.trial.TrialState.FAIL)
+                print(f"{path}: failed: {e}", file=sys.stderr)
+            else:
+                found.tell(trial, values)
+                print(f"{path}: " + ", ".join(f"{m} {v:.4g}" for m, v in zip(s.search.metrics, values)), file=sys.stderr)
+            done += 1
+
+
+def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging, prune: bool) -> list[float]:
+    """Train (or resume) and evaluate one trial; its objective values."""
+    from aelab.evaluation.evaluate import cached_or_evaluate
+    optuna = _optuna()
+
+    def report(record: dict) -> None:
+        value = record.get("val_selection", record.get("val_loss"))
+        if value is None:
+            return
+        trial.report(value, record["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"validation loss {value:.2f} at epoch {record['epoch']}")
+
+    if prune and cfg.data.val_size == 0:
+        raise AelabError(f"{s.path}: search.pruner prunes on the validation loss: give data.val_size > 0, or "
+                         "pruner = \"none\"")
+    run = pipeline.ensure_trained(cfg, path, data, progress=False, on_epoch=report if prune else None)
+    record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=True, judging=judging)
+    missing = [m for m in s.search.metrics if not isinstance(record.get(m), (int, float))]
+    if missing:
+        raise AelabError(f"{s.path}: search.objectives: {missing[0]} is not measured for this model "
+                         f"(measured: {', '.join(k for k, v in record.items() if isinstance(v, float))})")
+    return [float(record[m]) for m in s.search.metrics]
+
+
+def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, k: int | None = None,
+               sets: tuple[str, ...] = (), lang: Language | None = None) -> tuple[Path, dict]:
+    """The search of the study at `path` into `out`, `jobs` workers here (each with an equal
+    share of the cores), then its report. Returns the report's path and a summary."""
+    s = study.load(path, sets)
+    if not s.search:
+        raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
+    pipeline.check_report_dir(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    open_search(s, out, url)  # create it once, before workers race to
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    workers = [Worker(s.path, tuple(sets), out, url, k, threads) for _ in range(jobs)]
+    if jobs > 1:
+        print(f"{jobs} workers, {threads} thread(s) each", file=sys.stderr)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in [pool.submit(work, w) for w in workers]:
+                future.result()
+    else:
+        work(workers[0])
+    from aelab.studies import tune_report
+    return tune_report.write(s, out, url, k, lang or s.lang)
+

@@ -1,0 +1,112 @@
+"""The report of a search (`aelab tune`): Optuna's own matplotlib figures of the search (its
+history per objective, the Pareto front of two or three objectives, the settings' importances)
+above the best trials, each an ordinary run of the report with its figures, beside each other;
+every trial in DIR/trials.tsv."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from aelab.evaluation import classifier
+from aelab.files import write_atomic
+from aelab.language import N_, Language
+from aelab.reporting import fonts, plots
+from aelab.studies import pipeline, study
+from aelab.studies.tune import _optuna, open_search
+from aelab.training.rundir import RunDir
+
+BEST = 6  # at most this many best trials (the Pareto front, else the top) drawn in the report
+
+
+def best_trials(found, search) -> list:
+    """The Pareto front (several objectives) or the best few (one), best first by the first objective."""
+    optuna = _optuna()
+    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    sign = 1 if search.directions[0] == "minimize" else -1
+    chosen = found.best_trials if len(search.objectives) > 1 and complete else complete
+    return sorted(chosen, key=lambda t: (sign * t.values[0], t.number))[:BEST if len(search.objectives) > 1 else 3]
+
+
+def trials_table(found, search) -> str:
+    """Every trial: number, state, objective values, settings, run directory (tab-separated)."""
+    keys = [p.key for p in search.space]
+    lines = ["\t".join(["trial", "state", *search.metrics, *keys, "run"])]
+    for t in found.get_trials(deepcopy=False):
+        values = t.values if t.values else [math.nan] * len(search.metrics)
+        lines.append("\t".join([str(t.number), t.state.name.lower(), *(f"{v:.6g}" for v in values),
+                                *(str(t.params.get(k, "")) for k in keys), t.user_attrs.get("run", "")]))
+    return "\n".join(lines) + "\n"
+
+
+def _figures(found, search, folder: Path, lang: Language) -> list:
+    from optuna.visualization import matplotlib as ov
+
+    from aelab.reporting.figures import Drawn
+
+    optuna = _optuna()
+    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    several = len(search.objectives) > 1
+    import matplotlib
+    # optuna's plots switch matplotlib to its ggplot style for good: keep that to these figures
+    with fonts.lettered(lang), matplotlib.rc_context():
+        for i, metric in enumerate(search.metrics):
+            target = (lambda t, i=i: t.values[i]) if several else None
+            ax = ov.plot_optimization_history(found, target=target, target_name=metric)
+            drawn.append(Drawn("tune_history", plots.save(ax.figure, folder / f"history_{metric}.png"), N_(
+                "{metric} of each complete trial in the order the trials were asked for, and the best so far "
+                "(Optuna's plot_optimization_history).", metric=metric)))
+        if several and len(search.objectives) <= 3:
+            ax = ov.plot_pareto_front(found, target_names=search.metrics)
+            drawn.append(Drawn("tune_pareto", plots.save(ax.figure, folder / "pareto_front.png"), N_(
+                "Every complete trial by its objectives; the Pareto front (trials no other beats on every objective) "
+                "in its own colour (Optuna's plot_pareto_front).")))
+        varied = [p.key for p in search.space if len({t.params.get(p.key) for t in complete}) > 1]
+        if len(complete) >= 3 and varied:
+            for i, metric in enumerate(search.metrics):
+                target = (lambda t, i=i: t.values[i]) if several else None
+                ax = ov.plot_param_importances(found, target=target, target_name=metric)
+                drawn.append(Drawn("tune_importance", plots.save(ax.figure, folder / f"importance_{metric}.png"), N_(
+                    "How much of {metric}'s variation over the complete trials each setting explains (fANOVA, "
+                    "Optuna's plot_param_importances; a few trials give a rough estimate).", metric=metric)))
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    return drawn
+
+
+def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Language) -> tuple[Path, dict]:
+    """DIR/report.html and DIR/trials.tsv of the search; returns the report's path and
+    {"complete", "pruned", "failed", "best"}."""
+    optuna = _optuna()
+    found = open_search(s, out, url)
+    trials = found.get_trials(deepcopy=False)
+    count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
+    states = {"complete": count(optuna.trial.TrialState.COMPLETE), "pruned": count(optuna.trial.TrialState.PRUNED),
+              "failed": count(optuna.trial.TrialState.FAIL)}
+    write_atomic(out / "trials.tsv", trials_table(found, s.search).encode())
+    best = best_trials(found, s.search)
+    data_of, judging, entries = pipeline.DataCache(), classifier.Judging.from_env(), []
+    for t in best:
+        run = RunDir.open(out / t.user_attrs["run"])
+        entries.append(pipeline.entry(f"trial-{t.number:04d}", run, data_of(run.config()), out, k=k or s.nll_k,
+                                      deep=True, figures=s.figures, judging=judging, lang=lang))
+    if not entries:
+        raise_none(s, states)
+    said = [N_("{complete} trial(s) complete, {pruned} pruned, {failed} failed, of {trials}.",
+               complete=states["complete"], pruned=states["pruned"], failed=states["failed"], trials=s.search.trials),
+            N_("The report shows the best trials ({which}); every trial is in trials.tsv beside it.",
+               which=N_("the Pareto front") if len(s.search.objectives) > 1 else N_("the top three"))]
+    html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
+                           extra=_figures(found, s.search, out / "figures" / "search", lang), said=said)
+    return html, {**states, "best": [e.name for e in entries]}
+
+
+def raise_none(s: study.Study, states: dict) -> None:
+    from aelab.errors import AelabError
+    raise AelabError(f"{s.path}: no trial of the search is complete ({states['pruned']} pruned, "
+                     f"{states['failed']} failed); see trials.tsv")
+
