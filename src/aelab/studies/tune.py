@@ -79,10 +79,17 @@ def pruner(search: Search):
 def open_search(s: study.Study, out: Path, url: str | None):
     """The Optuna study of `s` in its storage, created on first use; its directions checked."""
     optuna = _optuna()
+    failures: tuple = (ValueError, RuntimeError)  # a bad URL, a journal that cannot be written
+    if url:
+        from sqlalchemy.exc import SQLAlchemyError  # the server down or refusing (Optuna's RDB storage is SQLAlchemy's)
+        failures += (SQLAlchemyError,)
     try:
         found = optuna.create_study(storage=storage(out, url), study_name=s.path.stem, directions=s.search.directions,
                                     pruner=pruner(s.search), load_if_exists=True)
-    except (ImportError, ValueError, RuntimeError) as e:  # a bad URL, a driver missing, a server down
+    except ImportError as e:  # the database's driver
+        raise AelabError(f"--storage {url}: no driver for it ({e.__cause__ or e}); for PostgreSQL: "
+                         "pip install 'psycopg[binary]'") from None
+    except failures as e:
         raise AelabError(f"--storage {url or out / JOURNAL}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if [d.name.lower() for d in found.directions] != s.search.directions:
         raise AelabError(f"{out}: its search {s.path.stem!r} has other objectives than {s.path} now; "
@@ -207,9 +214,10 @@ def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging,
 
 
 def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, k: int | None = None,
-               sets: tuple[str, ...] = (), lang: Language | None = None) -> tuple[Path, dict]:
+               sets: tuple[str, ...] = (), lang: Language | None = None, report: bool = True) -> tuple[Path | None, dict]:
     """The search of the study at `path` into `out`, `jobs` workers here (each with an equal
-    share of the cores), then its report. Returns the report's path and a summary."""
+    share of the cores), then its report (unless not `report`). Returns the report's path
+    (None without one) and a summary."""
     s = study.load(path, sets)
     if not s.search:
         raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
@@ -226,5 +234,7 @@ def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, 
     else:
         work(workers[0])
     from aelab.studies import tune_report
+    if not report:
+        return None, tune_report.summary(open_search(s, out, url).get_trials(deepcopy=False))
     return tune_report.write(s, out, url, k, lang or s.lang)
 

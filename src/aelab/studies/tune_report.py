@@ -78,15 +78,19 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
     return drawn
 
 
+def summary(trials) -> dict:
+    """How many trials are complete, pruned and failed."""
+    optuna = _optuna()
+    count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
+    return {"complete": count(optuna.trial.TrialState.COMPLETE), "pruned": count(optuna.trial.TrialState.PRUNED),
+            "failed": count(optuna.trial.TrialState.FAIL)}
+
+
 def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Language) -> tuple[Path, dict]:
     """DIR/report.html and DIR/trials.tsv of the search; returns the report's path and
     {"complete", "pruned", "failed", "best"}."""
-    optuna = _optuna()
     found = open_search(s, out, url)
-    trials = found.get_trials(deepcopy=False)
-    count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
-    states = {"complete": count(optuna.trial.TrialState.COMPLETE), "pruned": count(optuna.trial.TrialState.PRUNED),
-              "failed": count(optuna.trial.TrialState.FAIL)}
+    states = summary(found.get_trials(deepcopy=False))
     write_atomic(out / "trials.tsv", trials_table(found, s.search).encode())
     best = best_trials(found, s.search)
     data_of, judging, entries = pipeline.DataCache(), classifier.Judging.from_env(), []
