@@ -83,11 +83,14 @@ def test_a_tiny_search_trains_evaluates_and_reports_its_best(tmp_path, capsys):
         assert run.is_done() and run.config().train.lr == pytest.approx(t.params["train.lr"])
         assert list(run.config().model.network.hidden) == json.loads(t.params["model.network.hidden"])
         assert json.loads(run.eval_path.read_text())["neg_elbo"] == pytest.approx(t.values[0], abs=1e-6)
+    assert trials[0].user_attrs["base"] and trials[0].params == {"train.lr": 1e-3, "model.network.hidden": "[32]"}
     best = min(trials, key=lambda t: t.values[0])
     said = capsys.readouterr().out
     assert f"best: trial-{best.number:04d}" in said
     html = (out / "report.html").read_text()
     assert "3 trial(s) complete, 0 pruned, 0 failed, of 3." in html and f"trial-{best.number:04d}" in html
+    better = [t for t in trials[1:] if t.values[0] < trials[0].values[0]]
+    assert f"Trial trial-0000 is the base config; {len(better)} trial(s) beat it on every objective" in html
     assert (out / "figures" / "search" / "history_neg_elbo.png").is_file()
     assert (out / "figures" / "search" / "importance_neg_elbo.png").is_file()
     assert len((out / "trials.tsv").read_text().splitlines()) == 4

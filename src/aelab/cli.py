@@ -195,6 +195,9 @@ def _tune(args: argparse.Namespace) -> int:
         raise interrupt.Interrupted(signum, f"{said}; the search goes on with: {shlex.join(again)}") from None
     print(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed; "
           f"best: {', '.join(summary['best'])}")
+    if "base" in summary:
+        print(f"better than the base config ({summary['base']}) on every objective: "
+              f"{', '.join(summary['beat_base']) or 'none'}")
     print(f"report: {html}")
     return 0
 

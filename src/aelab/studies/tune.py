@@ -13,6 +13,7 @@ folder may overshoot `trials` by up to one trial each. A trial holds its run dir
 while it trains (runlock.py): a trial left RUNNING in the storage whose directory nobody holds
 was stopped (killed, interrupted) and is taken over by the next worker and resumed from its
 last checkpoint, so an interrupted search goes on with the same command and loses no trial.
+The base config's own values, where they lie in the space, are the first trial.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from aelab import config
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
 from aelab.language import Language
@@ -144,6 +146,33 @@ def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: floa
         return trial, path
 
 
+def base_params(s: study.Study) -> dict | None:
+    """The base config's value of each searched setting, as the trial's params; None where the
+    base lies outside the space (a value off a range or not among the choices)."""
+    values = config.flat(s.runs[0].config)
+    params = {}
+    for p in s.search.space:
+        if p.key not in values:  # a setting of a part the base does not have
+            return None
+        v = values[p.key]
+        if p.choices:
+            params[p.key] = config.toml_value(v)
+            if params[p.key] not in [config.toml_value(c) for c in p.choices]:
+                return None
+        elif p.low <= v <= p.high:
+            params[p.key] = v
+        else:
+            return None
+    return params
+
+
+def enqueue_base(found, s: study.Study) -> None:
+    """The base config as the search's first trial, so that every other is measured against it."""
+    params = base_params(s)
+    if params is not None:
+        found.enqueue_trial(params, user_attrs={"base": True})
+
+
 @dataclass(frozen=True)
 class Worker:
     """What every worker of a search needs, the same in each process."""
@@ -205,7 +234,11 @@ def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging,
         raise AelabError(f"{s.path}: search.pruner prunes on the validation loss: give data.val_size > 0, or "
                          "pruner = \"none\"")
     run = pipeline.ensure_trained(cfg, path, data, progress=False, on_epoch=report if prune else None)
-    record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=True, judging=judging)
+    # the quick measures first (the loss parts, PSNR, SSIM); the deep ones (NLL, probe, judged
+    # samples) only where an objective is one of them; the report measures its best trials deeply
+    record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=False, judging=judging)
+    if any(not isinstance(record.get(m), (int, float)) for m in s.search.metrics):
+        record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=True, judging=judging)
     missing = [m for m in s.search.metrics if not isinstance(record.get(m), (int, float))]
     if missing:
         raise AelabError(f"{s.path}: search.objectives: {missing[0]} is not measured for this model "
@@ -223,7 +256,10 @@ def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, 
         raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
     pipeline.check_report_dir(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    open_search(s, out, url)  # create it once, before workers race to
+    found = open_search(s, out, url)  # create it once, before workers race to
+    with _asking(out):
+        if not found.get_trials(deepcopy=False):
+            enqueue_base(found, s)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
     workers = [Worker(s.path, tuple(sets), out, url, k, threads) for _ in range(jobs)]
     if jobs > 1:

@@ -31,12 +31,27 @@ def best_trials(found, search) -> list:
 def trials_table(found, search) -> str:
     """Every trial: number, state, objective values, settings, run directory (tab-separated)."""
     keys = [p.key for p in search.space]
-    lines = ["\t".join(["trial", "state", *search.metrics, *keys, "run"])]
+    lines = ["\t".join(["trial", "state", *search.metrics, *keys, "run", "base"])]
     for t in found.get_trials(deepcopy=False):
         values = t.values if t.values else [math.nan] * len(search.metrics)
         lines.append("\t".join([str(t.number), t.state.name.lower(), *(f"{v:.6g}" for v in values),
-                                *(str(t.params.get(k, "")) for k in keys), t.user_attrs.get("run", "")]))
+                                *(str(t.params.get(k, "")) for k in keys), t.user_attrs.get("run", ""),
+                                "yes" if t.user_attrs.get("base") else ""]))
     return "\n".join(lines) + "\n"
+
+
+def beating_base(found, search) -> tuple[object, list] | None:
+    """The base config's complete trial and the trials better than it on every objective;
+    None without a complete base trial."""
+    optuna = _optuna()
+    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    base = next((t for t in complete if t.user_attrs.get("base")), None)
+    if base is None:
+        return None
+    signs = [1 if d == "minimize" else -1 for d in search.directions]
+    better = [t for t in complete if t is not base
+              and all(sign * v < sign * b for sign, v, b in zip(signs, t.values, base.values))]
+    return base, better
 
 
 def _figures(found, search, folder: Path, lang: Language) -> list:
@@ -104,9 +119,17 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
                complete=states["complete"], pruned=states["pruned"], failed=states["failed"], trials=s.search.trials),
             N_("The report shows the best trials ({which}); every trial is in trials.tsv beside it.",
                which=N_("the Pareto front") if len(s.search.objectives) > 1 else N_("the top three"))]
+    against = beating_base(found, s.search)
+    if against:
+        base, better = against
+        said.append(N_("Trial {base} is the base config; {n} trial(s) beat it on every objective{which}.",
+                       base=f"trial-{base.number:04d}", n=len(better),
+                       which=": " + ", ".join(f"trial-{t.number:04d}" for t in better) if better else ""))
     html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
                            extra=_figures(found, s.search, out / "figures" / "search", lang), said=said)
-    return html, {**states, "best": [e.name for e in entries]}
+    return html, {**states, "best": [e.name for e in entries],
+                  **({"base": f"trial-{against[0].number:04d}", "beat_base": [f"trial-{t.number:04d}" for t in against[1]]}
+                     if against else {})}
 
 
 def raise_none(s: study.Study, states: dict) -> None:
