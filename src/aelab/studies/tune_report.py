@@ -19,6 +19,10 @@ from aelab.training.rundir import RunDir
 BEST = 6  # at most this many best trials (the Pareto front, else the top) drawn in the report
 
 
+def run_name(trial) -> str:
+    return f"trial-{trial.number:04d}"
+
+
 def best_trials(found, search) -> list:
     """The Pareto front (several objectives) or the best few (one), best first by the first objective."""
     optuna = _optuna()
@@ -122,9 +126,9 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
     against = beating_base(found, s.search)
     if against:
         base, better = against
+        names = ", ".join(f"trial-{t.number:04d}" for t in better)
         said.append(N_("Trial {base} is the base config; {n} trial(s) beat it on every objective{which}.",
-                       base=f"trial-{base.number:04d}", n=len(better),
-                       which=": " + ", ".join(f"trial-{t.number:04d}" for t in better) if better else ""))
+                       base=run_name(base), n=len(better), which=": " + names if better else ""))
     html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
                            extra=_figures(found, s.search, out / "figures" / "search", lang), said=said)
     return html, {**states, "best": [e.name for e in entries],
