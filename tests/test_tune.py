@@ -90,7 +90,7 @@ def test_a_tiny_search_trains_evaluates_and_reports_its_best(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "3 trial(s) complete, 0 pruned, 0 failed, of 3." in html and f"trial-{best.number:04d}" in html
     better = [t for t in trials[1:] if t.values[0] < trials[0].values[0]]
-    assert f"Trial trial-0000 is the base config; {len(better)} trial(s) beat it on every objective" in html
+    assert f"trial-0000 is the base config; {len(better)} trial(s) beat it on every objective" in html
     assert (out / "figures" / "search" / "history_neg_elbo.png").is_file()
     assert (out / "figures" / "search" / "importance_neg_elbo.png").is_file()
     assert len((out / "trials.tsv").read_text().splitlines()) == 4

@@ -127,7 +127,7 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
     if against:
         base, better = against
         names = ", ".join(f"trial-{t.number:04d}" for t in better)
-        said.append(N_("Trial {base} is the base config; {n} trial(s) beat it on every objective{which}.",
+        said.append(N_("{base} is the base config; {n} trial(s) beat it on every objective{which}.",
                        base=run_name(base), n=len(better), which=": " + names if better else ""))
     html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
                            extra=_figures(found, s.search, out / "figures" / "search", lang), said=said)

@@ -83,7 +83,6 @@ class Board:
         if "kl_weight" in record:
             self.writer.add_scalar("schedule/kl_weight", record["kl_weight"], at)
         self.images(at, model, data)
-        self.writer.add_scalar("epoch", epoch, at)
         self.writer.flush()  # before the epoch's checkpoint: a kill after it loses no epoch's record
 
     def images(self, at: int, model: Autoencoder, data: ImageData) -> None:
@@ -125,8 +124,8 @@ class Boards:
 
 
 def hparams(cfg: RunConfig, metrics: dict) -> tuple[dict, dict]:
-    """The run's settings (every key of its resolved config; tuples as text) and its numeric
-    test metrics, as TensorBoard's HPARAMS tab takes them."""
+    """The run's settings (every key of its resolved config, so that every run has every
+    column; tuples as text) and its numeric test metrics, as TensorBoard's HPARAMS tab takes them."""
     settings = {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in config.flat(cfg).items()}
     measured = {f"test/{k}": float(v) for k, v in metrics.items() if k not in ABOUT
                 and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
