@@ -123,6 +123,14 @@ def test_pruned_trials_keep_their_runs_and_a_search_with_none_complete_says_so(t
         assert not run.is_done() and [r["epoch"] for r in run.metrics()] == [1]  # stopped after its first epoch
 
 
+def test_a_worker_starts_no_trial_after_the_searchs_minutes(tmp_path, monkeypatch):
+    ticks = iter(range(0, 10_000, 40))  # 40 s a reading: the start, then one trial asked at 40 s, none at 80
+    monkeypatch.setattr(tune, "clock", lambda: next(ticks))
+    path = _study(tmp_path, 'trials = 5\nminutes = 1\nobjectives = { neg_elbo = "minimize" }\npruner = "none"')
+    _, summary = tune.run_search(path, tmp_path / "out", report=False)
+    assert summary["complete"] == 1 and len(_trials(tmp_path / "out", path)) == 1
+
+
 def test_a_stopped_search_goes_on_and_resumes_its_stopped_trial(tmp_path):
     path = _study(tmp_path, 'trials = 2\nobjectives = { neg_elbo = "minimize" }\npruner = "none"')
     out = tmp_path / "out"

@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - Windows: one worker per folder
     fcntl = None
 
 JOURNAL = "optuna.journal"
+clock = time.monotonic  # what `search.minutes` is counted by (a fake one in tests)
 
 
 def _optuna():
@@ -134,7 +135,7 @@ def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: floa
                 print(f"{path}: trial {t.number} was stopped; taking it over", file=sys.stderr)
                 return optuna.trial.Trial(found, t._trial_id), path
         minutes = s.search.minutes
-        if len(trials) >= s.search.trials or (minutes and time.monotonic() - started > minutes * 60):
+        if len(trials) >= s.search.trials or (minutes and clock() - started > minutes * 60):
             return None
         found.sampler = sampler(s.search, s.search.seed + len(trials))  # each trial its own draws, any worker
         trial = found.ask()
@@ -192,7 +193,7 @@ def work(w: Worker) -> int:
         torch.set_num_threads(w.threads)
     s = study.load(w.study_path, w.sets)
     found = open_search(s, w.out, w.url)
-    data_of, judging, started, done = pipeline.DataCache(), classifier.Judging.from_env(), time.monotonic(), 0
+    data_of, judging, started, done = pipeline.DataCache(), classifier.Judging.from_env(), clock(), 0
     while True:
         with ExitStack() as held:
             picked = _next_trial(found, s, w.out, held, started)
