@@ -19,14 +19,18 @@ from aelab.training.rundir import RunDir
 BEST = 6  # at most this many best trials (the Pareto front, else the top) drawn in the report
 
 
+def _complete(found) -> list:
+    optuna = _optuna()
+    return [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+
+
 def run_name(trial) -> str:
     return f"trial-{trial.number:04d}"
 
 
 def best_trials(found, search) -> list:
     """The Pareto front (several objectives) or the best few (one), best first by the first objective."""
-    optuna = _optuna()
-    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = _complete(found)
     sign = 1 if search.directions[0] == "minimize" else -1
     chosen = found.best_trials if len(search.objectives) > 1 and complete else complete
     return sorted(chosen, key=lambda t: (sign * t.values[0], t.number))[:BEST if len(search.objectives) > 1 else 3]
@@ -47,8 +51,7 @@ def trials_table(found, search) -> str:
 def beating_base(found, search) -> tuple[object, list] | None:
     """The base config's complete trial and the trials better than it on every objective;
     None without a complete base trial."""
-    optuna = _optuna()
-    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = _complete(found)
     base = next((t for t in complete if t.user_attrs.get("base")), None)
     if base is None:
         return None
@@ -63,8 +66,7 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
 
     from aelab.reporting.figures import Drawn
 
-    optuna = _optuna()
-    complete = [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = _complete(found)
     if not complete:
         return []
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,8 +75,9 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
     import matplotlib
     # optuna's plots switch matplotlib to its ggplot style for good: keep that to these figures
     with fonts.lettered(lang), matplotlib.rc_context():
-        for i, metric in enumerate(search.metrics):
-            target = (lambda t, i=i: t.values[i]) if several else None
+        # each objective's value of a trial (None: the one objective, Optuna's default)
+        targets = [(metric, (lambda t, i=i: t.values[i]) if several else None) for i, metric in enumerate(search.metrics)]
+        for metric, target in targets:
             ax = ov.plot_optimization_history(found, target=target, target_name=metric)
             drawn.append(Drawn("tune_history", plots.save(ax.figure, folder / f"history_{metric}.png"), N_(
                 "{metric} of each complete trial in the order the trials were asked for, and the best so far "
@@ -86,8 +89,7 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
                 "in its own colour (Optuna's plot_pareto_front).")))
         varied = [p.key for p in search.space if len({t.params.get(p.key) for t in complete}) > 1]
         if len(complete) >= 3 and varied:
-            for i, metric in enumerate(search.metrics):
-                target = (lambda t, i=i: t.values[i]) if several else None
+            for metric, target in targets:
                 ax = ov.plot_param_importances(found, target=target, target_name=metric)
                 drawn.append(Drawn("tune_importance", plots.save(ax.figure, folder / f"importance_{metric}.png"), N_(
                     "How much of {metric}'s variation over the complete trials each setting explains (fANOVA, "
