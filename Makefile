@@ -40,9 +40,11 @@ $(STAMP): pyproject.toml setup.py Makefile $(wildcard src/aelab/locale/*/LC_MESS
 run: $(STAMP)
 	$(VENV)/bin/aelab run --out runs/main
 
-# the suite, then the docs site built strictly: a broken link or a page missing from the nav fails
+# the suite, one pytest-xdist worker per core (each with its share of the threads: tests/conftest.py),
+# a file's tests together in one worker (they share its fixtures); then the docs site built
+# strictly: a broken link or a page missing from the nav fails
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 docs: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 
 import pytest
@@ -13,6 +14,16 @@ from aelab.checking.model import moved  # noqa: F401  (the one implementation, f
 from aelab.config import RunConfig
 from aelab.data import sources as datasets
 from aelab.data.splits import GreyLevels, ImageData
+
+# `make test` runs the suite in pytest-xdist workers, one per core: each worker (and every
+# command a test starts, through OMP_NUM_THREADS) gets its share of the cores, not all of them,
+# which would make the workers' torch threads wait on each other.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    SHARE = max(1, CORES // WORKERS)
+    os.environ["OMP_NUM_THREADS"] = str(SHARE)
+    torch.set_num_threads(SHARE)
 
 
 @pytest.fixture(scope="session")

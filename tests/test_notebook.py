@@ -16,7 +16,7 @@ def test_the_quickstart_notebook_runs_and_shows_its_figures(tmp_path):
     nbformat.validate(nb)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "MINUTES" in params[0].source
-    params[0].source = f'MINUTES = 0.05\nTRAIN_SIZE = 2000\nVAL_SIZE = 500\nNLL_K = 2\nOUT = "{tmp_path}"'
+    params[0].source = f'MINUTES = 0.02\nTRAIN_SIZE = 2000\nVAL_SIZE = 500\nNLL_K = 2\nOUT = "{tmp_path}"'
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parent.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

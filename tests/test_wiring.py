@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 
 from aelab import registry
 from aelab.data import sources as datasets
@@ -33,6 +34,8 @@ NAMES = {"lr_schedule": registry.LR_SCHEDULES, "optimizer": registry.OPTIMIZERS,
 def _other(section, key: str):
     """`section` with `key` moved off its value."""
     now = getattr(section, key)
+    if key == "threads" and now == 0:  # 0: as many as torch has; moved to another number
+        return dataclasses.replace(section, threads=torch.get_num_threads() % 2 + 1)
     if key in NAMES:
         names = list(NAMES[key])
         return dataclasses.replace(section, **{key: names[names.index(now) + 1]})

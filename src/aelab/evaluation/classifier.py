@@ -132,7 +132,9 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
     torch.manual_seed(cfg.seed)
     n = cfg.train_size or len(arrays.train_labels)
     x, y = _images(arrays.train_images[:n]), torch.from_numpy(arrays.train_labels[:n].astype(np.int64))
-    model = DigitCNN(_classes(arrays))
+    # channels-last weights and activations: its convolutions train and judge faster on a CPU
+    # (docs/experiments/speed.md); the images are cast to the layout in the first convolution
+    model = DigitCNN(_classes(arrays)).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * -(-n // cfg.batch_size)
