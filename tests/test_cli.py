@@ -83,6 +83,16 @@ def test_eval_prints_every_metric_that_applies(runs, capsys, kind):
     assert record["samples_judged"] == JUDGED and f"classifier features (N={JUDGED})" in text
 
 
+def test_eval_text_keeps_its_values_in_one_column_past_a_long_label():
+    record = {"run": "r", "kind": "vae", "dataset": "mnist", "binarize": "dynamic", "split": "test", "n_images": 10,
+              "checkpoint": "best.pt", "epoch": 3, "neg_elbo": 103.25, "active_units": 9, "active_units_z1": 9,
+              "active_units_z2": 0, "fd_classifier": 115.5, "samples_judged": 10000}
+    rows = report.metrics_text(record).splitlines()[1:-1]
+    assert len(rows) == 5 and any("second stochastic layer" in r for r in rows)
+    ends = {r.rstrip().rsplit("  ", 1)[0].rstrip() for r in rows}  # each row up to its value's last digit
+    assert len({len(e) for e in ends}) == 1, rows
+
+
 def test_sample_png_and_npy(runs, tmp_path, capsys):
     assert main(["sample", str(runs / "vae"), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
     img = Image.open(tmp_path / "s.png")

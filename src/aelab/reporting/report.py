@@ -63,12 +63,14 @@ def metrics_text(record: dict) -> str:
             f"{record.get('test_folder', record['split'] + ' set')} of {record['n_images']} images, "
             f"{record['checkpoint']} of epoch {record['epoch']}"
             + (f", channel noise sigma {record['latent_sigma']:g}" if "latent_sigma" in record else ""))
-    lines = [head]
+    rows = []
     for key, (label, unit, fmt) in METRICS.items():
         if key in record:
             extra = (f" (K={record['nll_k']})" if key == "nll_is" else
                      f" (N={record['samples_judged']})" if key in SAMPLE_SCORES and "samples_judged" in record else "")
-            lines.append(f"  {label + extra:<42} {format(record[key], fmt):>10}  {unit}")
+            rows.append((f"{label}{extra}", format(record[key], fmt), unit))
+    width = max([42] + [len(label) for label, _, _ in rows])  # the values in one column, however long a label
+    lines = [head] + [f"  {label:<{width}} {value:>10}  {unit}" for label, value, unit in rows]
     lines.append("  (losses: sum over pixels, mean over images)")
     return "\n".join(lines)
 
