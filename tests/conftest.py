@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from aelab import config
+from aelab import config, hardware
 from aelab.checking.model import moved  # noqa: F401  (the one implementation, for the tests' loops)
 from aelab.config import RunConfig
 from aelab.data import sources as datasets
@@ -20,8 +20,7 @@ from aelab.data.splits import GreyLevels, ImageData
 # which would make the workers' torch threads wait on each other.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
-    CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    SHARE = max(1, CORES // WORKERS)
+    SHARE = hardware.threads_per(WORKERS)
     os.environ["OMP_NUM_THREADS"] = str(SHARE)
     torch.set_num_threads(SHARE)
 

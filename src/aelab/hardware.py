@@ -8,6 +8,7 @@ a default fits the user's machine rather than the author's.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -99,3 +100,9 @@ def eval_batch(image_shape: tuple[int, ...], most: int) -> int:
     input values rounded down to a power of two, at most `most` (train.eval_batch_size)."""
     fits = max(SMALLEST_BATCH, VALUES_PER_BATCH // max(1, math.prod(image_shape)))
     return max(1, min(most, 2 ** int(math.log2(fits))))
+
+
+def threads_per(jobs: int) -> int:
+    """torch threads for each of `jobs` processes sharing this machine: its cores divided
+    among them (at least one), so that their thread pools do not wait on each other."""
+    return max(1, (os.cpu_count() or 1) // jobs)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import multiprocessing
-import os
 import shutil
 import sys
 import time
@@ -185,7 +184,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     results: dict[str, report.Entry | str] = {}
     if jobs > 1 and len(runs) > 1:
         jobs = min(jobs, len(runs))
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = hardware.threads_per(jobs)
         print(f"{len(runs)} runs, {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from aelab import config
+from aelab import config, hardware
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
 from aelab.language import Language
@@ -261,7 +261,7 @@ def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, 
     with _asking(out):
         if not found.get_trials(deepcopy=False):
             enqueue_base(found, s)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    threads = hardware.threads_per(jobs) if jobs > 1 else 0
     workers = [Worker(s.path, tuple(sets), out, url, k, threads) for _ in range(jobs)]
     if jobs > 1:
         print(f"{jobs} workers, {threads} thread(s) each", file=sys.stderr)
