@@ -100,6 +100,8 @@ def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
     if group.main and not args.no_eval:
         print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
         print(f"for the NLL, probe and sample scores: aelab eval {run.path}", file=sys.stderr)
+    held.close()  # the run's lock, before a process of several leaves without the interpreter's teardown
+    distributed.leave(group, 0)
     return 0
 
 

@@ -25,6 +25,14 @@ from aelab.training.rundir import RunDir
 from aelab.training.tensorboard import Board, Boards
 
 
+class _Bar(tqdm):
+    """tqdm without its monitor thread. The loop updates the bar at every sync anyway, and a
+    training process (one of a torchrun launch above all) should hold no thread of its own
+    that lives on into the interpreter's teardown."""
+
+    monitor_interval = 0
+
+
 class Diverged(Exception):
     """The loss became NaN or infinite; the message names the epoch and step."""
 
@@ -315,7 +323,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
         done_before = state.partial.seconds if state.partial else 0.0  # wall time of the epoch before a resume
         start = time.perf_counter() - done_before
         # progress None: a bar only on a terminal
-        with tqdm(total=steps, initial=state.partial.step if state.partial else 0, desc=_desc(state.epoch + 1, cfg, clock),
+        with _Bar(total=steps, initial=state.partial.step if state.partial else 0, desc=_desc(state.epoch + 1, cfg, clock),
                   unit="step", leave=False, file=sys.stderr,
                   disable=(None if progress is None else not progress) if group.main else True) as bar:
             try:
