@@ -23,9 +23,11 @@ COMPANY = {"lr_min": {"lr_schedule": "cosine"},  # the constant schedule has no 
 # images an evaluation pass holds at once (memory), the precision of the evaluation's forward
 # passes (no printed digit: test_pace.py) and how often the loop waits for the device to show
 # progress (speed; the budget's last steps are read one by one whatever it is), and whether
-# TensorBoard event files are written beside the run (test_tensorboard.py reads them back).
+# TensorBoard event files are written beside the run (test_tensorboard.py reads them back), and
+# whether a GPU's steps are replayed as CUDA graphs (a CPU has none; test_graphed.py runs the
+# graph mode with a stand-in for the capture).
 NO_RESULT = {"device", "precision", "eval_batch_size", "eval_precision", "log_every", "checkpoint_every_min",
-             "tensorboard"}
+             "tensorboard", "cuda_graphs"}
 # settings the registry turns into objects: moved to the next name of its table
 NAMES = {"lr_schedule": registry.LR_SCHEDULES, "optimizer": registry.OPTIMIZERS,
          "name": registry.DATASETS, "binarize": registry.BINARIZERS}

@@ -109,6 +109,9 @@ class TrainConfig:
     # write TensorBoard event files under RUN/tensorboard: the training loss every log_every steps,
     # validation, schedule and images per epoch, settings and test metrics (training/tensorboard.py)
     tensorboard: bool = False
+    # on CUDA, one process: replay each full batch's step (forward, backward, optimizer) as one
+    # CUDA graph, where the objective's schedule stands still (training/graphed.py)
+    cuda_graphs: bool = True
 
 
 @dataclass(frozen=True)

@@ -80,12 +80,13 @@ def precision_warning(chosen: str, device: torch.device) -> str | None:
     return None
 
 
-def autocast(precision_name: str, device: torch.device):
+def autocast(precision_name: str, device: torch.device, cache: bool = True):
     """The context the training forward pass runs in: mixed precision for 'bfloat16'
     (matrix products and convolutions in bfloat16, reductions and losses in float32, as
-    torch.autocast decides per operation); a no-op for 'float32'."""
+    torch.autocast decides per operation); a no-op for 'float32'. `cache = False` for a pass
+    that a CUDA graph captures (torch keeps no cast weights across a capture)."""
     dtype = PRECISIONS[precision_name]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=cache)
 
 
 # Images per evaluation pass: about this many input values (1,000 digits of 784; 64 photos of

@@ -115,7 +115,7 @@ class VectorQuantizer(nn.Module):
         dead = (chosen < RESTART_BELOW * chosen.mean()) | ~self.started  # (K,)
         flat = vectors.reshape(-1, self.code_dim).float()
         picks = flat[torch.randint(len(flat), (self.codebook_size,), device=flat.device)]
-        count = torch.where(self.started, chosen.mean(), torch.tensor(len(flat) / self.codebook_size, device=flat.device))
+        count = torch.where(self.started, chosen.mean(), torch.full((), len(flat) / self.codebook_size, device=flat.device))
         self.codebook.copy_(torch.where(dead[:, None], picks, self.codebook))
         self.counts.copy_(torch.where(dead[:, None], count, self.counts))
         self.sums.copy_(torch.where(dead[:, None], picks * count, self.sums))

@@ -20,7 +20,7 @@ from aelab.data.splits import Batch, ImageData
 from aelab.errors import AelabError
 from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
-from aelab.training import budget, checkpoint, distributed, interrupt, runlock
+from aelab.training import budget, checkpoint, distributed, graphed, interrupt, runlock
 from aelab.training.rundir import RunDir
 from aelab.training.tensorboard import Board, Boards
 
@@ -82,14 +82,18 @@ class Plan:
     device: torch.device
     precision: str  # resolved: "float32" | "bfloat16"
     group: distributed.Group
+    capturer: graphed.Capturer | None = None  # steps replayed as CUDA graphs (graphed.py)
+    eager_why: str = ""  # on CUDA without graphs: why
 
     def describe(self) -> str:
+        graphs = ", CUDA graphs" if self.capturer else f", eager steps ({self.eager_why})" if self.eager_why else ""
         return (f"training on {self.device}, {self.precision}, {torch.get_num_threads()} thread(s), "
-                f"{self.group.describe()}")
+                f"{self.group.describe()}{graphs}")
 
     def record(self) -> dict:
         return {"device": str(self.device), "precision": self.precision, "threads": torch.get_num_threads(),
-                "processes": self.group.world, "backend": self.group.backend or None}
+                "processes": self.group.world, "backend": self.group.backend or None,
+                "cuda_graphs": self.capturer is not None}
 
 
 def plan(cfg: RunConfig, data: ImageData, group: distributed.Group = distributed.SINGLE) -> Plan:
@@ -99,7 +103,8 @@ def plan(cfg: RunConfig, data: ImageData, group: distributed.Group = distributed
         if smallest < group.world:
             raise AelabError(f"train.batch_size: the last batch of each epoch holds {smallest} image(s), fewer than "
                              f"the {group.world} processes; choose another batch size or data.train_size")
-    return Plan(device, hardware.precision(cfg.train.precision, device), group)
+    capturer, why = graphed.capturer(cfg.train.cuda_graphs, device, group.world)
+    return Plan(device, hardware.precision(cfg.train.precision, device), group, capturer, why)
 
 
 def setup(cfg: RunConfig, data: ImageData) -> State:
@@ -180,12 +185,12 @@ def _fraction(cfg: RunConfig, progress: float, clock: budget.Clock) -> float:
     return max(by_epochs, clock.fraction()) if clock.budget_s else by_epochs
 
 
-def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step_fn: nn.Module,
+def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, steps_of: graphed.Steps,
                  clock: budget.Clock, bar: tqdm, save: Callable[[dict], None],
                  stopping: interrupt.Flag = interrupt.NEVER, board: Board | None = None) -> tuple[dict[str, float], int]:
     """One epoch, or the part of it the time budget leaves, from where `state.partial` left it.
-    `step_fn(x, y, progress)` is the model's loss (wrapped for DistributedDataParallel under
-    torchrun). Every train.checkpoint_every_min minutes of steps, and when `stopping` is
+    `steps_of` takes each step: the model's loss (wrapped for DistributedDataParallel under
+    torchrun), its backward pass and the optimizer's update, eager or replayed (graphed.py). Every train.checkpoint_every_min minutes of steps, and when `stopping` is
     raised, `save(in_epoch)` writes a mid-epoch checkpoint; on `stopping` the epoch then
     raises interrupt.Interrupted. `board` gets the loss parts' means at every sync. Returns the
     mean loss parts over the images trained on and the steps taken."""
@@ -197,12 +202,10 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
     keys, sums, images = p.keys, p.sums, p.images  # the loss dict's keys; their image-weighted sums, one tensor
     window = None  # the loss parts since the last sync, one row a step
     lr_at = registry.LR_SCHEDULES[t.lr_schedule]
-    autocast = hardware.autocast(plan.precision, data.device)  # entered once per step; it restores what it changed
     every_s, saved_at = t.checkpoint_every_min * 60, clock.spent  # mid-epoch checkpoints: by training time, agreed
 
     def set_lr(fraction: float) -> None:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(t.lr, t.lr_min, fraction)
+        graphed.set_lr(opt, lr_at(t.lr, t.lr_min, fraction))
 
     set_lr(_fraction(cfg, state.epoch + p.step / steps, clock))
     clock.start()
@@ -212,12 +215,11 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
     for step, batch in enumerate(batches, start=p.step + 1):
         progress = state.epoch + (step - 1) / steps  # in epochs
         total = min(t.batch_size, len(data.train) - (step - 1) * t.batch_size)  # images in the global batch
-        with autocast, draws.share(*group.rows(total), total) if group.world > 1 else nullcontext():
-            out = step_fn(batch.x, batch.y, progress)
-        opt.zero_grad(set_to_none=True)
-        # DDP averages the processes' gradients: weight each by its share of the global batch
-        (out["loss"] * (len(batch.y) * group.world / total) if group.world > 1 else out["loss"]).backward()
-        opt.step()
+        if group.world > 1:  # DDP averages the processes' gradients: weight each by its share of the global batch
+            out = steps_of(batch.x, batch.y, progress, len(batch.y) * group.world / total,
+                           lambda: draws.share(*group.rows(total), total))
+        else:
+            out = steps_of(batch.x, batch.y, progress)
         clock.step()
         images += total
         parts = torch.stack([v.detach() for v in out.values()])
@@ -290,12 +292,16 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
     how = plan(cfg, data, group)
     data = data.to(how.device)
     state = setup(cfg, data)
-    step_fn = group.wrap(_Objective(state.model), how.device)
     if resume:
         payload, _ = run.checkpoint("last")
         _restore(state, payload, how.device, group.main)
         if group.main:
             run.keep_metrics_until(state.epoch)
+    graphed.settle_optimizer(state.optimizer, how.capturer is not None, how.device)  # also over a checkpoint's groups
+    # autocast is entered once per step and restores what it changed; a graph's capture needs it without its cache
+    autocast = hardware.autocast(how.precision, how.device, cache=how.capturer is None)
+    steps_of = graphed.Steps(group.wrap(_Objective(state.model), how.device), state.optimizer, lambda: autocast,
+                             state.model.objective.schedule, how.capturer)
     t = cfg.train
     clock = budget.Clock(state.step_seconds, t.time_budget_min * 60, lambda s: group.max(s, how.device), now)
     if group.main:
@@ -327,7 +333,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
                   unit="step", leave=False, file=sys.stderr,
                   disable=(None if progress is None else not progress) if group.main else True) as bar:
             try:
-                train, taken = _train_epoch(state, cfg, data, how, step_fn, clock, bar, save_in_epoch, stopping, board)
+                train, taken = _train_epoch(state, cfg, data, how, steps_of, clock, bar, save_in_epoch, stopping, board)
             except interrupt.Interrupted as e:
                 raise stopped(str(e)) from None
         val = validate(state.model, data, hardware.eval_batch(data.image_shape, t.eval_batch_size)) if group.main else {}
@@ -340,7 +346,7 @@ def _fit(cfg: RunConfig, run: RunDir, data: ImageData, resume: bool, until_epoch
         if not group.main:
             continue
         record = {"epoch": state.epoch, "seconds": round(seconds, 3), "step_seconds": round(clock.spent, 3),
-                  "lr": state.optimizer.param_groups[0]["lr"],
+                  "lr": float(state.optimizer.param_groups[0]["lr"]),
                   **({"steps": taken, "reached": round(state.reached, 3)} if taken < steps else {}),  # a partial epoch
                   **state.model.objective.schedule(state.epoch),
                   **{f"train_{k}": v for k, v in train.items()},
