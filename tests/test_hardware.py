@@ -151,3 +151,13 @@ def test_a_device_that_is_not_there_is_refused_in_one_line(tmp_path):
             continue
         with pytest.raises(AelabError, match=f"train.device: '{name}' asked for, but torch sees {words}"):
             registry.check(tiny("vae", train={"device": name}))
+
+
+def test_conv_layout_puts_convolutions_channels_last_and_leaves_the_rest():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(4, 2))
+    hardware.conv_layout(conv, torch.device("cpu"))
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last) and not conv[0].weight.is_contiguous()
+    assert conv[1].weight.is_contiguous()
+    other = torch.nn.Conv2d(3, 8, 3)
+    hardware.conv_layout(other, torch.device("mps"))  # MPS: its default layout
+    assert other.weight.is_contiguous()

@@ -20,7 +20,6 @@ import torch
 from aelab import bench, config, language, registry
 from aelab.errors import AelabError
 from aelab.evaluation.evaluate import evaluate_run, load_model
-from aelab.explore import server
 from aelab.files import WriteError, check_output
 from aelab.language import N_
 from aelab.reporting import report
@@ -222,6 +221,12 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _explore(args: argparse.Namespace) -> int:
+    from aelab.explore import server  # matplotlib, half a second: imported only for the explorer
+
+    return server.serve(args.run, args.host, args.port, args.verbose)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aelab", description="Train, measure and explore autoencoders.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -316,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     x.add_argument("--verbose", action="store_true", help="log every request on stderr")
-    x.set_defaults(func=lambda a: server.serve(a.run, a.host, a.port, a.verbose))
+    x.set_defaults(func=_explore)
 
     c = sub.add_parser("check", help="test a part of your own (or a built-in one): shapes, gradients, learning, "
                        "save/load, its settings, and the maths (sampling, KL, ELBO), naming likely mistakes")

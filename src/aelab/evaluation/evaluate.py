@@ -73,12 +73,14 @@ def channel_quality(model: Autoencoder, batches, curve=contextlib.nullcontext, c
 
 
 def load_model(run: RunDir, which: str = "best"):
-    """(model, cfg, payload) of a run's checkpoint `which`, on the run's device; no data is read."""
+    """(model, cfg, payload) of a run's checkpoint `which`, on the run's device, its
+    convolutions in their fastest layout (hardware.conv_layout); no data is read."""
     payload, cfg = run.checkpoint(which)
     shape = payload["data"]
     model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
     run.load_model(model, payload, run.best_path if which == "best" else run.last_path)
-    return model.to(hardware.device(cfg.train.device)).eval(), cfg, payload
+    device = hardware.device(cfg.train.device)
+    return hardware.conv_layout(model.to(device), device).eval(), cfg, payload
 
 
 def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True,

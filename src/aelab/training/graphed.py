@@ -19,8 +19,10 @@ eager draws do, so that a replay computes what the eager step computes. The opti
 `capturable`, with that tensor learning rate, in graph mode whether a step is replayed or not,
 so that a graphed run is one run however its steps fall, and resumes to the bit (test_gpu.py
 checks both on a GPU). Its weights differ from those of `train.cuda_graphs = false` in the last
-bits (the learning rate in float32, where eager Adam holds it as a double). A capture that fails (a part that syncs with the host,
-say) leaves the step to run eagerly, and the run goes on eagerly with one warning.
+bits (the learning rate in float32, where eager Adam holds it as a double). A replay runs the captured kernels, not
+the parts' Python: per-step state lives in tensors changed in place. A capture that fails (a
+part that syncs with the host, say) leaves the step to run eagerly, and the run goes on
+eagerly with one warning.
 
 One process only: under torchrun DistributedDataParallel's gradient hooks are not captured.
 Everything here but the capture itself runs on a CPU in the tests (`STAND_IN`).
