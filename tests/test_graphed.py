@@ -57,6 +57,13 @@ def test_full_batches_are_replays_and_train_the_model_eager_steps_train(tmp_path
     assert _close(a, b)
 
 
+def test_the_warmup_goes_on_past_an_epochs_small_batch(tmp_path, small_data, graphs):
+    cfg = tiny("vae", train={"epochs": 2, "batch_size": 150})  # 3 full batches and one of 62 an epoch
+    train.fit(cfg, RunDir.create(tmp_path / "run", cfg), small_data, progress=False)
+    # epoch 1: 3 warm-up steps and the small batch; epoch 2: the capture, 2 replays, the small batch
+    assert graphs[0].counts == {"eager": 5, "captured": 1, "replayed": 3}
+
+
 def test_a_stale_batch_would_show(tmp_path, small_data, graphs, monkeypatch):
     """The test above would fail if replays trained on the capture's batch: so they do not."""
     cfg = tiny("vae", train={"epochs": 2, **BATCHES})

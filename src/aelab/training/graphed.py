@@ -161,8 +161,9 @@ class Steps:
             self.counts["replayed"] += 1
             return self.out
         if key != self.key:
-            if self.replay is not None and x.shape[0] < self.inputs[0].shape[0]:
-                self.counts["eager"] += 1  # an epoch's last, smaller batch: the graph stays for the next epoch
+            if self.key is not None and x.shape[0] < self.key[0][0]:
+                # an epoch's last, smaller batch: the graph (or the warm-up towards it) stays for the next epoch
+                self.counts["eager"] += 1
                 return self._body(x, y, progress, scale, share)
             self.key, self.streak, self.replay, self.inputs = key, 0, None, None
         if self.streak < WARMUP:
