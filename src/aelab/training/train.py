@@ -190,9 +190,10 @@ def _train_epoch(state: State, cfg: RunConfig, data: ImageData, plan: Plan, step
                  stopping: interrupt.Flag = interrupt.NEVER, board: Board | None = None) -> tuple[dict[str, float], int]:
     """One epoch, or the part of it the time budget leaves, from where `state.partial` left it.
     `steps_of` takes each step: the model's loss (wrapped for DistributedDataParallel under
-    torchrun), its backward pass and the optimizer's update, eager or replayed (graphed.py). Every train.checkpoint_every_min minutes of steps, and when `stopping` is
-    raised, `save(in_epoch)` writes a mid-epoch checkpoint; on `stopping` the epoch then
-    raises interrupt.Interrupted. `board` gets the loss parts' means at every sync. Returns the
+    torchrun), its backward pass and the optimizer's update, eager or replayed (graphed.py).
+    Every train.checkpoint_every_min minutes of steps, and when `stopping` is raised,
+    `save(in_epoch)` writes a mid-epoch checkpoint; on `stopping` the epoch then raises
+    interrupt.Interrupted. `board` gets the loss parts' means at every sync. Returns the
     mean loss parts over the images trained on and the steps taken."""
     model, opt, t, group = state.model, state.optimizer, cfg.train, plan.group
     model.train()
