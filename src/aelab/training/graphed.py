@@ -1,7 +1,7 @@
 """Training steps, eager or replayed as one CUDA graph.
 
 A small model on a GPU spends its step launching kernels: the MLP VAE's forward, backward and
-Adam update are a few hundred launches of microseconds each. A CUDA graph records them once
+Adam update are a couple of hundred small operations, each a launch of microseconds. A CUDA graph records them once
 and launches them all as one (torch.cuda.graphs). `Steps` keeps one graph of the whole step,
 forward, loss, backward and the optimizer's update, captured from a full batch, and replays it
 for every later batch that the capture stands for:
