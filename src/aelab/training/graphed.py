@@ -176,6 +176,7 @@ class Steps:
     def _capture(self, x, y, progress, scale, share) -> dict[str, torch.Tensor]:
         self.inputs = (x.clone(), y.clone())
         inputs = self.inputs
+        self.optimizer.zero_grad(set_to_none=True)  # the eager gradients go before the capture, as torch's examples do
         try:
             self.replay, self.out = self.capturer.capture(lambda: self._body(*inputs, progress, scale, share))
         except Exception as e:  # noqa: BLE001 -- any failure of a capture leaves eager steps
