@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aelab import hardware
 from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
 from aelab.errors import AelabError
@@ -134,7 +135,7 @@ def train_classifier(arrays: Arrays, cfg: ClassifierConfig) -> tuple[DigitCNN, f
     x, y = _images(arrays.train_images[:n]), torch.from_numpy(arrays.train_labels[:n].astype(np.int64))
     # channels-last weights and activations: its convolutions train and judge faster on a CPU
     # (docs/experiments/speed.md); the images are cast to the layout in the first convolution
-    model = DigitCNN(_classes(arrays)).to(memory_format=torch.channels_last)
+    model = hardware.conv_layout(DigitCNN(_classes(arrays)), torch.device("cpu"))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * -(-n // cfg.batch_size)
@@ -203,4 +204,4 @@ def reference_classifier(arrays: Arrays, name: str, cfg: ClassifierConfig) -> tu
 
     model, acc = cached(path, read, build, write)
     # channels-last weights: the convolutions and poolings of judging run faster on a CPU (docs/experiments/speed.md)
-    return model.to(memory_format=torch.channels_last), acc
+    return hardware.conv_layout(model, torch.device("cpu")), acc

@@ -135,10 +135,6 @@ class Steps:
         self.out: dict[str, torch.Tensor] = {}
         self.counts = {"eager": 0, "captured": 0, "replayed": 0}
 
-    @property
-    def graphed(self) -> bool:
-        return self.capturer is not None
-
     def _body(self, x: torch.Tensor, y: torch.Tensor, progress: float, scale: float | None,
               share: Callable[[], object]) -> dict[str, torch.Tensor]:
         with self.autocast(), share():
