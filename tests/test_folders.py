@@ -61,6 +61,32 @@ def test_the_cache_is_used_and_a_changed_folder_is_decoded_again(tmp_path, cache
     assert len(folders.load_folder(root, 16).images) == 4
 
 
+def test_the_walk_finds_what_rglob_finds_in_its_order_and_keys_it_as_before(tmp_path):
+    """The one-stat walk against its definition, `root.rglob("*")` filtered to image files
+    and sorted as paths sort, on a tree of the odd cases: upper-case and hidden names, a
+    folder named like an image, folder names that sort otherwise as strings than as parts
+    ("a-b" against "a/b"), links to a file and to a folder, and a broken link. The cache key
+    is the one the folder's earlier caches were written under."""
+    import hashlib
+
+    root = tmp_path / "tree"
+    for folder in ("a/b", "a/c", "a-b", "x.jpg", ".hidden", "Z"):
+        (root / folder).mkdir(parents=True)
+    for name in ("a/b/1.jpg", "a/2.PNG", "a/c/3.Jpg", "a-b/4.jpeg", "a-b/.jpg", ".hidden/5.jpg", "Z/6.jpg",
+                 "7.jpg", "8.txt", "x.jpg/9.png"):
+        (root / name).write_bytes(name.encode())
+    (root / "linked").symlink_to(root / "a" / "b", target_is_directory=True)
+    (root / "link.png").symlink_to(root / "a" / "2.PNG")
+    (root / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    want = sorted(p for p in root.rglob("*") if p.suffix.lower() in folders.EXTENSIONS and p.is_file())
+    assert folders.image_files(root) == want and len(want) == 9
+    h = hashlib.sha256(b"v%d size=16\n" % folders.VERSION)
+    for p in want:
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    assert folders._key(folders._listing(root), 16) == h.hexdigest()[:24]
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: None, "no such folder"),
     (lambda p: p.mkdir(), "no JPEG or PNG files"),

@@ -23,7 +23,6 @@ from aelab.evaluation.evaluate import evaluate_run, load_model
 from aelab.files import WriteError, check_output
 from aelab.language import N_
 from aelab.reporting import report
-from aelab.reporting.images import save_images
 from aelab.studies import pipeline
 from aelab.studies.study import shipped as shipped_studies
 from aelab.training import distributed, interrupt, runlock, train
@@ -141,6 +140,8 @@ def _sample(args: argparse.Namespace) -> int:
     images = model.sample(args.n, labels, generator=generator)
     # Unlabelled samples of a conditioned model cycle through the classes: one class per column.
     nrow = model.condition.dim if labels is None and model.condition.dim else None
+    from aelab.reporting.images import save_images  # PIL, a tenth of a second: imported only to write images
+
     print(save_images(images, out, nrow))
     return 0
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +41,41 @@ class Folder:
 
 def image_files(root: Path) -> list[Path]:
     """The JPEG and PNG files under `root`, in a fixed (sorted) order."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    return [root.joinpath(*parts) for parts, _ in _listing(root)]
 
 
-def _key(root: Path, files: list[Path], size: int) -> str:
+def _listing(root: Path) -> list[tuple[tuple[str, ...], os.stat_result]]:
+    """(path relative to `root` as its parts, stat) of each JPEG or PNG file under `root`,
+    sorted as their paths sort. The walk is `root.rglob("*")`'s, one stat a file (it says
+    both that the entry is a file and what the cache key needs): links to files are followed,
+    linked folders are not descended into, broken links and unreadable folders are left out."""
+    found: list[tuple[tuple[str, ...], os.stat_result]] = []
+
+    def visit(folder: str, parts: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            return
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink():
+                    visit(entry.path, (*parts, entry.name))
+            elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
+                try:
+                    st = entry.stat()  # through a link
+                except OSError:  # a broken link
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append(((*parts, entry.name), st))
+
+    visit(str(root), ())
+    return sorted(found, key=lambda f: f[0])
+
+
+def _key(listing: list[tuple[tuple[str, ...], os.stat_result]], size: int) -> str:
     h = hashlib.sha256(f"v{VERSION} size={size}\n".encode())
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    for parts, st in listing:
+        h.update(f"{'/'.join(parts)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 
@@ -66,11 +95,12 @@ def load_folder(root: str | Path, size: int) -> Folder:
     root = Path(root)
     if not root.is_dir():
         raise AelabError(f"{root}: no such folder")
-    files = image_files(root)
-    if not files:
+    listing = _listing(root)
+    if not listing:
         raise AelabError(f"{root}: no JPEG or PNG files in this folder or below it")
-    subdirs = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
-    cache = cache_dir() / "folders" / f"{_key(root, files, size)}.npz"
+    files = [parts for parts, _ in listing]
+    subdirs = sorted({parts[0] for parts in files if len(parts) > 1})
+    cache = cache_dir() / "folders" / f"{_key(listing, size)}.npz"
     return cached(cache, lambda path: _read(path, subdirs), lambda: _decode_all(root, files, subdirs, size), _write)
 
 
@@ -85,15 +115,15 @@ def _write(path: Path, folder: Folder) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def _decode_all(root: Path, files: list[Path], subdirs: list[str], size: int) -> Folder:
+def _decode_all(root: Path, files: list[tuple[str, ...]], subdirs: list[str], size: int) -> Folder:
+    """`files` as their paths' parts below `root`."""
     images, labels, bad = [], [], []
-    for p in files:
+    for parts in files:
         try:
-            images.append(decode(p, size))
+            images.append(decode(root.joinpath(*parts), size))
         except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a broken file
-            bad.append(f"{p.relative_to(root)} ({type(e).__name__})")
+            bad.append(f"{Path(*parts)} ({type(e).__name__})")
             continue
-        parts = p.relative_to(root).parts
         labels.append(subdirs.index(parts[0]) if len(parts) > 1 else 0)
     if bad:
         print(f"warning: {root}: skipped {len(bad)} of {len(files)} image files that could not be decoded "
