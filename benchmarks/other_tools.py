@@ -1,7 +1,7 @@
 """The 784-400-20 MNIST VAE's training epoch in aelab, in pytorch/examples' vae/main.py and in
 pythae, in one sitting: each side's epochs timed in its own process, one after another.
 
-    .venv/bin/python benchmarks/other_tools.py [--epochs 3] [--pythae-python PATH]
+    .venv/bin/python benchmarks/other_tools.py [--epochs 3] [--rounds 1] [--pythae-python PATH]
 
 - aelab: `configs/vae_mnist.toml` through `train.fit` (precision `auto`); an epoch's seconds
   from metrics.jsonl.
@@ -15,8 +15,10 @@ pythae, in one sitting: each side's epochs timed in its own process, one after a
   with `pip install --no-deps pythae==0.1.2` and its dependencies, seeing aelab's torch); without
   one that side is left out and says so.
 
-Prints one JSON line per side (seconds of every epoch; the first one is warm-up and is not in
-the median) and then a table.
+Prints one JSON line per side and round (seconds of every epoch; the first one is warm-up and
+is not in the median) and then a table: each side's median epoch over the rounds, and how many
+times aelab's epoch it is, the median of the rounds' ratios (each round's sides ran minutes
+apart, where a shared machine's pace can move by half between one sitting's start and end).
 """
 
 from __future__ import annotations
@@ -150,6 +152,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--pythae-python", help="an interpreter with pythae 0.1.2 installed")
+    p.add_argument("--rounds", type=int, default=1, help="run the sides in turn this many times (the machine's "
+                   "pace drifts: a ratio is taken within each round, and their median printed)")
     p.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)  # one side, in this process
     args = p.parse_args()
     if args.side:
@@ -157,24 +161,29 @@ def main() -> int:
         print(json.dumps({"side": args.side, "epochs_s": [round(t, 3) for t in times],
                           "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
         return 0
-    rows = []
-    for side in SIDES:
-        python = args.pythae_python if side == "pythae" else sys.executable
-        if python is None:
-            print(f"{side}: left out (no --pythae-python)", file=sys.stderr)
-            continue
-        proc = subprocess.run([python, str(HERE), "--side", side, "--epochs", str(args.epochs)],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            print(f"{side}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    medians = {r["side"]: statistics.median(r["epochs_s"][1:] or r["epochs_s"]) for r in rows}
-    print(f"\n{'side':<18} {'epoch s (median)':>17} {'aelab faster by':>16}")
-    for side, s in medians.items():
-        print(f"{side:<18} {s:17.2f} {s / medians.get('aelab', s):15.2f}x")
+    runs: dict[str, list[list[float]]] = {}  # side -> each round's epochs
+    for round_ in range(args.rounds):
+        for side in SIDES:
+            python = args.pythae_python if side == "pythae" else sys.executable
+            if python is None:
+                if round_ == 0:
+                    print(f"{side}: left out (no --pythae-python)", file=sys.stderr)
+                continue
+            proc = subprocess.run([python, str(HERE), "--side", side, "--epochs", str(args.epochs)],
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                print(f"{side}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(json.dumps({"round": round_ + 1, **row}), flush=True)
+            runs.setdefault(side, []).append(row["epochs_s"])
+    # each run's first epoch is warm-up; a round's ratio holds sides that ran minutes apart, not hours
+    medians = {side: [statistics.median(e[1:] or e) for e in epochs] for side, epochs in runs.items()}
+    print(f"\n{'side':<18} {'epoch s (median)':>17} {'aelab faster by':>16}   by round")
+    for side, per_round in medians.items():
+        ratios = [s / a for s, a in zip(per_round, medians.get("aelab", per_round))]
+        print(f"{side:<18} {statistics.median(per_round):17.2f} {statistics.median(ratios):15.2f}x   "
+              + ", ".join(f"{r:.2f}x" for r in ratios))
     return 0
 
 

@@ -248,3 +248,53 @@ def test_every_part_setting_shows_in_the_report_settings_line(slot, cls, key):
     assert changed.model.describe() != base.model.describe()
     line = report.settings_line(report.Entry("r", changed, {}, Path("m"), {}))
     assert line.startswith(changed.model.describe() + ";"), line
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_evaluation_takes_the_test_codes_from_the_loss_pass_only_where_they_are_the_same(variant, small_data):
+    """`aelab eval` keeps the codes E[z|x] that the loss's pass encoded (evaluate.loss_parts_and_codes)
+    instead of encoding the test images twice: for every part, those codes are the bits a
+    separate encoding gives, the loss parts are the ones without the watching, and a model
+    that does not encode its test images as they are (a denoising model) gets none."""
+    from aelab.data.splits import Split
+    from aelab.evaluation import evaluate
+
+    model, _ = _build(variant, small_data)
+    model.eval()
+    data = dataclasses.replace(small_data, test=Split(small_data.test.images[:150], small_data.test.labels[:150]))
+    with torch.no_grad():
+        torch.manual_seed(5)
+        parts, codes = evaluate.loss_parts_and_codes(model, data, 64)
+        torch.manual_seed(5)
+        assert parts == evaluate.loss_parts(model, data, 64)
+        separate = [model.encode(b.x, b.y).mean for b in data.eval_batches(data.test, 64)]
+    assert "encode" not in vars(model)  # the watch is gone
+    if model.corruption.active:
+        assert codes is None
+    else:
+        assert codes is not None and len(codes) == 3
+        assert all(torch.equal(a, b) for a, b in zip(codes, separate))
+
+
+def test_an_objective_that_encodes_otherwise_leaves_the_codes_to_a_separate_pass(small_data):
+    from aelab.data.splits import Split
+    from aelab.evaluation import evaluate
+
+    model, _ = _build(tiny("vae"), small_data)
+    data = dataclasses.replace(small_data, test=Split(small_data.test.images[:100], small_data.test.labels[:100]))
+    plain = model.objective
+
+    def twice(m, batch, progress):  # encodes each batch twice: the codes it saw are not kept
+        m.encode(batch.x, batch.y)
+        return plain(m, batch, progress)
+
+    model.objective = twice
+    with torch.no_grad():
+        parts, codes = evaluate.loss_parts_and_codes(model, data, 64)
+    assert codes is None and parts["loss"] > 0
+    model.objective = lambda m, batch, progress: plain(m, Batch(batch.x.clone(), batch.y), progress)  # other images
+    with torch.no_grad():
+        assert evaluate.loss_parts_and_codes(model, data, 64)[1] is None
+    model.objective = plain
+    with torch.no_grad():
+        assert evaluate.loss_parts_and_codes(model, data, 64)[1] is not None

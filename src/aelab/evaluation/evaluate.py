@@ -41,8 +41,46 @@ NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elb
 
 def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
     """Each part of `model.loss` averaged over the test images, with the KL at full weight."""
-    parts = train.mean_loss_parts(model, data.eval_batches(data.test, batch_size), len(data.test))
+    return _named(train.mean_loss_parts(model, data.eval_batches(data.test, batch_size), len(data.test)))
+
+
+def _named(parts: dict[str, float]) -> dict[str, float]:
     return {NAMES[k]: v for k, v in parts.items() if k in NAMES}
+
+
+def loss_parts_and_codes(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> tuple[dict, list | None]:
+    """loss_parts, and the test images' codes E[z|x] batch by batch as the loss's own encoding
+    computed them, so that they need no second pass. The codes are kept only where the loss
+    encoded each batch's images once and as they are (`model.encode(batch.x, ...)`: not a
+    denoising model's corrupted input, nor an objective of a user's that encodes a copy or
+    encodes twice); else they are None, and the caller encodes the images itself."""
+    encode, seen, now = model.encode, [], {}
+    # the model's own encode, seen through for this pass on this instance (not where the
+    # instance has its own `encode`, an attribute or a submodule of that name)
+    watch = "encode" not in vars(model) and "encode" not in getattr(model, "_modules", {})
+
+    def recording(x, y=None):
+        q = encode(x, y)
+        if x is now["x"]:  # the batch's own images (a VampPrior's encoding of its pseudo-inputs is not)
+            now["mean"] = q.mean if "mean" not in now else None
+        return q
+
+    def batches():
+        for batch in data.eval_batches(data.test, batch_size):
+            now.clear()
+            now["x"] = batch.x
+            yield batch  # model.loss(batch) runs here
+            seen.append(now.get("mean"))
+
+    if watch:
+        model.encode = recording
+    try:
+        parts = train.mean_loss_parts(model, batches(), len(data.test))
+    finally:
+        if watch:
+            del model.encode
+    codes = seen if watch and seen and all(z is not None for z in seen) else None
+    return _named(parts), codes
 
 
 CHANNEL_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)  # evaluation noise levels of the PSNR curve
@@ -105,10 +143,13 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
 
     with torch.no_grad(), torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
         torch.manual_seed(EVAL_SEED)
-        # the test codes E[z|x], encoded once (no draw: the seeded stream is untouched) for the
-        # reconstructions, the channel's decodings and the code metrics
-        coded = timed("codes_test", lambda: [model.encode(b.x, b.y).mean for b in test()])
-        out.update(timed("loss", lambda: loss_parts(model, data, bs)))
+        parts, coded = timed("loss", lambda: loss_parts_and_codes(model, data, bs))
+        out.update(parts)
+        # the test codes E[z|x] for the reconstructions, the channel's decodings and the code
+        # metrics: those of the loss's pass (both run in float32, pace.py), or encoded here
+        # (no draw: the seeded stream is untouched)
+        if coded is None or pace.runs_apart("codes_test", "loss", precision):
+            coded = timed("codes_test", lambda: [model.encode(b.x, b.y).mean for b in test()])
         quality = timed("image_quality", lambda: reconstruction_quality(
             (model.decode_mean(z, b.y), b.x) for z, b in zip(coded, test())))
         out.update(quality)

@@ -40,3 +40,9 @@ def forward(group: str, precision_name: str, device: torch.device):
     if precision_name == "bfloat16" and group in BFLOAT16_GROUPS:
         return hardware.autocast("bfloat16", device)
     return contextlib.nullcontext()
+
+
+def runs_apart(group: str, other: str, precision_name: str) -> bool:
+    """Whether two groups run their forward passes in different precisions (so that one's
+    results may not stand in for the other's)."""
+    return precision_name == "bfloat16" and ((group in BFLOAT16_GROUPS) != (other in BFLOAT16_GROUPS))
