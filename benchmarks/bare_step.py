@@ -2,14 +2,18 @@
 on this machine, to hold aelab's step (benchmarks/profile_step.py) and its floor (`aelab bench`)
 against.
 
-    python benchmarks/bare_step.py [--steps 300]
+    python benchmarks/bare_step.py [--steps 300] [--compile]
 
 The 784-400-20 VAE as bare tensors (`F.linear`, BCE with logits, the closed-form KL, fused
 Adam) on random uint8 digits at batch 128, three ways: float32; bfloat16 autocast (float32
 weights cast each forward pass, as aelab trains); bfloat16 weights kept between steps (float32
-masters in Adam, gradients cast up and weights cast down once a step). Then the step's
-eleven matrix products back to back, in both precisions. Milliseconds a step, each after 20
-steps of warm-up; every way twice, alternating.
+masters in Adam, gradients cast up and weights cast down once a step); and beside them aelab's
+own step of `vae_mnist.toml` on real digits (`model.loss` under the precision `auto` chooses,
+backward, the config's Adam), its batches made beforehand. Then the step's eleven matrix
+products back to back, in both precisions. Milliseconds a step, each after 20 steps of
+warm-up; every way twice, alternating. With --compile, also the bare step with its loss and
+`Adam.step` through `torch.compile` (inductor, static shapes; foreach Adam, as inductor
+compiles it), in float32 and under bfloat16 autocast, the compiling inside the warm-up.
 """
 
 from __future__ import annotations
@@ -73,10 +77,60 @@ def _step_fn(mode: str, p: list[torch.Tensor], opt: torch.optim.Optimizer):
     return step
 
 
+def _compiled_step_fn(mode: str, p: list[torch.Tensor], opt: torch.optim.Optimizer):
+    dtype = torch.bfloat16 if "bfloat16" in mode else torch.float32
+
+    def loss_of(x):
+        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
+            return _loss(x.float() / 255, p, dtype)
+
+    loss_of = torch.compile(loss_of, dynamic=False)
+    update = torch.compile(opt.step, dynamic=False)
+
+    def step(x):
+        loss = loss_of(x)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        update()
+    return step
+
+
 def step_ms(mode: str, images: torch.Tensor, steps: int) -> float:
     p = _params()
-    step = _step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, fused=True))
+    if mode.startswith("compiled"):
+        step = _compiled_step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, foreach=True))
+    else:
+        step = _step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, fused=True))
     batches = images.split(B)
+    for i in range(20):
+        step(batches[i])
+    start = time.perf_counter()
+    for i in range(steps):
+        step(batches[i % len(batches)])
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def aelab_step_ms(steps: int) -> float:
+    """aelab's training step of vae_mnist.toml at batch 128, as training runs it, minus the loop."""
+    from aelab import config, hardware, registry
+    from aelab.config import CONFIG_DIR
+
+    cfg = config.load(CONFIG_DIR / "vae_mnist.toml", [])
+    data = registry.build_data(cfg)
+    device = torch.device("cpu")
+    model = registry.build_model(cfg, data.image_shape, data.num_classes).train()
+    opt = registry.build_optimizer(cfg, model.parameters())
+    precision = hardware.precision(cfg.train.precision, device)
+    epoch = data.train_batches(B, torch.Generator().manual_seed(0))
+    batches = [next(epoch) for _ in range(min(steps + 20, len(data.train) // B))]
+
+    def step(batch):
+        with hardware.autocast(precision, device):
+            loss = model.loss(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     for i in range(20):
         step(batches[i])
     start = time.perf_counter()
@@ -103,12 +157,16 @@ def products_ms(dtype: torch.dtype, repeat: int = 300) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--compile", action="store_true", help="also the step through torch.compile")
     args = p.parse_args()
     torch.manual_seed(0)
     images = torch.randint(0, 256, (B * 400, 784), dtype=torch.uint8)
     print(f"batch {B}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    for mode in ["float32", "bfloat16 autocast", "bfloat16 weights"] * 2:
-        print(f"  {mode:<18} {step_ms(mode, images, args.steps):6.2f} ms a step")
+    for _ in range(2):
+        for mode in ["float32", "bfloat16 autocast", "bfloat16 weights"] + (
+                ["compiled float32", "compiled bfloat16"] if args.compile else []):
+            print(f"  {mode:<18} {step_ms(mode, images, args.steps):6.2f} ms a step", flush=True)
+        print(f"  {'aelab vae_mnist':<18} {aelab_step_ms(args.steps):6.2f} ms a step", flush=True)
     for dtype in (torch.float32, torch.bfloat16):
         print(f"  the step's products alone, {str(dtype)[6:]:<8} {products_ms(dtype):6.2f} ms")
 
