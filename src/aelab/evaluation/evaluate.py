@@ -61,7 +61,7 @@ def loss_parts_and_codes(model: Autoencoder, data: ImageData, batch_size: int = 
 
     def recording(x, y=None):
         q = encode(x, y)
-        if x is now["x"]:  # the batch's own images (a VampPrior's encoding of its pseudo-inputs is not)
+        if x is now.get("x"):  # the batch's own images (a VampPrior's encoding of its pseudo-inputs is not)
             now["mean"] = q.mean if "mean" not in now else None
         return q
 
