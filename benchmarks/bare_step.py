@@ -95,19 +95,23 @@ def _compiled_step_fn(mode: str, p: list[torch.Tensor], opt: torch.optim.Optimiz
     return step
 
 
-def step_ms(mode: str, images: torch.Tensor, steps: int) -> float:
-    p = _params()
-    if mode.startswith("compiled"):
-        step = _compiled_step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, foreach=True))
-    else:
-        step = _step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, fused=True))
-    batches = images.split(B)
+def _ms_a_step(step, batches, steps: int) -> float:
+    """Milliseconds a call of step(batch), over `steps` calls after 20 of warm-up."""
     for i in range(20):
         step(batches[i])
     start = time.perf_counter()
     for i in range(steps):
         step(batches[i % len(batches)])
     return (time.perf_counter() - start) / steps * 1e3
+
+
+def step_ms(mode: str, images: torch.Tensor, steps: int) -> float:
+    p = _params()
+    if mode.startswith("compiled"):
+        step = _compiled_step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, foreach=True))
+    else:
+        step = _step_fn(mode, p, torch.optim.Adam(p, lr=1e-3, fused=True))
+    return _ms_a_step(step, images.split(B), steps)
 
 
 def aelab_step_ms(steps: int) -> float:
@@ -131,12 +135,7 @@ def aelab_step_ms(steps: int) -> float:
         loss.backward()
         opt.step()
 
-    for i in range(20):
-        step(batches[i])
-    start = time.perf_counter()
-    for i in range(steps):
-        step(batches[i % len(batches)])
-    return (time.perf_counter() - start) / steps * 1e3
+    return _ms_a_step(step, batches, steps)
 
 
 def products_ms(dtype: torch.dtype, repeat: int = 300) -> float:
