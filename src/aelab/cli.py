@@ -140,7 +140,7 @@ def _sample(args: argparse.Namespace) -> int:
     images = model.sample(args.n, labels, generator=generator)
     # Unlabelled samples of a conditioned model cycle through the classes: one class per column.
     nrow = model.condition.dim if labels is None and model.condition.dim else None
-    from aelab.reporting.images import save_images  # PIL, a tenth of a second: imported only to write images
+    from aelab.reporting.images import save_images  # PIL: imported only where images are written
 
     print(save_images(images, out, nrow))
     return 0
@@ -223,7 +223,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from aelab.explore import server  # matplotlib, half a second: imported only for the explorer
+    from aelab.explore import server  # matplotlib: imported only for the explorer
 
     return server.serve(args.run, args.host, args.port, args.verbose)
 
