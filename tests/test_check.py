@@ -216,8 +216,8 @@ def test_the_command_prints_a_table_and_exits_1_on_a_failure(tmp_path, capsys):
     assert out.rstrip().endswith("not applicable") and " 0 failed" not in out
 
 
-@pytest.mark.parametrize("reference", ["examples/course/adapter.py:CourseNetworks", "examples/course/adapter.py:CourseLatent",
-                                       "examples/course/adapter.py:CourseObjective", "examples/mixture_prior.py:MixturePrior"])
+@pytest.mark.parametrize("reference", ["examples/adapter/adapter.py:CourseNetworks", "examples/adapter/adapter.py:CourseLatent",
+                                       "examples/adapter/adapter.py:CourseObjective", "examples/mixture_prior.py:MixturePrior"])
 def test_the_examples_pass_every_check(reference, small_data):
     results = run.check(run.find(str(ROOT / reference)), run.base_config(), small_data)
     assert all(r.passed for r in results), run.table(reference, results)

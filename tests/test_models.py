@@ -33,9 +33,9 @@ def _variant_config(slot: str, settings) -> RunConfig | None:
 
 # Every name of every part (aelab.parts.catalog.PARTS), at its defaults and with every setting moved,
 # and the two examples: registering a part puts it through every check below.
-EXAMPLES = {"network": check_run.find(str(ROOT / "examples/course/adapter.py:CourseNetworks")),
-            "latent": check_run.find(str(ROOT / "examples/course/adapter.py:CourseLatent")),
-            "objective": check_run.find(str(ROOT / "examples/course/adapter.py:CourseObjective")),
+EXAMPLES = {"network": check_run.find(str(ROOT / "examples/adapter/adapter.py:CourseNetworks")),
+            "latent": check_run.find(str(ROOT / "examples/adapter/adapter.py:CourseLatent")),
+            "objective": check_run.find(str(ROOT / "examples/adapter/adapter.py:CourseObjective")),
             "prior": check_run.find(str(ROOT / "examples/mixture_prior.py:MixturePrior"))}
 ALL_PARTS = [(slot, cls) for slot, table in PARTS.items() for cls in table.values()] + list(EXAMPLES.items())
 VARIANTS = {

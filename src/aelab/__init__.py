@@ -12,6 +12,7 @@ The package in roles, each using only those below it (tests/test_layers.py check
     registry                names in a config become objects: data, model, optimizer
     hardware                devices and precision, chosen from what the machine reports
     config                  frozen run configs: TOML in, dotted overrides, TOML out
+    course                  the course's skeleton as a student writes it: their model.py and Loss, run and read
     parts                   the model's parts and their settings (PARTS), the composed Autoencoder
     data                    sources, image folders, IDX files, in-memory splits, the caches
     files, errors, language atomic writes; the one user-error type; the report's languages (gettext)

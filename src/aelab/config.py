@@ -25,6 +25,7 @@ from pathlib import Path
 
 import tomli_w
 
+from aelab.course.model import SkeletonSettings
 from aelab.errors import AelabError
 from aelab.language import N_, join
 from aelab.parts import user
@@ -66,6 +67,10 @@ class ModelConfig:
     corruption: PartSettings = NoCorruptionSettings()
     condition: PartSettings = NoConditionSettings()
     channel: PartSettings = NoChannelSettings()
+    # the course's skeleton as a student wrote it (course/model.py): when its file is set, the
+    # student's classes are the networks and sampling, their Loss the objective, and the latent
+    # and condition follow its type
+    skeleton: SkeletonSettings = SkeletonSettings()
 
     def parts(self) -> list[PartSettings]:
         return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name in PARTS]
@@ -78,6 +83,8 @@ class ModelConfig:
     def describe(self) -> str:
         """'VAE, mlp 400, latent 20, bernoulli, IWAE objective, K = 50': what the parts make,
         then each part in its own words (absent parts say nothing)."""
+        if self.skeleton.used:
+            return join(", ", [self.short, self.skeleton.describe(), N_("latent {n}", n=self.latent_dim)])
         words = [self.short, self.network.describe(), N_("latent {n}", n=self.latent_dim)]
         words += [p.describe() for p in self.parts() if p.slot != "network"]
         return join(", ", words)
@@ -174,7 +181,17 @@ def from_dict(tree: dict, where: str, base: RunConfig | None = None, folder: Pat
         if not isinstance(values, dict):
             raise AelabError(f"{where}: [{sname}] must be a table, got {values!r}")
         sections[sname] = _update(getattr(base, sname), sname, values, where, folder)
-    return RunConfig(**sections)
+    return RunConfig(**{**sections, "model": _skeleton_parts(sections["model"])})
+
+
+def _skeleton_parts(model: ModelConfig) -> ModelConfig:
+    """A student's skeleton decides the latent and the condition by its type (AE, VAE, CVAE)."""
+    if not model.skeleton.used:
+        return model
+    latent = PARTS["latent"]["point" if model.skeleton.type == "AE" else "gaussian"]
+    condition = PARTS["condition"]["label" if model.skeleton.type == "CVAE" else "none"]
+    return dataclasses.replace(model, latent=model.latent if type(model.latent) is latent else latent(),
+                               condition=condition())
 
 
 def _update(section: object, prefix: str, values: dict, where: str, folder: Path | None = None) -> object:
@@ -190,6 +207,10 @@ def _update(section: object, prefix: str, values: dict, where: str, folder: Path
             raise AelabError(f"{where}: unknown key '{key}'; valid keys: {known}")
         if types[name] is PartSettings:
             changes[name] = _part(getattr(section, name), key, value, where, folder)
+        elif types[name] is SkeletonSettings:
+            if not isinstance(value, dict):
+                raise AelabError(f"{where}: {key} is a table (file, loss, type, hidden_size)")
+            changes[name] = _update(getattr(section, name), key, value, where, folder).resolved(folder)
         else:
             changes[name] = coerce(key, value, types[name], where)
             check_range(key, fields[name], changes[name], where)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from aelab import hardware
+from aelab.course import model as course
 from aelab.data import folders, sources
 from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
@@ -94,6 +95,8 @@ def build_data(cfg: RunConfig) -> ImageData:
 def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) -> Autoencoder:
     check(cfg)
     m = cfg.model
+    if m.skeleton.used:  # the student's own classes and Loss (course/model.py)
+        return course.build(m.skeleton, image_shape, num_classes, m.latent_dim, cfg.train.epochs)
     # a latent part's build may take the code's size (two stochastic layers split it; a codebook cuts it into vectors)
     latent = m.latent.build(m.latent_dim) if "latent_dim" in inspect.signature(m.latent.build).parameters \
         else m.latent.build()
@@ -118,6 +121,9 @@ def check_model(cfg: RunConfig, data: ImageData) -> None:
 def check_shapes(cfg: RunConfig, shape: tuple[int, ...], num_classes: int) -> None:
     """check_model for images of `shape` and `num_classes` classes."""
     m = cfg.model
+    if m.skeleton.used:  # the student's classes are built and run once on the CPU: their errors, here
+        build_model(cfg, shape, num_classes)
+        return
     with torch.device("meta"):
         model = build_model(cfg, shape, num_classes)
         c = torch.zeros(2, model.condition.dim) if model.condition.dim else None

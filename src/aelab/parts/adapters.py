@@ -7,7 +7,7 @@ its decoder maps codes (with any leading dimensions, such as K importance draws)
 A course's Encoder takes xs (B, x_dim) and returns a code (B, D) or a pair (mu, log_var);
 its Decoder takes zs (N, D) and returns (N, x_dim). FlatEncoder and FlatDecoder wrap them,
 joining the condition after the input (a CVAE's [x, one-hot y] and [z, one-hot y]), so that a
-network part's `build` is one line (docs/own-model.md; examples/course/adapter.py).
+network part's `build` is one line (docs/own-model.md; examples/adapter/adapter.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,188 @@
+"""A student's skeleton as aelab's model: `[model.skeleton]` in a config.
+
+    [model.skeleton]
+    file = "model.py"    # the assignment's classes, as the student wrote them
+    loss = "main.py"     # its Loss class ("" = main.py beside model.py where there is one; "none" = aelab's ELBO)
+    type = "VAE"         # AE | VAE | CVAE
+
+Training calls the student's own `forward` and `Loss` (`StudentObjective`): their sampling
+and their loss are what is trained. aelab measures the result in its own units through the
+same modules: `encode` replays their encoder on the images and reads q(z|x) = N(mu, sigma^2)
+with sigma as their sampling makes it (student.py); `decode` replays their decoder with the
+code replaced, its output read as the logits of a Bernoulli likelihood (probabilities are
+turned into logits). Where their sampling is not Gaussian, or their loss is no Bernoulli
+likelihood, the importance-sampled NLL would measure another model than theirs: the latent
+says why (`why_no_nll`) and evaluation leaves it out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aelab.course import code, conventions, replay
+from aelab.course.student import Student
+from aelab.errors import AelabError
+from aelab.language import N_
+from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.conditions import OneHotLabel, Unconditional
+from aelab.parts.latents import DeterministicLatent, GaussianLatent
+from aelab.parts.likelihoods import Bernoulli
+from aelab.parts.settings import bounded, choice
+
+TYPES = {t: t for t in code.CLASSES}
+NO_LOSS = "none"
+
+
+@dataclass(frozen=True)
+class SkeletonSettings:
+    """[model.skeleton]: the course's skeleton as the student wrote it ("" file: not used)."""
+
+    file: str = ""  # the student's model.py, relative to the config's folder
+    loss: str = ""  # main.py with a Loss class; "" = main.py beside model.py where it exists; "none" = aelab's ELBO
+    type: str = choice("VAE", TYPES)  # AE | VAE | CVAE: which of the assignment's classes
+    hidden_size: int = bounded(400, at_least=1)  # the assignment's hidden_size argument
+
+    @property
+    def used(self) -> bool:
+        return bool(self.file)
+
+    def loss_file(self) -> Path | None:
+        if self.loss == NO_LOSS:
+            return None
+        if self.loss:
+            return Path(self.loss)
+        beside = Path(self.file).parent / "main.py"
+        return beside if beside.is_file() else None
+
+    def resolved(self, folder: Path | None) -> SkeletonSettings:
+        """Its files as absolute paths (relative ones from `folder`, else the working folder)."""
+        def absolute(p: str) -> str:
+            path = Path(p).expanduser()
+            return str(path if path.is_absolute() else ((folder or Path.cwd()) / path).resolve())
+        return SkeletonSettings(absolute(self.file) if self.file else "",
+                                absolute(self.loss) if self.loss and self.loss != NO_LOSS else self.loss,
+                                self.type, self.hidden_size)
+
+    def describe(self) -> str:
+        loss = Path(self.loss_file()).name + "'s Loss" if self.loss_file() else N_("aelab's ELBO")
+        return N_("the student's {type} ({file}: {cls}, hidden {hidden}), trained with {loss}", type=self.type,
+                  file=Path(self.file).name, cls=code.CLASSES[self.type], hidden=self.hidden_size, loss=loss)
+
+
+class StudentGaussian(GaussianLatent):
+    """q(z|x) = N(mu, sigma^2) from the encoder's (mu, log sigma^2) as StudentEncoder gives them."""
+
+    def __init__(self, why_no_nll: str = ""):
+        self.why_no_nll = why_no_nll
+
+
+class StudentEncoder(nn.Module):
+    """Images (B, C, H, W) -> the student's encoder replayed on them, flat: (mu, log sigma^2) or z."""
+
+    def __init__(self, student: Student):
+        super().__init__()
+        self.student = student.net
+        self.__dict__["course"] = student  # not a submodule: its modules are self.student's
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        s, lay = self.course, self.course.layout
+        labels = c.argmax(-1) if c is not None else None
+        out = replay.replay(s.net.encoder, lay.encoder, lay.images, x.flatten(1), labels)
+        got = s.encoder_outputs(replay.Call((), {}, out))
+        if not s.stochastic:
+            return got[0].reshape(x.shape[0], -1)
+        mu, spread = (t.reshape(x.shape[0], -1) for t in got)
+        convention = lay.sampling.convention or "logvar"
+        return torch.cat([mu, conventions.log_var(spread, convention)], 1)
+
+
+class StudentDecoder(nn.Module):
+    """Codes (..., D) -> the student's decoder replayed with them: Bernoulli logits (..., C, H, W)."""
+
+    def __init__(self, student: Student, image_shape: tuple[int, ...]):
+        super().__init__()
+        self.__dict__["course"] = student
+        self.image_shape = tuple(image_shape)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        s, lay = self.course, self.course.layout
+        lead = z.shape[:-1]
+        labels = c.reshape(-1, c.shape[-1]).argmax(-1) if c is not None else None
+        out = replay.replay(s.net.decoder, lay.decoder, lay.code, z.reshape(-1, z.shape[-1]), labels)
+        out = out.reshape(*lead, *self.image_shape)
+        if lay.probabilities:  # their decoder ends in a sigmoid: back to logits
+            p = out.clamp(1e-6, 1 - 1e-6)
+            out = torch.log(p) - torch.log1p(-p)
+        return out
+
+
+@dataclass
+class StudentObjective:
+    """Their forward and their Loss, once per step; aelab's ELBO on their sampling where there is no Loss.
+    Beside their loss, aelab's own terms in nats per image: recon (Bernoulli), kl and neg_elbo."""
+
+    student: Student
+    epochs: int = 1
+    likelihood: Bernoulli = field(default_factory=Bernoulli)
+
+    def schedule(self, progress: float | None) -> dict[str, float]:
+        return {}
+
+    def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
+        s = self.student
+        xs = batch.x.flatten(1)
+        _, enc, decoded, x_ = s.step(xs, batch.y if s.conditional else None)
+        logits = _logits(decoded, s.layout.probabilities)
+        recon = -self.likelihood.log_prob(logits.reshape(batch.x.shape), batch.x)  # (B,)
+        parts = {}
+        objective = recon.mean()
+        if s.stochastic:
+            convention = s.layout.sampling.convention or "logvar"
+            kl = conventions.kl(enc[0].reshape(len(xs), -1), enc[1].reshape(len(xs), -1), convention)
+            parts = {"kl": kl.mean().detach(), "neg_elbo": (recon + kl).mean().detach()}
+            objective = (recon + kl).mean()
+        if s.loss is not None:
+            epoch = 0 if progress is None else min(int(progress), self.epochs - 1)
+            objective = s.loss_value(xs, x_, *enc, epoch=epoch, epochs=self.epochs) if s.stochastic \
+                else s.loss_value(xs, x_, epoch=epoch, epochs=self.epochs)
+        return {"loss": objective, "recon": recon.mean().detach(), **parts,
+                "mse": (torch.sigmoid(logits.detach()).reshape(batch.x.shape) - batch.x).pow(2).mean()}
+
+
+def _logits(out: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    if not probabilities:
+        return out
+    p = out.clamp(1e-6, 1 - 1e-6)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def why_no_nll(student: Student) -> str:
+    """Why the importance-sampled NLL of this model would not be the student's ('' where it is)."""
+    sampling = student.layout.sampling
+    if sampling is None:
+        return ""
+    if sampling.convention is None:
+        return "the spread of the codes the student's forward draws follows no convention aelab can name"
+    if not sampling.gaussian:
+        return "the student's forward draws codes that are not Gaussian, so q(z|x) is not the Gaussian aelab would weigh"
+    return ""
+
+
+def build(settings: SkeletonSettings, image_shape: tuple[int, ...], num_classes: int, latent_dim: int,
+          epochs: int) -> Autoencoder:
+    """The student's model of settings.type as an aelab model (their classes and Loss inside)."""
+    if math.prod(image_shape) <= 0:
+        raise AelabError("model.skeleton: images of no pixels")
+    sizes = code.Sizes(math.prod(image_shape), settings.hidden_size, latent_dim)
+    student = Student(settings.file, settings.loss_file(), settings.type, sizes, num_classes)
+    student.learn()
+    latent = StudentGaussian(why_no_nll(student)) if student.stochastic else DeterministicLatent()
+    condition = OneHotLabel(num_classes) if student.conditional else Unconditional()
+    return Autoencoder(encoder=StudentEncoder(student), decoder=StudentDecoder(student, image_shape), latent=latent,
+                       likelihood=Bernoulli(), latent_dim=latent_dim, image_shape=image_shape, condition=condition,
+                       objective=StudentObjective(student, max(epochs, 1)))
