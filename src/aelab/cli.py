@@ -217,9 +217,29 @@ def _report(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from aelab.checking import run  # the checks import the whole model stack: only for this command
 
-    text, passed = run.main(args.name, args.config)
+    skeletons = [n for n in args.name if n.endswith(".py") and ":" not in n]
+    if args.table or len(args.name) > 1:
+        if len(skeletons) != len(args.name):
+            raise AelabError("check: several names (or --table) are submissions' model.py files, not parts")
+        from aelab.checking import course_table
+
+        return course_table.main(skeletons, args.table, sizes=_sizes(args), lang=language.get(args.lang),
+                                 seconds=args.time_limit, memory_gb=args.memory_gb)
+    if skeletons:
+        from aelab.checking import course
+
+        return course.main(skeletons[0], args.loss, _sizes(args), language.get(args.lang), as_json=args.json)
+    text, passed = run.main(args.name[0], args.config)
     print(text)
     return 0 if passed else 1
+
+
+def _sizes(args: argparse.Namespace):
+    from aelab.course.code import Sizes
+
+    for option in ("hidden_size", "latent_size"):
+        _at_least_one("--" + option.replace("_", "-"), getattr(args, option))
+    return Sizes(hidden_size=args.hidden_size, latent_size=args.latent_size)
 
 
 def _explore(args: argparse.Namespace) -> int:
@@ -326,10 +346,22 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="test a part of your own (or a built-in one): shapes, gradients, learning, "
                        "save/load, its settings, and the maths (sampling, KL, ELBO), naming likely mistakes")
-    c.add_argument("name", metavar="NAME", help="path/to/file.py:Class, package.module:Class, or a built-in "
-                   "part as slot.name (e.g. prior.conditional)")
-    c.add_argument("--config", metavar="CONFIG.toml", help="the model and data to check it in (default: a small "
-                   "MLP VAE on 512 MNIST digits), made an AE, a VAE or a CVAE where the part asks for one")
+    c.add_argument("name", metavar="NAME", nargs="+", help="the assignment's model.py as a student wrote it (several: "
+                   "a class's submissions, each in its own process), path/to/file.py:Class, package.module:Class, "
+                   "or a built-in part as slot.name (e.g. prior.conditional)")
+    c.add_argument("--config", metavar="CONFIG.toml", help="a part: the model and data to check it in (default: a "
+                   "small MLP VAE on 512 MNIST digits), made an AE, a VAE or a CVAE where the part asks for one")
+    c.add_argument("--loss", metavar="main.py", help="model.py: the file with the Loss class (default: main.py "
+                   "beside model.py; none there: aelab's ELBO)")
+    c.add_argument("--hidden-size", type=int, default=400, help="model.py: the hidden_size argument (default 400)")
+    c.add_argument("--latent-size", type=int, default=20, help="model.py: the latent_size argument (default 20)")
+    c.add_argument("--lang", choices=list(language.LANGUAGES), default="en",
+                   help="model.py: the language of what is said (en, zh)")
+    c.add_argument("--json", action="store_true", help="model.py: print JSON")
+    c.add_argument("--table", metavar="OUT.csv", help="submissions: one row each, a column per model and mistake "
+                   "(OUT.html beside it)")
+    c.add_argument("--time-limit", type=float, default=120.0, help="submissions: seconds each may run (default 120)")
+    c.add_argument("--memory-gb", type=float, default=4.0, help="submissions: memory each may take (default 4 GiB)")
     c.set_defaults(func=_check)
 
     b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")

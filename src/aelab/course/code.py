@@ -218,11 +218,12 @@ def build_loss(loss_cls: type, decode_type: str, files: set[str]):
             return loss_cls()
 
 
-def loss_positional(loss) -> int:
-    """How many positional parameters the Loss's forward (or __call__) requires."""
+def loss_positional(loss) -> tuple[int, int]:
+    """(required, accepted): the positional parameters of the Loss's forward (or __call__)."""
     fn = loss.forward if hasattr(loss, "forward") else loss.__call__
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
-        return 0
-    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        return 0, 0
+    return sum(p.default is p.empty for p in params), len(params)

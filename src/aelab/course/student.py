@@ -76,7 +76,8 @@ class Student:
         self.calls = Calls(self.net.encoder, self.net.decoder)
         loss_cls, self.loss_why = code.import_loss(self.loss_file, self.model_file)
         self.loss = code.build_loss(loss_cls, decode_type, self.files) if loss_cls else None
-        self.loss_arity = code.loss_positional(self.loss) if self.loss is not None else 0
+        # (required, accepted) positional parameters of its forward: epoch, epoch_num go to one that takes them
+        self.loss_arity = code.loss_positional(self.loss) if self.loss is not None else (0, 0)
         self.layout: Layout | None = None
 
     @property
@@ -104,11 +105,20 @@ class Student:
                              + ("returns mu and sigma" if self.stochastic else "returns one code tensor"))
         return got
 
+    @property
+    def loss_takes_epoch(self) -> bool:
+        """Its Loss takes epoch and epoch_num after (xs, x_, mu, sigma), as seed 001's does."""
+        needs, takes = self.loss_arity
+        return needs > 4 or (self.stochastic and takes >= 6)
+
     def loss_args(self, xs, x_, mu=None, s=None, epoch: int = 0, epochs: int = 1) -> list:
+        """loss(xs, x_) for an AE, loss(xs, x_, mu, sigma) for a VAE; then epoch, epoch_num where it takes them."""
         args = [xs, x_] + ([mu, s] if self.stochastic else [])
-        if self.loss_arity > len(args):
+        needs, _ = self.loss_arity
+        if needs > len(args):  # an AE given a Loss that wants mu and sigma too: it gets None for them
             args += [None] * (4 - len(args))
-            args += [epoch, epochs][:max(0, self.loss_arity - len(args))]
+        if self.loss_takes_epoch:
+            args += [epoch, epochs]
         return args
 
     def loss_value(self, xs, x_, mu=None, s=None, epoch: int = 0, epochs: int = 1) -> torch.Tensor:
