@@ -244,9 +244,8 @@ def write(folder: Path, shape: str, loss: bool = True, **changes: str) -> Path:
     return folder / "model.py"
 
 
-def line_of(path: Path, needle: str) -> str:
-    """'model.py:LINE' of the first line of `path` that holds `needle`."""
-    for i, text in enumerate(path.read_text().splitlines(), 1):
-        if needle in text:
-            return f"{path.name}:{i}"
-    raise AssertionError(f"{needle!r} not in {path}")
+def lines_of(path: Path, needle: str) -> list[str]:
+    """'model.py:LINE' of every line of `path` that holds `needle`."""
+    found = [f"{path.name}:{i}" for i, text in enumerate(path.read_text().splitlines(), 1) if needle in text]
+    assert found, f"{needle!r} not in {path}"
+    return found

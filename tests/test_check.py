@@ -14,7 +14,7 @@ from aelab.checking import run
 from aelab.parts.catalog import PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE = ROOT / "examples" / "course"
+COURSE = ROOT / "examples" / "adapter"
 
 
 @pytest.fixture(autouse=True)

@@ -258,7 +258,7 @@ def test_a_users_part_crosses_into_another_process_by_its_reference(lab):
 def test_a_users_part_without_theory_gets_a_line_of_its_own_in_the_report():
     from aelab.parts import theory
 
-    cfg = config.load(os.path.join(os.path.dirname(EXAMPLE), "course", "vae.toml"))
+    cfg = config.load(os.path.join(os.path.dirname(EXAMPLE), "adapter", "vae.toml"))
     said = dict(theory.sections([cfg]))
     assert "Variational autoencoder (VAE)" in said  # CourseLatent's own theory
     [line] = said["CourseNetworks, a network of your own"]

@@ -134,6 +134,7 @@ CHECKS = {"forward runs on real digits": N_("forward runs on real digits"),
           "a gradient on every parameter": N_("a gradient on every parameter"),
           "the loss falls on a fixed batch": N_("the loss falls on a fixed batch"),
           "a finite loss on real digits": N_("a finite loss on real digits"),
+          "the Loss runs on x_": N_("the Loss runs on x_"),
           "the assignment's classes": N_("the assignment's classes")}
 
 

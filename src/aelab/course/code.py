@@ -6,8 +6,9 @@
     model = VariationalAutoEncoder(Encoder(**args), Decoder(**args))
     loss = Loss(decode_type=decode_type)
 
-`model.py` is imported as the module `model`, its folder first on `sys.path`, so that `from
-model import kl_div` in `main.py` finds it. `main.py` is imported under another name than
+`model.py` is imported as the module `model` (the last one built, in a process that builds
+several), its folder first on `sys.path`, so that `from model import kl_div` in `main.py`
+finds it. `main.py` is imported under another name than
 `__main__` (its `if __name__ == "__main__":` block does not run) with `sys.argv = [main.py]`,
 within a time limit. Whatever the student's code raises is said in one line at their file and
 line.
@@ -109,34 +110,20 @@ _LOADED: dict[str, object] = {}  # resolved path -> the student's module, once p
 
 @contextlib.contextmanager
 def as_model(module):
-    """`model` in sys.modules is the student's model.py while their code imports (restored after)."""
-    held = sys.modules.get("model")
+    """`model` in sys.modules is the student's model.py while their code runs, and stays so
+    (their Loss may `from model import ...` inside a method): the last model.py built is `model`."""
     sys.modules["model"] = module
-    try:
-        yield
-    finally:
-        if held is None:
-            sys.modules.pop("model", None)
-        else:
-            sys.modules["model"] = held
-
-
+    yield
 def import_model(path: Path):
     """model.py as the module `model` (once per process per file)."""
     path = path.resolve()
     if not path.is_file():
         raise AelabError(f"{path}: no such file")
     if str(path) in _LOADED:
+        sys.modules["model"] = _LOADED[str(path)]
         return _LOADED[str(path)]
-    held = sys.modules.get("model")
-    try:
-        with student({str(path)}, "raised on import"):
-            module = _exec(path, "model")
-    finally:
-        if held is not None:
-            sys.modules["model"] = held
-        else:
-            sys.modules.pop("model", None)
+    with student({str(path)}, "raised on import"):
+        module = _exec(path, "model")
     missing = [n for n in PARTS if not inspect.isclass(getattr(module, n, None))]
     if missing:
         raise AelabError(f"{path}: has no class {' nor '.join(missing)} (the assignment's model.py defines "

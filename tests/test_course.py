@@ -1,0 +1,187 @@
+"""`aelab check model.py` on the assignment's skeleton as students write it: every mistake
+code named on two structurally different skeletons (skeletons.py) at the right line, five
+correct conventions passing with none, the student's own forward and Loss being what trains,
+and the course example passing."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import skeletons as sk
+from aelab import config, registry
+from aelab.checking import course, run
+from aelab.course import code
+from aelab.training import train
+from aelab.training.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "course" / "model.py"
+SIZES = code.Sizes(hidden_size=64)
+VAES = ("VAE", "CVAE")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return run.fixed_batch(registry.build_data(run.base_config()))
+
+
+def _spread(shape: str) -> str:
+    return sk.SHAPES[shape][2]["SPREAD"]
+
+
+KLS = {"std": "0.5 * torch.sum(sigma ** 2 + mu ** 2 - 1 - torch.log(sigma ** 2)) / mu.shape[0]",
+       "var": "0.5 * torch.sum(sigma + mu ** 2 - 1 - torch.log(sigma)) / mu.shape[0]"}
+
+# code -> for each shape: (its changes, the kinds it is looked for in, the file and a text of the line to blame or None)
+MISTAKES = {
+    "uniform-noise": {
+        "split": ({"SAMPLE": "mu + torch.exp(0.5 * sigma) * torch.rand_like(sigma)"}, VAES, "torch.rand_like"),
+        "trunk": ({"SAMPLE": "mu + torch.exp(0.5 * sigma) * torch.rand(mu.shape)"}, VAES, "torch.rand(mu.shape)")},
+    "logvar-as-std": {
+        shape: ({"SAMPLE": "mu + sigma * torch.randn_like(sigma)"}, VAES, "z = mu + sigma *") for shape in sk.SHAPES},
+    "var-as-std": {
+        shape: ({"SPREAD": f"torch.exp({_spread(shape)})", "SAMPLE": "mu + sigma * torch.randn_like(sigma)",
+                 "KL": KLS["var"]}, VAES, "z = mu + sigma *") for shape in sk.SHAPES},
+    "std-as-logvar": {
+        shape: ({"SPREAD": f"F.softplus({_spread(shape)})", "KL": KLS["std"]}, VAES, "z = mu + torch.exp(0.5")
+        for shape in sk.SHAPES},
+    "mean-is-logvar": {shape: ({"MU": _spread(shape)}, VAES, "mu = ") for shape in sk.SHAPES},
+    "no-sampling": {shape: ({"SAMPLE": "mu"}, VAES, None) for shape in sk.SHAPES},
+    "kl-sign": {
+        "split": ({"KL": "0.5 * torch.sum(1 + sigma - mu.pow(2) - sigma.exp()) / mu.shape[0]"}, VAES, "return 0.5"),
+        "trunk": ({"KL": "(0.5 * (1 + sigma - mu ** 2 - torch.exp(sigma)).sum(dim=1)).mean()"}, VAES, "kl = ")},
+    "kl-half": {
+        "split": ({"KL": "-torch.sum(1 + sigma - mu.pow(2) - sigma.exp()) / mu.shape[0]"}, VAES, "return -torch"),
+        "trunk": ({"KL": "(-0.25 * (1 + sigma - mu ** 2 - torch.exp(sigma)).sum(dim=1)).mean()"}, VAES, "kl = ")},
+    "kl-formula": {  # seed 003's: -(1 + sigma - mu^2 - sigma^2) / 2
+        "split": ({"KL": "-0.5 * torch.sum(1 + sigma - mu.pow(2) - sigma ** 2) / mu.shape[0]"}, VAES, "return -0.5"),
+        "trunk": ({"KL": "(-(1 + sigma - mu ** 2 - sigma ** 2) / 2).sum(1).mean()"}, VAES, "kl = ")},
+    "kl-missing": {shape: ({"TOTAL": "recon + 0 * kl.detach()"}, VAES, None) for shape in sk.SHAPES},
+    "kl-weight": {
+        "split": ({"LOSS_INIT": "self.beta = 0.5", "TOTAL": "recon + self.beta * kl"}, VAES, "return -0.5"),
+        "trunk": ({"TOTAL": "recon + kl * (epoch + 1) / epoch_num"}, VAES, "kl = ")},
+    "recon-mean-over-pixels": {  # seed 001's nn.L1Loss(); BCE's default mean
+        "split": ({"RECON": "nn.L1Loss()(x_, x)"}, ("AE", *VAES), "return nn.L1Loss"),
+        "trunk": ({"RECON": "F.binary_cross_entropy_with_logits(x_, x)"}, ("AE", *VAES), "recon = ")},
+    "kl-mean-over-dims": {  # seed 001's torch.mean
+        "split": ({"KL": "-0.5 * torch.mean(1 + sigma - mu.pow(2) - sigma.exp())"}, VAES, "return -0.5"),
+        "trunk": ({"KL": "(-0.5 * (1 + sigma - mu ** 2 - torch.exp(sigma))).mean()"}, VAES, "kl = ")},
+    "batch-sum": {
+        "split": ({"RECON": 'F.binary_cross_entropy_with_logits(x_, x, reduction="sum")'}, ("AE", *VAES),
+                  "return F.binary"),
+        "trunk": ({"KL": "(-0.5 * (1 + sigma - mu ** 2 - torch.exp(sigma))).sum()"}, VAES, "kl = ")},
+    "double-sigmoid": {
+        "split": ({"DEC_OUT": "torch.sigmoid(out)"}, ("AE", *VAES), "return F.binary"),
+        "trunk": ({"RECON": 'F.binary_cross_entropy(x_, x, reduction="sum") / x.shape[0]'}, ("AE", *VAES),
+                  "recon = ")},
+    "label-ignored": {  # the label reaches the encoder only
+        "split": ({"LABEL_IN": "torch.zeros(zs.shape[0], 10)"}, ("CVAE",), None),
+        "trunk": ({"LABEL_IN": "torch.zeros_like(c)"}, ("CVAE",), None)},
+    "unused-parameter": {
+        shape: ({"EXTRA_LAYER": "self.extra = nn.Linear(4, 4)"}, ("AE", *VAES), "self.extra") for shape in sk.SHAPES},
+}
+
+# five correct conventions: each passes with no mistake
+CORRECT = {
+    "log-variance": lambda shape: {},
+    "std through softplus": lambda shape: {"SPREAD": f"F.softplus({_spread(shape)})",
+                                           "SAMPLE": "mu + sigma * torch.randn_like(sigma)", "KL": KLS["std"]},
+    "std through exp": lambda shape: {"SPREAD": f"torch.exp({_spread(shape)})",
+                                      "SAMPLE": "mu + sigma * torch.randn_like(sigma)", "KL": KLS["std"]},
+    "variance with sqrt": lambda shape: {"SPREAD": f"torch.exp({_spread(shape)})",
+                                         "SAMPLE": "mu + torch.sqrt(sigma) * torch.randn_like(sigma)", "KL": KLS["var"]},
+    "torch.distributions.Normal": lambda shape: {
+        "SAMPLE": "torch.distributions.Normal(mu, torch.exp(0.5 * sigma)).rsample()"},
+}
+
+
+def _check(folder: Path, shape: str, changes: dict, kinds=tuple(code.CLASSES), batch=None) -> course.Findings:
+    path = sk.write(folder, shape, **changes)
+    return course.check_file(path, None, batch, SIZES, kinds=kinds)
+
+
+def test_the_course_example_passes_with_no_mistake(batch):
+    found = course.check_file(EXAMPLE, None, batch, SIZES)
+    assert found.models == ["AE", "VAE", "CVAE"]
+    assert found.loss == "main.py's Loss"
+    assert not found.mistakes and not found.failed
+
+
+@pytest.mark.parametrize("shape", sorted(sk.SHAPES))
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_each_mistake_is_named_at_its_line(tmp_path, batch, mistake, shape):
+    changes, kinds, needle = MISTAKES[mistake][shape]
+    found = _check(tmp_path / "sub", shape, changes, kinds, batch)
+    for kind in kinds:
+        named = [m for m in found.mistakes if m.model == kind and m.code == mistake]
+        assert named, f"{kind}: {[(m.code, m.where) for m in found.mistakes if m.model == kind]}"
+        if needle is None:
+            assert named[0].where is None
+        else:
+            name = named[0].where.split(":")[0]
+            assert named[0].where in sk.lines_of(tmp_path / "sub" / name, needle)
+        assert str(named[0].message)
+
+
+@pytest.mark.parametrize("shape", sorted(sk.SHAPES))
+@pytest.mark.parametrize("convention", sorted(CORRECT))
+def test_a_correct_skeleton_passes_whatever_its_convention(tmp_path, batch, convention, shape):
+    found = _check(tmp_path / "sub", shape, CORRECT[convention](shape), ("AE", *VAES), batch)
+    assert found.mistakes == [] and not found.failed, [(m.model, m.code, m.where) for m in found.mistakes]
+
+
+COUNTING = '''
+CALLS = {"forward": 0, "loss": 0}
+'''
+
+
+def test_the_students_forward_and_loss_are_what_trains(tmp_path):
+    """A skeleton that counts its calls sees one forward and one Loss call per training step."""
+    folder = tmp_path / "counting"
+    path = sk.write(folder, "split")
+    model = path.read_text().replace("class VariationalAutoEncoder", COUNTING + "\n\nclass VariationalAutoEncoder")
+    model = model.replace("        mu, sigma = self.encoder(xs)\n",
+                          "        CALLS['forward'] += torch.is_grad_enabled()\n        mu, sigma = self.encoder(xs)\n", 1)
+    path.write_text(model)
+    main = (folder / "main.py").read_text().replace(
+        "        recon = self.recon_loss(x, x_)\n",
+        "        from model import CALLS\n        CALLS['loss'] += torch.is_grad_enabled()\n"
+        "        recon = self.recon_loss(x, x_)\n")
+    (folder / "main.py").write_text(main)
+    (tmp_path / "vae.toml").write_text(f'[data]\nval_size = 64\ntrain_size = 320\n[model.skeleton]\nfile = "{path}"\n'
+                                       '[train]\nepochs = 2\nbatch_size = 64\nprecision = "float32"\n')
+    cfg = config.load(tmp_path / "vae.toml")
+    data = registry.build_data(cfg)
+    train.fit(cfg, RunDir.create(tmp_path / "run", cfg), data, progress=False)
+    calls = code._LOADED[str(path.resolve())].CALLS
+    steps = 2 * data.steps_per_epoch(64)
+    assert calls == {"forward": steps, "loss": steps}
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "aelab", "check", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_check_json_names_the_mistakes_and_exits_1(tmp_path):
+    path = sk.write(tmp_path / "s", "split", SAMPLE="mu + sigma * torch.rand_like(sigma)")
+    done = _cli(path, "--json", "--hidden-size", "64", "--lang", "zh")
+    assert done.returncode == 1, done.stderr
+    found = json.loads(done.stdout)
+    assert set(found) >= {"file", "models", "checks", "mistakes"}
+    codes = {(m["model"], m["code"]) for m in found["mistakes"]}
+    assert {("VAE", "uniform-noise"), ("VAE", "logvar-as-std"), ("CVAE", "uniform-noise")} <= codes
+    uniform = next(m for m in found["mistakes"] if m["code"] == "uniform-noise")
+    assert uniform["where"] in sk.lines_of(path, "torch.rand_like") and "均匀噪声" in uniform["message"]
+
+
+def test_code_that_raises_is_one_line_at_its_file_and_line_exit_2(tmp_path):
+    path = sk.write(tmp_path / "s", "trunk", SAMPLE="mu + sigma.undefined_method()")
+    done = _cli(path, "--hidden-size", "64")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aelab: error: model.py:"), done.stderr
+    assert lines[0].split()[2].rstrip(":") in sk.lines_of(path, "undefined_method")
