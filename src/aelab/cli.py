@@ -156,19 +156,28 @@ def _run(args: argparse.Namespace) -> int:
         raise AelabError("a study is not run under torchrun: list its runs with `aelab study STUDY --list` "
                          "and launch each `aelab train` command with torchrun")
     study = Path(args.study) if args.study else None
+    if getattr(args, "model", None) and (study or args.list):
+        raise AelabError("--model: the main job on your model.py takes no STUDY and no --list")
     out = check_output(Path(args.out or Path("runs") / study.stem), folder=True)
     if args.list:
         for command in pipeline.pending(study, out, epochs=args.epochs, sets=tuple(args.set)):
             print(shlex.join(command))
         return 0
     try:
-        html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
-                                          lang=language.get(args.lang) if args.lang else None, sets=tuple(args.set))
+        if getattr(args, "model", None):  # the main job on a student's model.py
+            from aelab.checking import course_run
+
+            html, failed = course_run.main(args.model, args.loss, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
+                                           lang=language.get(args.lang or "en"), sets=tuple(args.set))
+        else:
+            html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
+                                              lang=language.get(args.lang) if args.lang else None, sets=tuple(args.set))
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
             a for option, value in (("--jobs", args.jobs if args.jobs > 1 else None), ("--epochs", args.epochs),
-                                    ("--k", args.k), ("--lang", args.lang)) if value is not None
+                                    ("--k", args.k), ("--lang", args.lang), ("--model", getattr(args, "model", None)),
+                                    ("--loss", getattr(args, "loss", None))) if value is not None
             for a in (option, str(value))] + [a for value in args.set for a in ("--set", value)]
         raise interrupt.Interrupted(signum, f"{said}; resume the study with: {shlex.join(again)}") from None
     print(f"report: {html}")
@@ -306,6 +315,11 @@ def parser() -> argparse.ArgumentParser:
         r.add_argument("--lang", choices=list(language.LANGUAGES),
                        help="the report's language: " + ", ".join(f"{c} ({n})" for c, n in language.LANGUAGES.items())
                        + " (default: the study's [report] lang, else en)")
+        if name == "run":
+            r.add_argument("--model", metavar="model.py", help="the main job on your own classes: the assignment's "
+                           "model.py as you wrote it (checked first), trained by your forward and Loss")
+            r.add_argument("--loss", metavar="main.py", help="with --model: the file of your Loss class (default: "
+                           "main.py beside model.py; none there: aelab's ELBO)")
         r.add_argument("--list", action="store_true",
                        help="print the `aelab train` command of every run still missing, one a line, and exit "
                        "(for a cluster's job scheduler; run the study again afterwards for the report)")

@@ -171,9 +171,9 @@ def _worker_run(name: str, cfg: RunConfig, job: Job, threads: int) -> report.Ent
 
 def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
               deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None,
-              lang: Language | None = None, sets: tuple[str, ...] = ()) -> tuple[Path, dict[str, str]]:
+              lang: Language | None = None, sets: tuple[str, ...] = (), said: tuple = ()) -> tuple[Path, dict[str, str]]:
     """Train what is missing, evaluate, draw, report (in `lang`, else the study's [report]
-    lang). With jobs > 1, that many runs at once, each in its own process with an equal
+    lang), `said` lines under its title. With jobs > 1, that many runs at once, each in its own process with an equal
     share of the cores. A run that fails (diverges, bad config) does not stop the others: it
     is listed in the report and returned with its reason. Returns the report's path and the
     failures. `sets` override every run's config last (`aelab study --set`)."""
@@ -207,7 +207,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if not entries:
         raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
-    return finish(out, s.title, s.question, entries, failed, job.lang), failed
+    return finish(out, s.title, s.question, entries, failed, job.lang, said=list(said)), failed
 
 
 def _failed(name: str, error: Exception) -> str:
