@@ -185,3 +185,12 @@ def test_code_that_raises_is_one_line_at_its_file_and_line_exit_2(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("aelab: error: model.py:"), done.stderr
     assert lines[0].split()[2].rstrip(":") in sk.lines_of(path, "undefined_method")
+
+
+def test_the_docs_table_names_every_mistake_code():
+    from aelab.checking import course_words
+
+    page = (ROOT / "docs" / "own-model.md").read_text()
+    for mistake in course_words.CODES:
+        assert f"`{mistake}`" in page or mistake.startswith("<"), mistake
+    assert set(MISTAKES) | {"<kl>-as-<sampling>"} >= set(course_words.CODES) - {"logvar-as-std"}

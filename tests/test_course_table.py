@@ -17,7 +17,7 @@ BROKEN = [("hangs", "import time\ntime.sleep(3600)\n", "timed out"),
           ("exits", "import sys\nsys.exit(3)\n", "exited")]
 CHANGES = [{}, {"SAMPLE": "mu + sigma * torch.rand_like(sigma)"},
            {"KL": "-0.5 * torch.mean(1 + sigma - mu.pow(2) - sigma.exp())"},
-           {"RECON": "nn.L1Loss()(x_, x)"}, {"MU": "self.sigma(xs)"}]
+           {"RECON": "torch.nn.L1Loss()(x_, x)"}, {"MU": "self.sigma(xs)"}]
 
 
 def _submissions(folder: Path, n: int) -> list[Path]:

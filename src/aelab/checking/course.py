@@ -149,8 +149,9 @@ def _loss(s: Student, kind: str, said, xs, ys, x_, enc, layout, files) -> str | 
         reading = r.reading(len(xs), s.sizes.x_dim)
         if probabilities and r.form == "bce-logits":
             said("double-sigmoid", recon_line, words.probabilities_to_logits())
-        if reading and reading["dims"] != 1:
-            said("recon-mean-over-pixels", recon_line, words.recon_mean(s.sizes.x_dim))
+        if reading and reading["dims"] != 1:  # an AE has no KL to outweigh it: only its units are off
+            said("recon-mean-over-pixels", recon_line, words.recon_mean(s.sizes.x_dim) if s.stochastic
+                 else words.recon_mean_ae(s.sizes.x_dim), warning=not s.stochastic)
         if reading and reading["batch"] != 1:
             said("batch-sum", recon_line, words.batch_sum(words.RECON), warning=True)
     if not s.stochastic:

@@ -95,6 +95,12 @@ def recon_mean(pixels: int) -> Text:
               "the batch size", pixels=pixels)
 
 
+def recon_mean_ae(pixels: int) -> Text:
+    return N_("the reconstruction term is averaged over the {pixels} pixels instead of summed: an AE trains the "
+              "same, but its loss is not in nats per image and cannot be set beside a VAE's; use reduction='sum', "
+              "then divide by the batch size", pixels=pixels)
+
+
 def kl_mean(dims: int) -> Text:
     return N_("the KL is averaged over the {dims} dimensions of z instead of summed: sum over the dimensions, "
               "then divide by the batch size", dims=dims)
