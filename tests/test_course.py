@@ -4,14 +4,12 @@ correct conventions passing with none, the student's own forward and Loss being 
 and the course example passing."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import skeletons as sk
-from aelab import config, registry
+from aelab import config, language, registry
 from aelab.checking import course, run
 from aelab.course import code
 from aelab.training import train
@@ -98,6 +96,15 @@ CORRECT = {
 }
 
 
+def _kinds(shape: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The models a case is looked for in: the split skeleton's VAE (label inside the encoder, a tuple
+    returned), the trunk skeleton's VAE (a dict) and CVAE (label outside, a reordered tuple), each
+    shape's AE (a tuple, a bare tensor) where the case is the AE's too, and a CVAE-only case in both."""
+    if kinds == ("CVAE",):
+        return kinds
+    return tuple(k for k in kinds if k == "AE" or k == ("VAE" if shape == "split" else k))
+
+
 def _check(folder: Path, shape: str, changes: dict, kinds=tuple(code.CLASSES), batch=None) -> course.Findings:
     path = sk.write(folder, shape, **changes)
     return course.check_file(path, None, batch, SIZES, kinds=kinds)
@@ -114,6 +121,7 @@ def test_the_course_example_passes_with_no_mistake(batch):
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_each_mistake_is_named_at_its_line(tmp_path, batch, mistake, shape):
     changes, kinds, needle = MISTAKES[mistake][shape]
+    kinds = _kinds(shape, kinds)
     found = _check(tmp_path / "sub", shape, changes, kinds, batch)
     for kind in kinds:
         named = [m for m in found.mistakes if m.model == kind and m.code == mistake]
@@ -129,7 +137,7 @@ def test_each_mistake_is_named_at_its_line(tmp_path, batch, mistake, shape):
 @pytest.mark.parametrize("shape", sorted(sk.SHAPES))
 @pytest.mark.parametrize("convention", sorted(CORRECT))
 def test_a_correct_skeleton_passes_whatever_its_convention(tmp_path, batch, convention, shape):
-    found = _check(tmp_path / "sub", shape, CORRECT[convention](shape), ("AE", *VAES), batch)
+    found = _check(tmp_path / "sub", shape, CORRECT[convention](shape), _kinds(shape, VAES), batch)
     assert found.mistakes == [] and not found.failed, [(m.model, m.code, m.where) for m in found.mistakes]
 
 
@@ -155,36 +163,36 @@ def test_the_students_forward_and_loss_are_what_trains(tmp_path):
                                        '[train]\nepochs = 2\nbatch_size = 64\nprecision = "float32"\n')
     cfg = config.load(tmp_path / "vae.toml")
     data = registry.build_data(cfg)
-    train.fit(cfg, RunDir.create(tmp_path / "run", cfg), data, progress=False)
+    run_dir = RunDir.create(tmp_path / "run", cfg)
+    train.fit(cfg, run_dir, data, progress=False)
     calls = code._LOADED[str(path.resolve())].CALLS
     steps = 2 * data.steps_per_epoch(64)
     assert calls == {"forward": steps, "loss": steps}
+    # the run keeps what trained: both files, their sha256 and a copy of each
+    kept = next(p for p in run_dir.user_parts() if p["slot"] == "skeleton")
+    assert [Path(f["path"]).name for f in kept["files"]] == ["model.py", "main.py"]
+    assert (run_dir.path / "code" / "model.py").read_text() == path.read_text()
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "aelab", "check", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
-
-
-def test_check_json_names_the_mistakes_and_exits_1(tmp_path):
+def test_json_names_the_mistakes_in_the_students_language(tmp_path, batch):
     path = sk.write(tmp_path / "s", "split", SAMPLE="mu + sigma * torch.rand_like(sigma)")
-    done = _cli(path, "--json", "--hidden-size", "64", "--lang", "zh")
-    assert done.returncode == 1, done.stderr
-    found = json.loads(done.stdout)
-    assert set(found) >= {"file", "models", "checks", "mistakes"}
-    codes = {(m["model"], m["code"]) for m in found["mistakes"]}
-    assert {("VAE", "uniform-noise"), ("VAE", "logvar-as-std"), ("CVAE", "uniform-noise")} <= codes
-    uniform = next(m for m in found["mistakes"] if m["code"] == "uniform-noise")
+    found = course.check_file(path, None, batch, SIZES, kinds=("VAE",))
+    assert found.failed
+    said = json.loads(json.dumps(course.records(found, language.get("zh")), ensure_ascii=False))
+    assert set(said) >= {"file", "models", "checks", "mistakes"}
+    assert {m["code"] for m in said["mistakes"]} == {"uniform-noise", "logvar-as-std"}
+    uniform = next(m for m in said["mistakes"] if m["code"] == "uniform-noise")
     assert uniform["where"] in sk.lines_of(path, "torch.rand_like") and "均匀噪声" in uniform["message"]
+    assert "uniform-noise  model.py:" in course.text(found, language.get("en"))
 
 
-def test_code_that_raises_is_one_line_at_its_file_and_line_exit_2(tmp_path):
+def test_code_that_raises_is_one_line_at_its_file_and_line(tmp_path, batch):
     path = sk.write(tmp_path / "s", "trunk", SAMPLE="mu + sigma.undefined_method()")
-    done = _cli(path, "--hidden-size", "64")
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aelab: error: model.py:"), done.stderr
-    assert lines[0].split()[2].rstrip(":") in sk.lines_of(path, "undefined_method")
+    with pytest.raises(code.StudentError) as raised:
+        course.check_file(path, None, batch, SIZES, kinds=("VAE",))
+    said = str(raised.value)
+    assert "\n" not in said and said.split(": ")[0] in sk.lines_of(path, "undefined_method")
+    assert "AttributeError" in said
 
 
 def test_the_docs_table_names_every_mistake_code():
@@ -194,3 +202,24 @@ def test_the_docs_table_names_every_mistake_code():
     for mistake in course_words.CODES:
         assert f"`{mistake}`" in page or mistake.startswith("<"), mistake
     assert set(MISTAKES) | {"<kl>-as-<sampling>"} >= set(course_words.CODES) - {"logvar-as-std"}
+
+
+def test_every_skeleton_setting_reaches_the_model(tmp_path):
+    """[model.skeleton]: file, loss, type and hidden_size each change what is built or what trains."""
+    other = sk.write(tmp_path / "other", "trunk")
+
+    def built(**skeleton):
+        table = {"file": str(EXAMPLE), **skeleton}
+        cfg = config.from_dict({"model": {"skeleton": table}}, "test")
+        model = registry.build_model(cfg, (1, 28, 28), 10)
+        return cfg, model, type(model.encoder.course.net).__name__, model.objective.student.loss is None
+
+    cfg, model, cls, no_loss = built()
+    assert (cls, no_loss, cfg.model.short) == ("VariationalAutoEncoder", False, "VAE")
+    assert cfg.model.skeleton.loss == "" and not no_loss  # main.py beside model.py
+    assert built(type="CVAE")[2] == "ConditionalVariationalAutoEncoder" and built(type="CVAE")[0].model.short == "CVAE"
+    assert built(type="AE")[0].model.short == "AE"
+    assert built(loss="none")[3]
+    assert built(file=str(other))[1].encoder.course.model_file == other.resolve()
+    widths = lambda m: [p.shape for p in m.parameters()]  # noqa: E731
+    assert widths(built(hidden_size=32)[1]) != widths(model)

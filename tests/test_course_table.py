@@ -29,8 +29,8 @@ def _submissions(folder: Path, n: int) -> list[Path]:
         paths.append(path)
     rng = random.Random(0)
     for i in range(n - len(paths)):
-        shape = rng.choice(sorted(sk.SHAPES))
-        changes = dict(CHANGES[i % len(CHANGES)]) if shape == "split" or i % len(CHANGES) in (0, 1, 3) else {}
+        shape = "split" if i == 0 else rng.choice(sorted(sk.SHAPES))
+        changes = dict(CHANGES[(i + 1) % len(CHANGES)]) if shape == "split" or (i + 1) % len(CHANGES) in (0, 1, 3) else {}
         paths.append(sk.write(folder / f"student{i:02d}", shape, **changes))
     return paths
 
@@ -46,12 +46,13 @@ def _table(tmp_path: Path, n: int, seconds: int) -> tuple[subprocess.CompletedPr
 
 
 def test_a_table_of_four_submissions_goes_on_past_the_broken_ones(tmp_path):
-    done, rows = _table(tmp_path, 4, 15)
+    done, rows = _table(tmp_path, 4, 10)
     assert done.returncode == 1, done.stderr
     assert [r["submission"] for r in rows] == ["hangs", "raises", "exits", "student00"]
-    assert [r["status"] for r in rows] == [status for *_, status in BROKEN] + ["checked"]
+    assert [r["status"] for r in rows] == [status for *_, status in BROKEN] + ["mistakes"]
     assert "model.py:1" in rows[1]["detail"] and "ImportError" in rows[1]["detail"]
-    assert rows[3]["AE"] == rows[3]["VAE"] == rows[3]["CVAE"] == "ok"
+    # student00 drew its codes with uniform noise: its AE is fine, its VAE and CVAE are not
+    assert (rows[3]["AE"], rows[3]["uniform-noise"]) == ("ok", "VAE CVAE") and rows[3]["VAE"] != "ok"
     page = (tmp_path / "table.html").read_text()
     assert "hangs" in page and "no sandbox" in page
 
@@ -61,6 +62,6 @@ def test_a_table_of_thirty_submissions_has_thirty_rows(tmp_path):
     done, rows = _table(tmp_path, 30, 60)
     assert len(rows) == 30
     assert [r["status"] for r in rows[:3]] == [status for *_, status in BROKEN]
-    assert {r["status"] for r in rows[3:]} <= {"checked", "mistakes"}
+    assert {r["status"] for r in rows[3:]} == {"checked", "mistakes"}
     assert any("VAE" in r.get("uniform-noise", "") for r in rows)
     assert any("VAE" in r.get("kl-mean-over-dims", "") for r in rows)

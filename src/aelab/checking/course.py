@@ -299,9 +299,9 @@ def main(model_file: str, loss_file: str | None, sizes: code.Sizes, lang, as_jso
     from aelab import registry
     from aelab.checking import run
 
-    base = run.base_config()
-    batch = run.fixed_batch(registry.build_data(base))
     with contextlib.redirect_stdout(sys.stderr):  # what their code prints stays out of the answer
+        code.import_model(Path(model_file))  # a file that cannot be imported fails before the digits are read
+        batch = run.fixed_batch(registry.build_data(run.base_config()))
         found = check_file(model_file, loss_file, batch, sizes)
     print(json.dumps(records(found, lang), indent=2, ensure_ascii=False) if as_json else text(found, lang))
     return 1 if found.failed else 0

@@ -220,10 +220,16 @@ def _check_class(cls: object, slot: str, where: str) -> None:
 
 def record(model) -> list[dict]:
     """What a run keeps of the user's parts of `model` (a ModelConfig): for each, its slot,
-    import name and class, and every file it ran with its sha256."""
-    return [{"slot": p.slot, "name": p.name, "class": type(p).__name__,
+    import name and class, and every file it ran with its sha256; a student's skeleton
+    ([model.skeleton]) as one more, its model.py and the file of its Loss."""
+    kept = [{"slot": p.slot, "name": p.name, "class": type(p).__name__,
              "files": [dataclasses.asdict(s) for s in sources(type(p))]}
             for p in model.parts() if is_reference(p.name)]
+    if model.skeleton.used:
+        files = [f for f in (model.skeleton.file, model.skeleton.loss_file()) if f and Path(f).is_file()]
+        kept.append({"slot": "skeleton", "name": model.skeleton.file, "class": model.skeleton.type,
+                     "files": [dataclasses.asdict(Source(str(f), sha256(f))) for f in files]})
+    return kept
 
 
 def changes(recorded: list[dict], model) -> list[str]:
@@ -241,4 +247,10 @@ def changes(recorded: list[dict], model) -> list[str]:
             if s.path in files and files[s.path] != s.sha256:
                 lines.append(f"warning: {s.path} has changed since the run was made "
                              f"(sha256 {files[s.path][:12]} then, {s.sha256[:12]} now); the run's copy is in its code/ folder")
+    skeleton = next((r for r in recorded if r.get("slot") == "skeleton"), None)
+    for f in (skeleton or {}).get("files", []):
+        now = sha256(f["path"]) if Path(f["path"]).is_file() else "gone"
+        if now != f["sha256"]:
+            lines.append(f"warning: {f['path']} has changed since the run was made (sha256 {f['sha256'][:12]} then, "
+                         f"{now[:12]} now); the run's copy is in its code/ folder")
     return lines
