@@ -6,9 +6,9 @@
     model = VariationalAutoEncoder(Encoder(**args), Decoder(**args))
     loss = Loss(decode_type=decode_type)
 
-`model.py` is imported as the module `model` (the last one built, in a process that builds
-several), its folder first on `sys.path`, so that `from model import kl_div` in `main.py`
-finds it. `main.py` is imported under another name than
+`model.py` is imported as the module `model` (which `sys.modules` names so while the
+student's code runs), its folder first on `sys.path`, so that `from model import kl_div` in
+`main.py` finds it. `main.py` is imported under another name than
 `__main__` (its `if __name__ == "__main__":` block does not run) with `sys.argv = [main.py]`,
 within a time limit. Whatever the student's code raises is said in one line at their file and
 line.
@@ -110,20 +110,35 @@ _LOADED: dict[str, object] = {}  # resolved path -> the student's module, once p
 
 @contextlib.contextmanager
 def as_model(module):
-    """`model` in sys.modules is the student's model.py while their code runs, and stays so
-    (their Loss may `from model import ...` inside a method): the last model.py built is `model`."""
+    """`model` in sys.modules is the student's model.py while their code runs (their Loss may
+    `from model import ...` inside a method), and what it was before once it returns."""
+    held = sys.modules.get("model")
     sys.modules["model"] = module
-    yield
+    try:
+        yield
+    finally:
+        if held is None:
+            sys.modules.pop("model", None)
+        else:
+            sys.modules["model"] = held
+
+
 def import_model(path: Path):
     """model.py as the module `model` (once per process per file)."""
     path = path.resolve()
     if not path.is_file():
         raise AelabError(f"{path}: no such file")
     if str(path) in _LOADED:
-        sys.modules["model"] = _LOADED[str(path)]
         return _LOADED[str(path)]
-    with student({str(path)}, "raised on import"):
-        module = _exec(path, "model")
+    held = sys.modules.get("model")
+    try:
+        with student({str(path)}, "raised on import"):
+            module = _exec(path, "model")  # sys.modules["model"] while it runs: its own imports see it
+    finally:
+        if held is None:
+            sys.modules.pop("model", None)
+        else:
+            sys.modules["model"] = held
     missing = [n for n in PARTS if not inspect.isclass(getattr(module, n, None))]
     if missing:
         raise AelabError(f"{path}: has no class {' nor '.join(missing)} (the assignment's model.py defines "
@@ -190,7 +205,7 @@ def build(module, decode_type: str, sizes: Sizes):
     cls = getattr(module, name, None)
     if not inspect.isclass(cls):
         raise AelabError(f"{module.__file__}: has no class {name} (the assignment's {decode_type})")
-    with student({str(Path(module.__file__).resolve())}, f"building the {decode_type}"):
+    with as_model(module), student({str(Path(module.__file__).resolve())}, f"building the {decode_type}"):
         args = sizes.args(decode_type)
         return cls(_call(module.Encoder, args), _call(module.Decoder, args))
 

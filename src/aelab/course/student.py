@@ -91,7 +91,7 @@ class Student:
     # --- their code, called as their main.py calls it
 
     def forward(self, xs: torch.Tensor, ys: torch.Tensor | None):
-        with code.student(self.files, f"{code.CLASSES[self.type]}.forward"):
+        with code.as_model(self.module), code.student(self.files, f"{code.CLASSES[self.type]}.forward"):
             return self.net(xs, ys) if self.conditional else self.net(xs)
 
     def encoder_outputs(self, call: Call) -> tuple[torch.Tensor, ...]:
@@ -123,7 +123,7 @@ class Student:
 
     def loss_value(self, xs, x_, mu=None, s=None, epoch: int = 0, epochs: int = 1) -> torch.Tensor:
         """Their Loss called positionally as seed 001's train_epoch calls it; the number it gives."""
-        with code.student(self.files, "Loss"):
+        with code.as_model(self.module), code.student(self.files, "Loss"):
             got = self.loss(*self.loss_args(xs, x_, mu, s, epoch, epochs))
         if isinstance(got, (tuple, list)) and got:
             got = got[0]
