@@ -223,3 +223,26 @@ def test_every_skeleton_setting_reaches_the_model(tmp_path):
     assert built(file=str(other))[1].encoder.course.model_file == other.resolve()
     widths = lambda m: [p.shape for p in m.parameters()]  # noqa: E731
     assert widths(built(hidden_size=32)[1]) != widths(model)
+
+
+@pytest.mark.slow
+def test_the_main_job_on_the_example_students_classes_reports_nll_is(tmp_path):
+    """`aelab run --model examples/course/model.py --epochs 1`: the report, with nll_is, and what the check found."""
+    from aelab import cli
+
+    assert cli.main(["run", "--model", str(EXAMPLE), "--epochs", "1", "--k", "20", "--out", str(tmp_path / "main")]) == 0
+    page = (tmp_path / "main" / "report.html").read_text()
+    assert "Your code that ran" in page and "nll_is" in page
+    for name in ("ae", "vae", "cvae", "vae-2d"):
+        record = json.loads((tmp_path / "main" / "runs" / name / "eval.json").read_text())
+        assert ("nll_is" in record) == (name != "ae")
+    assert json.loads((tmp_path / "main" / "check.json").read_text())["mistakes"] == []
+
+
+def test_a_model_whose_codes_are_not_gaussian_says_why_it_has_no_nll_is(tmp_path):
+    """aelab's nll_is weighs a Gaussian q(z|x): a student's uniform draws leave it out, saying why."""
+    good = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(EXAMPLE)}}}, "t"), (1, 28, 28), 10)
+    assert good.latent.why_no_nll == ""
+    path = sk.write(tmp_path / "u", "split", SAMPLE="mu + torch.exp(0.5 * sigma) * torch.rand_like(sigma)")
+    bad = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(path)}}}, "t"), (1, 28, 28), 10)
+    assert "not Gaussian" in bad.latent.why_no_nll
