@@ -11,14 +11,20 @@ random draw, the operation that first took the tensor in question.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from aelab import registry
 from aelab.checking import course_words as words
+from aelab.checking import run
 from aelab.course import code, fits, replay
+from aelab.course.model import StudentObjective
 from aelab.course.student import Student
 from aelab.course.trace import Watch
 from aelab.data.splits import Batch
@@ -102,7 +108,7 @@ def _check_model(found: Findings, kind: str, model_file: Path, loss_file, batch:
     kl_convention = None
     if s.loss is not None:
         try:
-            kl_convention = _loss(s, kind, said, xs, ys, x_, enc, layout, files)
+            kl_convention = _loss(s, said, xs, x_, enc, files)
         except LogitsToProbabilities:
             found.checks.append(Check(kind, "the Loss runs on x_", False, "it raises on the decoder's logits"))
             return
@@ -128,7 +134,7 @@ def _loss_of(s: Student, xs, ys, epoch: int = EPOCHS - 1):
         else None
 
 
-def _loss(s: Student, kind: str, said, xs, ys, x_, enc, layout, files) -> str | None:
+def _loss(s: Student, said, xs, x_, enc, files) -> str | None:
     """The Loss's mistakes; the KL's convention where one matches."""
     x_ = x_.detach()
     mu, spread = (torch.zeros_like(enc[0]), torch.ones_like(enc[1])) if s.stochastic else (None, None)
@@ -216,8 +222,7 @@ def _gradients(s: Student, kind: str, said, found: Findings, xs, ys, built: Watc
     torch.manual_seed(0)
     value = _loss_of(s, xs, ys)
     if value is None:  # aelab's ELBO on their sampling
-        from aelab.course.model import StudentObjective  # noqa: PLC0415 (one use)
-        value = StudentObjective(s)(None, Batch(xs, ys), None)["loss"]
+        value = _elbo(s, xs, ys)
     if not torch.isfinite(value):
         found.checks.append(Check(kind, "a finite loss on real digits", False, f"{float(value)}"))
         return
@@ -262,7 +267,7 @@ def _falls(s: Student, kind: str, xs, ys) -> Check:
 
 
 def _elbo(s: Student, xs, ys):
-    from aelab.course.model import StudentObjective  # noqa: PLC0415
+    """aelab's ELBO on the student's sampling: what trains where there is no Loss."""
     return StudentObjective(s)(None, Batch(xs, ys), None)["loss"]
 
 
@@ -292,13 +297,6 @@ def text(found: Findings, lang) -> str:
 
 def main(model_file: str, loss_file: str | None, sizes: code.Sizes, lang, as_json: bool = False) -> int:
     """`aelab check model.py`: 0 when nothing fails, 1 when something does; what the student's code raises: exit 2."""
-    import contextlib
-    import json
-    import sys
-
-    from aelab import registry
-    from aelab.checking import run
-
     with contextlib.redirect_stdout(sys.stderr):  # what their code prints stays out of the answer
         code.import_model(Path(model_file))  # a file that cannot be imported fails before the digits are read
         batch = run.fixed_batch(registry.build_data(run.base_config()))

@@ -33,7 +33,7 @@ class Fit:
     misfit: float  # of the best form
     flat: bool = False  # the loss did not change at all: no such term
 
-    def reading(self, batch: int, dims: int, half_ok: bool = False) -> dict[str, object] | None:
+    def reading(self, batch: int, dims: int) -> dict[str, object] | None:
         """{'sign': -1|1, 'half': 0.5|1|2, 'dims': 1|1/D, 'batch': 1|B} whose product is the factor; None if none is."""
         halves = (1.0, 0.5, 2.0)
         for sign, half, per_dim, per_batch in itertools.product((1, -1), halves, (1.0, 1.0 / dims), (1.0, float(batch))):
