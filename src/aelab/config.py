@@ -39,7 +39,8 @@ from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
 from aelab.parts.settings import PartSettings, bounded, check_range, coerce
 
-CONFIG_DIR = Path(__file__).parent / "configs"  # the shipped configs (also `configs/` in the repository)
+CONFIG_DIR = Path(__file__).parent / "configs"
+SKELETON_SLOTS = ("latent", "condition")  # the parts a student's skeleton still has: its type  # the shipped configs (also `configs/` in the repository)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,10 @@ class ModelConfig:
     skeleton: SkeletonSettings = SkeletonSettings()
 
     def parts(self) -> list[PartSettings]:
-        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name in PARTS]
+        """The parts the model is built from: with a student's skeleton, its latent and
+        condition alone (their classes and Loss are the networks, likelihood and objective)."""
+        used = SKELETON_SLOTS if self.skeleton.used else PARTS
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name in used]
 
     @property
     def short(self) -> str:
@@ -154,6 +158,14 @@ def flat(cfg: object) -> dict[str, object]:
         for k, v in tree.items():
             yield from walk(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
     return dict(walk(as_dict(cfg), ""))
+
+
+def flat_in_use(cfg: RunConfig) -> dict[str, object]:
+    """`flat(cfg)` without the settings of parts its model is not built from (a skeleton's)."""
+    used = {p.slot for p in cfg.model.parts()}
+    return {k: v for k, v in flat(cfg).items()
+            if not (k.startswith("model.") and k.split(".")[1] in PARTS and k.split(".")[1] not in used)
+            and (cfg.model.skeleton.used or not k.startswith("model.skeleton."))}
 
 
 def short_key(key: str) -> str:

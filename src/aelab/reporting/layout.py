@@ -102,7 +102,7 @@ def _task(entries: list[Entry]) -> list[doc.Block]:
 
 
 def _hyperparameters(entries: list[Entry]) -> list[doc.Block]:
-    flats = [config.flat(e.cfg) for e in entries]
+    flats = [config.flat_in_use(e.cfg) for e in entries]
     keys = [k for k in dict.fromkeys(k for f in flats for k in f) if k not in IGNORED_DIFFERENCES]
     rows = [[k, *[value_text(f[k]) if k in f else "-" for f in flats]] for k in keys]
     return [doc.Heading(2, SECTIONS[2], "hyperparameters"),
