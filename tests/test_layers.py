@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aelab"
 
 # Highest first; a module may import from its own role and from any role below it.
 ORDER = [("cli", "bench"), ("checking",), ("explore",), ("studies",), ("reporting",), ("evaluation",), ("training",), ("registry",),
-         ("hardware",), ("config",), ("course",), ("parts",), ("data",), ("files", "errors", "language")]
+         ("hardware",), ("config",), ("course",), ("parts",), ("data",), ("files", "errors", "language", "shipped")]
 RANK = {role: i for i, roles in enumerate(ORDER) for role in roles}
 
 

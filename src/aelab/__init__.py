@@ -15,7 +15,8 @@ The package in roles, each using only those below it (tests/test_layers.py check
     course                  the course's skeleton as a student writes it: their model.py and Loss, run and read
     parts                   the model's parts and their settings (PARTS), the composed Autoencoder
     data                    sources, image folders, IDX files, in-memory splits, the caches
-    files, errors, language atomic writes; the one user-error type; the report's languages (gettext)
+    files, errors, language atomic writes; the one user-error type; the report's languages (gettext);
+    shipped                 the shipped configs and studies, found by name
 
 `from aelab import config, registry, train, evaluate, RunDir` reaches the names of the
 README's Python example; the ones from higher roles are imported on first use, so that

@@ -24,7 +24,7 @@ from aelab.files import WriteError, check_output
 from aelab.language import N_
 from aelab.reporting import report
 from aelab.studies import pipeline
-from aelab.studies.study import shipped as shipped_studies
+from aelab.studies.study import shipped_studies
 from aelab.training import distributed, interrupt, runlock, train
 from aelab.training.rundir import RunDir
 
@@ -251,6 +251,17 @@ def _sizes(args: argparse.Namespace):
     return Sizes(hidden_size=args.hidden_size, latent_size=args.latent_size)
 
 
+def _configs(args: argparse.Namespace) -> int:
+    """`aelab configs`: what aelab ships, each by the name `aelab train NAME` and `aelab study NAME` take."""
+    from aelab import shipped
+
+    for kind, command in (("config", "aelab train NAME"), ("study", "aelab study NAME")):
+        print(f"{shipped.PLURAL[kind]} ({command}):")
+        for name in shipped.names(kind):
+            print(f"  {name:<22} {shipped.summary(shipped.find(kind, name))}")
+    return 0
+
+
 def _explore(args: argparse.Namespace) -> int:
     from aelab.explore import server  # matplotlib: imported only for the explorer
 
@@ -262,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one model from a TOML config")
-    t.add_argument("config", nargs="?", help="CONFIG.toml")
+    t.add_argument("config", nargs="?", help="CONFIG.toml, or the name of a shipped one (aelab configs lists them)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set model.latent_dim=2 (repeatable)")
     t.add_argument("--out", help="run directory to create (default runs/CONFIG-TIME)")
@@ -377,6 +388,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--time-limit", type=float, default=120.0, help="submissions: seconds each may run (default 120)")
     c.add_argument("--memory-gb", type=float, default=4.0, help="submissions: memory each may take (default 4 GiB)")
     c.set_defaults(func=_check)
+
+    g = sub.add_parser("configs", help="list the shipped configs and studies (aelab train NAME, aelab study NAME)")
+    g.set_defaults(func=_configs)
 
     b = sub.add_parser("bench", help="speed of training and evaluation against the hardware floor")
     bench.add_arguments(b)

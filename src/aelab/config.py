@@ -26,6 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from aelab.course.model import SkeletonSettings
+from aelab import shipped
 from aelab.errors import AelabError
 from aelab.language import N_, join
 from aelab.parts import user
@@ -317,7 +318,8 @@ def upgrade_model(model: dict) -> dict:
 
 
 def load(path: str | Path, overrides: list[str] | None = None, stored: bool = False) -> RunConfig:
-    path = Path(path)
+    """The config file `path`, or a shipped config of that name (`vae_mnist`: shipped.py)."""
+    path = shipped.find("config", path) if not stored else Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:

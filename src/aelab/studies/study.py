@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aelab import config, language, registry
+from aelab import config, language, registry, shipped
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.language import Language
@@ -44,7 +44,7 @@ from aelab.parts.settings import coerce, from_table, value_text
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies.search import Search, check, parse
 
-STUDY_DIR = Path(__file__).parent / "shipped"  # the shipped studies (also `studies/` in the repository)
+STUDY_DIR = shipped.FOLDERS["study"]  # the shipped studies (also `studies/` in the repository)
 STUDY_KEYS = {"title", "question", "config", "set", "nll_k", "variants", "grid", "figures", "report", "search"}
 REPORT_KEYS = {"lang"}
 VARIANT_KEYS = {"config", "set", "published"}
@@ -74,10 +74,13 @@ class Study:
 
 def find_config(name: str, beside: Path) -> Path:
     """A config file named in a study: relative to the study file, else a packaged config."""
-    for candidate in (beside / name, config.CONFIG_DIR / name):
-        if candidate.is_file():
-            return candidate
-    raise AelabError(f"{beside}: config {name!r} not found beside the study nor among the packaged configs")
+    if (beside / name).is_file():
+        return beside / name
+    try:
+        return shipped.find("config", name)
+    except AelabError:
+        raise AelabError(f"{beside}: config {name!r} not found beside the study nor among the packaged configs "
+                         f"({', '.join(shipped.names('config'))})") from None
 
 
 def _strings(value: object, where: str) -> list[str]:
@@ -95,18 +98,12 @@ def _unknown(table: dict, valid: set[str], where: str) -> None:
 def find(path: str | Path) -> Path:
     """A study file: the path as given, else a shipped study of that name (`latent_size`,
     `latent_size.toml` or `studies/latent_size.toml` from anywhere)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    for candidate in (STUDY_DIR / path.name, STUDY_DIR / f"{path.name}.toml"):
-        if candidate.is_file():
-            return candidate
-    raise AelabError(f"{path}: no such study file (shipped studies: {', '.join(shipped())})")
+    return shipped.find("study", path)
 
 
-def shipped() -> list[str]:
+def shipped_studies() -> list[str]:
     """The names of the shipped studies."""
-    return sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
+    return shipped.names("study")
 
 
 def load(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Study:
