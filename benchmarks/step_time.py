@@ -17,7 +17,7 @@ import time
 import torch
 
 from aelab import config, hardware, registry
-from aelab.bench import _sync
+from aelab.bench import sync
 from aelab.data.splits import Batch
 
 
@@ -41,11 +41,11 @@ def step_ms(cfg, shape: tuple[int, ...], classes: int, batch: int, repeat: int) 
 
     for _ in range(max(3, repeat // 5)):
         step()
-    _sync(device)
+    sync(device)
     t = time.perf_counter()
     for _ in range(repeat):
         step()
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - t) / repeat * 1e3
 
 

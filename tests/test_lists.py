@@ -51,3 +51,14 @@ def test_the_part_names_in_the_readme_and_the_configuration_page_are_those_of_pa
         if slot in ("network", "latent", "prior", "likelihood", "objective"):
             said = re.search(rf"{slot} \(([^)]*)\)", readme).group(1)
             assert set(re.findall(r"`([a-z_]+)`", said)) == set(names), slot
+
+
+@pytest.mark.parametrize("path", sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "experiments").glob("*.py")]),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_benchmark_or_experiment_imports_a_private_name(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aelab"):
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{path.name}:{node.lineno} imports {private} from {node.module}"

@@ -39,7 +39,7 @@ def _sig(seconds: float) -> float:
     return float(f"{seconds:.3g}")
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -49,12 +49,12 @@ def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.d
     """Seconds for one (m x k) @ (k x n) product of `dtype` on `device`, best of `repeat`."""
     a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
     torch.mm(a, b)
-    _sync(device)
+    sync(device)
     best = math.inf
     for _ in range(repeat):
         start = time.perf_counter()
         torch.mm(a, b)
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -183,7 +183,7 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
     start = time.perf_counter()
     with torch.no_grad():
         nll = nll_importance_sampled(model, batches, k, rows_per_chunk=rows)
-    _sync(device)
+    sync(device)
     nll_s = time.perf_counter() - start
     nfloor = nll_floor(model, test_images, k, rows)
     extra = {}

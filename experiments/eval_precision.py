@@ -1,7 +1,7 @@
 """Every metric of trained runs evaluated in float32 and with bfloat16 forward passes, against
 the digits the report prints: the measurement behind evaluation/pace.py's BFLOAT16_GROUPS.
 
-    python benchmarks/eval_precision.py RUN_DIR [RUN_DIR ...] [--k 100]
+    python experiments/eval_precision.py RUN_DIR [RUN_DIR ...] [--k 100]
 
 Each group of metrics is evaluated with its forward passes in bfloat16 (every group, also
 those pace.py keeps in float32, so that the table shows why) and in float32, with the same

@@ -3,7 +3,7 @@
 classifier (a CNN). It judges the same 10,000 samples `aelab eval` does (1,000 per label,
 seed 0), so a gain in `cond_acc` that is only a match with one classifier shows up here.
 
-    .venv/bin/python benchmarks/second_judge.py RUN [RUN ...]
+    .venv/bin/python experiments/second_judge.py RUN [RUN ...]
 
 Prints both judges' accuracy on the real test digits, per label (what a sample as clean as a
 real digit would score), then per run the share of samples the MLP assigns to the label asked

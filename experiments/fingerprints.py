@@ -6,8 +6,8 @@ split sizes, a hash of the training images), the seeded initial weights (a hash 
 tensor) and the loss and its parts on a fixed batch. With --train, two short end-to-end runs
 (an MLP VAE on MNIST and the dogs' CNN) whose final weights are hashed.
 
-    python benchmarks/fingerprints.py --train > before.txt      # on the old tree
-    python benchmarks/fingerprints.py --train > after.txt       # on the new one
+    python experiments/fingerprints.py --train > before.txt      # on the old tree
+    python experiments/fingerprints.py --train > after.txt       # on the new one
     diff before.txt after.txt                                    # nothing
 
 It imports only names that both the flat and the subpackage layout export from `aelab`'s

@@ -3,7 +3,7 @@ PSNR of its reconstructions on the test photos and on the validation photos held
 training folder (never trained on; used only to choose the checkpoint and settings), with the
 spread over photos and the standard error of each mean.
 
-    .venv/bin/python benchmarks/split_psnr.py RUN [--latent-sigma S]
+    .venv/bin/python experiments/split_psnr.py RUN [--latent-sigma S]
 
 With --latent-sigma the channel adds noise of that sd to the codes (seeded), as
 `aelab eval RUN --latent-sigma S` does; the test mean then matches that command's PSNR up to
