@@ -240,9 +240,13 @@ def test_the_main_job_on_the_example_students_classes_reports_nll_is(tmp_path):
 
 
 def test_a_model_whose_codes_are_not_gaussian_says_why_it_has_no_nll_is(tmp_path):
-    """aelab's nll_is weighs a Gaussian q(z|x): a student's uniform draws leave it out, saying why."""
+    """aelab's nll_is weighs a Gaussian q(z|x) and a Bernoulli p(x|z): a student's uniform draws, or
+    their L1 loss, leave it out, saying why."""
     good = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(EXAMPLE)}}}, "t"), (1, 28, 28), 10)
     assert good.latent.why_no_nll == ""
     path = sk.write(tmp_path / "u", "split", SAMPLE="mu + torch.exp(0.5 * sigma) * torch.rand_like(sigma)")
     bad = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(path)}}}, "t"), (1, 28, 28), 10)
     assert "not Gaussian" in bad.latent.why_no_nll
+    path = sk.write(tmp_path / "l1", "trunk", RECON="(x_ - x).abs().sum(1).mean()")
+    l1 = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(path)}}}, "t"), (1, 28, 28), 10)
+    assert "reconstructs with l1, not the Bernoulli" in l1.latent.why_no_nll

@@ -28,7 +28,7 @@ from aelab.course.model import StudentObjective
 from aelab.course.student import Student
 from aelab.course.trace import Watch
 from aelab.data.splits import Batch
-from aelab.language import Text
+from aelab.language import N_, Text
 
 STEPS = 40  # Adam steps of the student's own training step on the fixed batch
 EPOCHS = 10  # the epoch_num their Loss is told, where it takes one
@@ -96,7 +96,7 @@ def _check_model(found: Findings, kind: str, model_file: Path, loss_file, batch:
     with Watch(files) as built:
         s = Student(model_file, loss_file, kind, sizes, num_classes)
     found.models.append(kind)
-    found.loss = f"{Path(loss_file).name}'s Loss" if s.loss is not None else s.loss_why
+    found.loss = N_("{file}'s Loss", file=Path(loss_file).name) if s.loss is not None else s.loss_why
     said = lambda code_, where, message, warning=False: found.mistakes.append(  # noqa: E731
         Mistake(code_, kind, where, message, warning))
     xs, ys = batch.x.flatten(1)[:, :sizes.x_dim], batch.y if s.conditional else None

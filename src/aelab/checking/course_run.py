@@ -18,7 +18,8 @@ from pathlib import Path
 from aelab import config, registry
 from aelab.checking import course, run
 from aelab.course.code import CLASSES, Sizes
-from aelab.course.model import NO_LOSS
+from aelab.course import model as course_model
+from aelab.course.model import NO_LOSS, SkeletonSettings
 from aelab.errors import AelabError
 from aelab.files import write_atomic
 from aelab.language import N_, Language, Text
@@ -44,8 +45,9 @@ def study_text(model_file: Path, loss: str, models: list[str]) -> str:
     return "\n".join(lines)
 
 
-def said(found: course.Findings, lang: Language) -> list[Text]:
-    """The report's lines under its title: whose code trained, and what the check found."""
+def said(found: course.Findings, absent: dict[str, str]) -> list[Text]:
+    """The report's lines under its title: whose code trained, what the check found, and why a
+    model has no nll_is (`absent`: model -> why)."""
     classes = ", ".join(f"{CLASSES[m]}.forward" for m in found.models)
     lines = [N_("Your code that ran: {classes} from {file}; the loss: {loss}.", classes=classes,
                 file=Path(found.file).name, loss=found.loss)]
@@ -54,7 +56,20 @@ def said(found: course.Findings, lang: Language) -> list[Text]:
                     warnings=len(found.mistakes) - len(errors)))
     lines += [N_("{model} {code} at {where}: {message}", model=m.model, code=m.code, where=m.where or "-",
                  message=m.message) for m in found.mistakes]
+    lines += [N_("nll_is is left out for the {model}: {why}", model=model, why=why) for model, why in absent.items()]
     return lines
+
+
+def nll_absent(model: Path, loss: str, models: list[str]) -> dict[str, str]:
+    """Why each of the student's models will have no nll_is, where it will not (course/model.py)."""
+    absent = {}
+    for kind in models:
+        if kind == "AE":  # a deterministic code has no NLL to leave out
+            continue
+        built = course_model.build(SkeletonSettings(str(model), loss, kind), (1, 28, 28), 10, Sizes().latent_size, 1)
+        if built.latent.why_no_nll:
+            absent[kind] = built.latent.why_no_nll
+    return absent
 
 
 def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | None, k: int | None, jobs: int,
@@ -80,4 +95,4 @@ def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | Non
     if not study.is_file() or study.read_text() != text:
         write_atomic(study, text)
     return pipeline.run_study(study, out, epochs=epochs, k=k, jobs=jobs, lang=lang, sets=sets,
-                              said=tuple(said(found, lang)))
+                              said=tuple(said(found, nll_absent(model, loss, found.models))))

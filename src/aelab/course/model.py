@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aelab.course import code, conventions, replay
+from aelab.course import code, conventions, fits, replay
 from aelab.course.student import Student
 from aelab.errors import AelabError
 from aelab.language import N_
@@ -69,7 +69,7 @@ class SkeletonSettings:
                                 self.type, self.hidden_size)
 
     def describe(self) -> str:
-        loss = Path(self.loss_file()).name + "'s Loss" if self.loss_file() else N_("aelab's ELBO")
+        loss = N_("{file}'s Loss", file=Path(self.loss_file()).name) if self.loss_file() else N_("aelab's ELBO")
         return N_("the student's {type} ({file}: {cls}, hidden {hidden}), trained with {loss}", type=self.type,
                   file=Path(self.file).name, cls=code.CLASSES[self.type], hidden=self.hidden_size, loss=loss)
 
@@ -162,14 +162,27 @@ def _logits(out: torch.Tensor, probabilities: bool) -> torch.Tensor:
 
 
 def why_no_nll(student: Student) -> str:
-    """Why the importance-sampled NLL of this model would not be the student's ('' where it is)."""
+    """Why the importance-sampled NLL of this model would not be the student's ('' where it is):
+    aelab weighs a Gaussian q(z|x) and a Bernoulli p(x|z), so their sampling must be the one and
+    their Loss's reconstruction the other (fits.py, on the probe batch)."""
     sampling = student.layout.sampling
     if sampling is None:
         return ""
     if sampling.convention is None:
-        return "the spread of the codes the student's forward draws follows no convention aelab can name"
+        return N_("the spread of the codes the student's forward draws follows no convention aelab can name")
     if not sampling.gaussian:
-        return "the student's forward draws codes that are not Gaussian, so q(z|x) is not the Gaussian aelab would weigh"
+        return N_("the student's forward draws codes that are not Gaussian, so q(z|x) is not the Gaussian aelab "
+                  "would weigh")
+    if student.loss is None:
+        return ""
+    xs, ys = student.probe_batch()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        _, enc, _, x_ = student.step(xs, ys)
+        recon = fits.recon_fit(student, xs, x_, torch.zeros_like(enc[0]), torch.ones_like(enc[1]))
+    probabilities = bool(((x_ >= 0) & (x_ <= 1)).all())
+    if recon.form not in ("bce-logits", "bce-probabilities") or (probabilities and recon.form == "bce-logits"):
+        return N_("the student's Loss reconstructs with {form}, not the Bernoulli likelihood of the decoder's output "
+                  "that aelab would weigh", form=recon.form or N_("a loss aelab cannot name"))
     return ""
 
 
