@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aelab import shipped
 from aelab.cli import main
 from aelab.data import idx
 from aelab.data import sources as datasets
@@ -242,7 +243,8 @@ def test_the_installed_entry_point_exits_2_without_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "aelab", "train", str(tmp_path / "nope.toml")],
                          capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.strip() == f"aelab: error: {tmp_path / 'nope.toml'}: no such config file"
+    assert out.stderr.strip() == (f"aelab: error: {tmp_path / 'nope.toml'}: no such config file (shipped configs: "
+                                  f"{', '.join(shipped.names('config'))})")
 
 
 def test_eval_prints_a_table_without_json(runs, capsys, monkeypatch):
