@@ -16,6 +16,7 @@ import pytest
 from aelab import cli
 from aelab.errors import AelabError
 from aelab.studies import study, tune
+from aelab.studies.folder import StudyDir
 from aelab.training import train
 from aelab.training.rundir import RunDir
 
@@ -191,6 +192,6 @@ def test_a_postgresql_server_holds_a_two_worker_search(tmp_path, postgres):
     _, summary = tune.run_search(path, out, jobs=2, url=postgres, report=False)
     assert summary["complete"] == 3 and time.monotonic() - started < 120
     assert sorted(t.number for t in _trials(out, path, postgres)) == [0, 1, 2]
-    assert not (out / tune.JOURNAL).exists()  # the records are in the database, not in a journal file
+    assert not StudyDir(out).journal.exists()  # the records are in the database, not in a journal file
     with pytest.raises(AelabError, match=r"--storage postgresql://aelab@127.0.0.1:1/none: "):
         tune.open_search(study.load(path), out, "postgresql://aelab@127.0.0.1:1/none")

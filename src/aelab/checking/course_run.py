@@ -24,6 +24,7 @@ from aelab.errors import AelabError
 from aelab.files import write_atomic
 from aelab.language import N_, Language, Text
 from aelab.studies import pipeline
+from aelab.studies.folder import StudyDir
 
 TITLE = N_("Your AE, VAE and CVAE on MNIST")
 QUESTION = N_("Your own classes from model.py, trained by your own forward and Loss, measured by aelab in its own "
@@ -77,7 +78,7 @@ def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | Non
     model = Path(model_file).resolve()
     if not model.is_file():
         raise AelabError(f"--model {model_file}: no such file")
-    pipeline.check_report_dir(out)
+    StudyDir(out).check()
     loss = str(Path(loss_file).resolve()) if loss_file else (
         str(model.parent / "main.py") if (model.parent / "main.py").is_file() else NO_LOSS)
     base = run.base_config()
@@ -88,7 +89,7 @@ def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | Non
         raise AelabError(f"{model}: no AutoEncoder, VariationalAutoEncoder nor ConditionalVariationalAutoEncoder "
                          "to train")
     print(course.text(found, lang), file=sys.stderr)
-    (out / "runs").mkdir(parents=True, exist_ok=True)  # the study's folder, from here on (check_report_dir)
+    StudyDir(out).begin()  # a study's folder from here on: run_study's check accepts it
     write_atomic(out / "check.json", json.dumps(course.records(found, lang), indent=2, ensure_ascii=False))
     study = out / "course.toml"
     text = study_text(model, loss, found.models)  # the classes their file has: an unfinished CVAE is left out

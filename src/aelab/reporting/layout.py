@@ -50,6 +50,8 @@ GLANCE_AT_MOST = 5
 SECTIONS = [N_("At a glance"), N_("1. The task"), N_("2. Hyperparameters"), N_("3. The models in theory"),
             N_("4. The models in experiment"), N_("5. Your reflections")]
 
+REPORT = "report.html"  # a report folder's page; report.md beside it
+
 
 def headline(e: Entry) -> str:
     """The figure that shows what the run's model is for (module docstring)."""
@@ -177,7 +179,7 @@ def write(out: Path, title: str, question: str, entries: list[Entry], overview: 
     stamp = N_("Made {when} by aelab from {n} run(s).", when=time.strftime("%Y-%m-%d %H:%M"), n=len(entries))
     laid = doc.translate(blocks(title, question, entries, list(overview), stamp, _failures(failed or {}), said),
                          lang or language.get("en"))
-    write_atomic(out / "report.md", doc.to_markdown(laid, out).encode())
-    path = out / "report.html"
+    write_atomic((out / REPORT).with_suffix(".md"), doc.to_markdown(laid, out).encode())
+    path = out / REPORT
     write_atomic(path, doc.to_html(laid[0].text, laid, (lang or language.get("en")).code).encode())
     return path

@@ -29,6 +29,7 @@ from aelab.language import N_, Language, Text
 from aelab.reporting import layout, report
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
+from aelab.studies.folder import StudyDir
 from aelab.training import runlock, train
 from aelab.training.rundir import RunDir
 
@@ -92,7 +93,7 @@ def pending(path: Path | None, out: Path, *, epochs: int | None = None, sets: tu
     missing under out/runs: run them anywhere (in parallel), then `aelab study` finds them done
     and reports."""
     s = _runs_of(path, sets)
-    commands = [train_command(r, out / "runs" / r.name, epochs) for r in s.runs]
+    commands = [train_command(r, StudyDir(out).run(r.name), epochs) for r in s.runs]
     return [c for c in commands if c]
 
 
@@ -115,14 +116,6 @@ class DataCache:
         return self._held[cfg.data]
 
 
-def check_report_dir(out: Path) -> None:
-    """Refuse to write a report into a directory that holds something else."""
-    if out.is_file():
-        raise AelabError(f"{out}: is a file; --out must be a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file() and not (out / "runs").is_dir():
-        raise AelabError(f"{out}: not empty and holds no report; choose another --out")
-
-
 def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
           figures: FigureOptions = FigureOptions(), judging: classifier.Judging | None = None,
           lang: Language | None = None) -> report.Entry:
@@ -133,7 +126,8 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     record = cached_or_evaluate(run, data, k=k, deep=deep, judging=judging)
     model, cfg, _ = load_model(run, "best")
     start = time.perf_counter()
-    drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, out / "figures" / name, name,
+    drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, StudyDir(out).figures(name),
+                     name,
                      list(data.class_names), figures, lang)
     done = run.done()
     return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
@@ -153,7 +147,7 @@ class Job:
 
 
 def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
-    run = ensure_trained(cfg, job.out / "runs" / name, data_of(cfg), progress=progress)
+    run = ensure_trained(cfg, StudyDir(job.out).run(name), data_of(cfg), progress=progress)
     return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging,
                  lang=job.lang)
 
@@ -178,7 +172,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     is listed in the report and returned with its reason. Returns the report's path and the
     failures. `sets` override every run's config last (`aelab study --set`)."""
     s = _runs_of(path, sets)
-    check_report_dir(out)
+    StudyDir(out).check()
     job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env(), lang or s.lang)
     runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
     results: dict[str, report.Entry | str] = {}
@@ -221,7 +215,7 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
     """A report of existing run directories, in `lang` (default English), from their
     eval.json; a run without one (or with a stale one, or one of another K where k is given)
     is evaluated first."""
-    check_report_dir(out)
+    StudyDir(out).check()
     runs = [RunDir.open(p) for p in run_dirs]
     paths = [Path(p).resolve() for p in run_dirs]
     names = [p.name for p in paths]
@@ -245,11 +239,13 @@ def finish(out: Path, title: str, question: str, entries: list[report.Entry],
     lang = lang or language.get("en")
     overview = list(extra)
     if len(entries) > 1:
-        overview.append(comparison_curves({e.name: e.metrics_path for e in entries}, out / "figures" / "all_curves.png",
+        overview.append(comparison_curves({e.name: e.metrics_path for e in entries},
+                                          StudyDir(out).figures("all_curves.png"),
                                           lang))
     channels = {e.name: e.record for e in entries if "channel_psnr_db" in e.record}
     if channels:
-        overview.append(Drawn("channel_curves", channel_curve(channels, out / "figures" / "channel_curves.png", lang),
+        curves = channel_curve(channels, StudyDir(out).figures("channel_curves.png"), lang)
+        overview.append(Drawn("channel_curves", curves,
                               N_("Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
                                  "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged).")))
     html = layout.write(out, Text(title), Text(question), entries, overview, failed or {}, lang,

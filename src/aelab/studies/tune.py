@@ -35,6 +35,7 @@ from aelab.errors import AelabError
 from aelab.evaluation import classifier
 from aelab.language import Language
 from aelab.studies import pipeline, study
+from aelab.studies.folder import StudyDir
 from aelab.studies.search import Search, trial_config
 from aelab.training import runlock, train
 
@@ -43,7 +44,6 @@ try:
 except ImportError:  # pragma: no cover - Windows: one worker per folder
     fcntl = None
 
-JOURNAL = "optuna.journal"
 clock = time.monotonic  # what `search.minutes` is counted by (a fake one in tests)
 
 
@@ -60,7 +60,7 @@ def storage(out: Path, url: str | None):
     if url:
         return url
     from optuna.storages.journal import JournalFileBackend
-    return optuna.storages.JournalStorage(JournalFileBackend(str(out / JOURNAL)))
+    return optuna.storages.JournalStorage(JournalFileBackend(str(StudyDir(out).journal)))
 
 
 def sampler(search: Search, seed: int):
@@ -93,7 +93,7 @@ def open_search(s: study.Study, out: Path, url: str | None):
         raise AelabError(f"--storage {url}: no driver for it ({e.__cause__ or e}); for PostgreSQL: "
                          "pip install 'psycopg[binary]'") from None
     except failures as e:
-        raise AelabError(f"--storage {url or out / JOURNAL}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise AelabError(f"--storage {url or StudyDir(out).journal}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if [d.name.lower() for d in found.directions] != s.search.directions:
         raise AelabError(f"{out}: its search {s.path.stem!r} has other objectives than {s.path} now; "
                          "choose another --out")
@@ -106,7 +106,7 @@ def _asking(out: Path):
     if fcntl is None:
         yield
         return
-    fd = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(StudyDir(out).lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -115,7 +115,7 @@ def _asking(out: Path):
 
 
 def run_path(out: Path, number: int) -> Path:
-    return out / "runs" / f"trial-{number:04d}"
+    return StudyDir(out).trial(number)
 
 
 def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: float):
@@ -255,8 +255,8 @@ def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, 
     s = study.load(path, sets)
     if not s.search:
         raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
-    pipeline.check_report_dir(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    StudyDir(out).check()
+    StudyDir(out).begin()
     found = open_search(s, out, url)  # create it once, before workers race to
     with _asking(out):
         if not found.get_trials(deepcopy=False):

@@ -13,6 +13,7 @@ from aelab.files import write_atomic
 from aelab.language import N_, Language
 from aelab.reporting import fonts, plots
 from aelab.studies import pipeline, study
+from aelab.studies.folder import StudyDir
 from aelab.studies.tune import _optuna, open_search
 from aelab.training.rundir import RunDir
 
@@ -132,7 +133,7 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
         said.append(N_("{base} is the base config; {n} trial(s) beat it on every objective{which}.",
                        base=run_name(base), n=len(better), which=": " + names if better else ""))
     html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
-                           extra=_figures(found, s.search, out / "figures" / "search", lang), said=said)
+                           extra=_figures(found, s.search, StudyDir(out).figures("search"), lang), said=said)
     return html, {**states, "best": [e.name for e in entries],
                   **({"base": f"trial-{against[0].number:04d}", "beat_base": [f"trial-{t.number:04d}" for t in against[1]]}
                      if against else {})}
