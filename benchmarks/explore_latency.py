@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aelab.explore.server import make_server
 from aelab.explore.session import Explorer
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 
 def _decode(port: int, body: dict) -> tuple[int, float]:

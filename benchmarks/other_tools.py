@@ -91,7 +91,7 @@ def aelab(epochs: int) -> list[float]:
     from aelab import config, registry
     from aelab.config import CONFIG_DIR
     from aelab.training import train
-    from aelab.training.rundir import RunDir
+    from aelab.runs.rundir import RunDir
     cfg = config.load(CONFIG_DIR / "vae_mnist.toml", [f"train.epochs={epochs}"])
     data = registry.build_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ from aelab.config import CONFIG_DIR
 from aelab.data import sources as datasets
 from aelab.evaluation.evaluate import evaluate_run
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 
 class ReferenceVAE(nn.Module):

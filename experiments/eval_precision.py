@@ -20,7 +20,7 @@ import torch
 from aelab import hardware, registry
 from aelab.evaluation import evaluate, pace
 from aelab.reporting.report import METRICS
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 GROUPS = {"loss": ["recon_nats", "kl", "neg_elbo"], "image_quality": ["mse", "psnr_db", "ssim"],
           "denoising": ["psnr_noisy_db", "psnr_denoised_db"],

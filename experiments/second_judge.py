@@ -21,7 +21,7 @@ from torch import nn
 from aelab.data import sources as datasets
 from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import load_model
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 
 def _flat(images: np.ndarray) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from aelab import hardware, registry
 from aelab.evaluation.evaluate import load_model
 from aelab.evaluation.metrics import psnr_per_image
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 
 def split_psnr(model, data, split) -> torch.Tensor:

@@ -16,8 +16,8 @@ from aelab.data import idx
 from aelab.data import sources as datasets
 from aelab.evaluation.evaluate import evaluate_run
 from aelab.reporting import report
-from aelab.training import checkpoint
-from aelab.training.rundir import RunDir
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import JUDGED, KIND_SETS
 
 TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.network.hidden=[32]",

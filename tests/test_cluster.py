@@ -11,8 +11,9 @@ import torch
 from aelab import config, registry
 from aelab.cli import main
 from aelab.studies import study
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 
 # An MLP VAE on 4,090 real digits, dynamically binarised and corrupted (noise drawn in three
 # places), batch 63: shares of 32 + 31 images, and a last batch of 58 (29 + 29). 65 steps an epoch.

@@ -13,7 +13,7 @@ from aelab import config, language, registry
 from aelab.checking import course, run
 from aelab.course import code
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "course" / "model.py"

@@ -21,7 +21,7 @@ from aelab import config, registry
 from aelab.explore.server import make_server
 from aelab.explore.session import Explorer
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 from conftest import channel_cnn_toml, tiny, write_photos
 
 

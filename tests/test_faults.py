@@ -18,7 +18,7 @@ from aelab.cli import main
 from aelab.data import folders
 from aelab.data.sources import Arrays
 from aelab.evaluation import classifier
-from aelab.training import checkpoint
+from aelab.runs import checkpoint
 from conftest import channel_cnn_toml, write_photos
 
 TINY = ["--set", "data.val_size=256", "--set", "data.train_size=512", "--set", "model.network.hidden=[32]",

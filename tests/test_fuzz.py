@@ -24,8 +24,9 @@ from aelab.data import folders, idx
 from aelab.data import sources as datasets
 from aelab.errors import AelabError
 from aelab.evaluation.evaluate import load_model
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))

@@ -11,8 +11,9 @@ import torch
 
 from aelab import hardware
 from aelab.evaluation.evaluate import evaluate_run
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

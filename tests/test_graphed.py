@@ -6,8 +6,9 @@ optimizer left in the wrong form after a checkpoint shows here. test_gpu.py capt
 import pytest
 import torch
 
-from aelab.training import checkpoint, graphed, train
-from aelab.training.rundir import RunDir
+from aelab.training import graphed, train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 # 512 digits in batches of 60: 8 full batches and one of 32 an epoch

@@ -7,8 +7,9 @@ import torch
 
 from aelab import hardware, registry
 from aelab.cli import main
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda", 0), torch.device("mps")

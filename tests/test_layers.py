@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "aelab"
 
 # Highest first; a module may import from its own role and from any role below it.
-ORDER = [("cli", "bench"), ("checking",), ("explore",), ("studies",), ("reporting",), ("evaluation",), ("training",), ("registry",),
+ORDER = [("cli", "bench"), ("checking",), ("explore",), ("studies",), ("reporting",), ("evaluation", "training"), ("runs",), ("registry",),
          ("hardware",), ("config",), ("course",), ("parts",), ("data",), ("files", "errors", "language", "shipped")]
 RANK = {role: i for i, roles in enumerate(ORDER) for role in roles}
 
@@ -114,3 +114,14 @@ def test_the_pattern_catches_what_it_is_for():
     assert MEASURED.search("PSNR 27.93 dB")
     assert not MEASURED.search("KL = 0.5 * sum(mu^2 + sigma^2 - log sigma^2 - 1)")
     assert not MEASURED.search("PSNR in dB (capped at 100 dB)")
+
+
+PEERS = ("evaluation", "training")  # one rank, and neither imports the other: what both need is below them
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if role(module_name(p)) in PEERS], ids=lambda p: module_name(p))
+def test_evaluation_and_training_are_peers(path):
+    here = role(module_name(path))
+    other = next(r for r in PEERS if r != here)
+    upward = [(line, m) for line, m in imports(path) if role(m) == other]
+    assert not upward, f"{module_name(path)} imports {upward}"

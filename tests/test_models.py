@@ -14,7 +14,7 @@ from aelab.config import RunConfig
 from aelab.data.splits import Batch
 from aelab.errors import AelabError
 from aelab.parts.catalog import PARTS
-from aelab.training import checkpoint
+from aelab.runs import checkpoint
 from conftest import moved, tiny
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from aelab.cli import main
 from aelab.errors import AelabError
 from aelab.explore.session import Explorer
 from aelab.studies import study
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 from conftest import JUDGING
 from test_cluster import _torchrun
 from test_explore import Served

@@ -13,7 +13,7 @@ from aelab.evaluation.metrics import image_quality
 from aelab.evaluation.ssim import ssim_per_image
 from aelab.reporting.report import METRICS
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 from conftest import channel_cnn_toml, tiny, write_photos
 
 

@@ -12,8 +12,9 @@ from aelab import registry
 from aelab.data.splits import Batch
 from aelab.parts import quantized
 from aelab.parts.quantized import DECAY, VectorQuantizer
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 

@@ -273,7 +273,7 @@ def test_a_cvae_is_explained_from_its_own_settings():
 
 def test_an_evaluation_is_reused_only_for_the_same_checkpoint_and_k(study_out, tmp_path):
     from aelab.evaluation.evaluate import cached_or_evaluate
-    from aelab.training.rundir import RunDir
+    from aelab.runs.rundir import RunDir
 
     shutil.copytree(study_out / "runs" / "cvae3", tmp_path / "run")
     run = RunDir.open(tmp_path / "run")

@@ -14,8 +14,9 @@ import torch
 
 from aelab import files
 from aelab.cli import main
-from aelab.training import checkpoint, runlock, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint, runlock
+from aelab.runs.rundir import RunDir
 from conftest import tiny, write_photos
 
 AELAB = [sys.executable, "-m", "aelab"]
@@ -256,7 +257,7 @@ def test_sigterm_and_a_second_signal_in_the_command(tmp_path, capsys, monkeypatc
 def test_a_second_process_on_a_run_is_refused_until_the_first_dies(tmp_path, small_data, capsys):
     cfg = tiny("ae", train={"epochs": 1})
     run = RunDir.create(tmp_path / "run", cfg)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from aelab.training import runlock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from aelab.runs import runlock\n"
                                "with runlock.locked(sys.argv[1]):\n print('held', flush=True); time.sleep(120)",
                                str(run.path)], stdout=subprocess.PIPE, text=True, env=ENV)
     assert holder.stdout.readline().strip() == "held"

@@ -2,6 +2,7 @@
 beside you first; `aelab configs` lists them; and the same from the built wheel alone."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,8 +46,12 @@ def test_aelab_configs_lists_every_shipped_config_and_study(capsys):
 @pytest.mark.slow
 def test_the_wheel_alone_trains_a_shipped_config_by_name_from_an_empty_folder(tmp_path):
     """Built and installed without the source tree (its files only), run from an empty folder."""
+    source = tmp_path / "source"  # a copy: the build leaves nothing in the checkout, and no old build/ gets in
+    top = {".venv", ".git", "build", "runs", ".pytest_cache"}  # at the checkout's top only (src/aelab/runs is code)
+    shutil.copytree(ROOT, source, ignore=lambda folder, names: [
+        n for n in names if (Path(folder) == ROOT and n in top) or n == "__pycache__" or n.endswith(".egg-info")])
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), str(ROOT)], check=True, timeout=600)
+                    str(tmp_path / "dist"), str(source)], check=True, timeout=600)
     wheel = next((tmp_path / "dist").glob("aelab-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, timeout=600)

@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 from aelab.evaluation.evaluate import evaluate_run
-from aelab.training import tensorboard, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import tensorboard
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from aelab import config
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import tiny
 
 

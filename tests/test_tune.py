@@ -18,7 +18,7 @@ from aelab.errors import AelabError
 from aelab.studies import study, tune
 from aelab.studies.folder import StudyDir
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 optuna = pytest.importorskip("optuna")
 

@@ -10,8 +10,9 @@ import torch
 
 from aelab import registry
 from aelab.data import sources as datasets
-from aelab.training import checkpoint, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import checkpoint
+from aelab.runs.rundir import RunDir
 from conftest import moved, tiny, write_photos
 
 # Settings that act only together with another: moved in that company.

@@ -7,8 +7,8 @@ The package in roles, each using only those below it (tests/test_layers.py check
     explore                 the latent-space explorer: server, model side, page
     studies                 study files; a study's runs trained, evaluated, drawn, reported
     reporting               the report, its figures and plots, image grids
-    evaluation              metrics, the reference classifier, a run's evaluation
-    training                the training loop, checkpoints, run directories, locks, signals, torchrun
+    evaluation, training    peers: metrics, the reference classifier, a run's evaluation; the training loop, signals, torchrun
+    runs                    the run record: run directories, checkpoints, locks, TensorBoard, opening a model
     registry                names in a config become objects: data, model, optimizer
     hardware                devices and precision, chosen from what the machine reports
     config                  frozen run configs: TOML in, dotted overrides, TOML out
@@ -37,7 +37,7 @@ _PUBLIC = {
     "train": ("aelab.training.train", None),
     "evaluate": ("aelab.evaluation.evaluate", None),
     "report": ("aelab.reporting.report", None),
-    "RunDir": ("aelab.training.rundir", "RunDir"),
+    "RunDir": ("aelab.runs.rundir", "RunDir"),
     "RunConfig": ("aelab.config", "RunConfig"),
     "AelabError": ("aelab.errors", "AelabError"),
     "Autoencoder": ("aelab.parts.autoencoder", "Autoencoder"),

@@ -27,7 +27,7 @@ from aelab.data.splits import Batch
 from aelab.evaluation.evaluate import loss_parts
 from aelab.evaluation.metrics import nll_importance_sampled
 from aelab.training import train
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:

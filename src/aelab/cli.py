@@ -19,14 +19,15 @@ import torch
 
 from aelab import bench, config, language, registry
 from aelab.errors import AelabError
-from aelab.evaluation.evaluate import evaluate_run, load_model
+from aelab.evaluation.evaluate import evaluate_run
 from aelab.files import WriteError, check_output
 from aelab.language import N_
 from aelab.reporting import report
 from aelab.studies import pipeline
 from aelab.studies.study import shipped_studies
-from aelab.training import distributed, interrupt, runlock, train
-from aelab.training.rundir import RunDir
+from aelab.training import distributed, interrupt, train
+from aelab.runs import runlock
+from aelab.runs.rundir import RunDir
 
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
                   "train.eval_precision", "train.checkpoint_every_min"}
@@ -127,7 +128,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise AelabError(f"{out}: already exists; choose another --out or add --force")
     check_output(out)
     _at_least_one("--n", args.n)
-    model, cfg, _ = load_model(RunDir.open(args.run), "best")
+    model, cfg, _ = RunDir.open(args.run).model("best")
     device = next(model.parameters()).device
     labels = None
     if args.label is not None:

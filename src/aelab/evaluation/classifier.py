@@ -29,7 +29,7 @@ from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
 from aelab.errors import AelabError
 from aelab.parts.settings import bounded, check_range, coerce
-from aelab.training import checkpoint
+from aelab.runs import checkpoint
 
 
 @dataclass(frozen=True)

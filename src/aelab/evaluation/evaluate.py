@@ -29,8 +29,9 @@ from aelab.evaluation.metrics import (
     sample_scores,
 )
 from aelab.parts.autoencoder import Autoencoder
-from aelab.training import tensorboard, train
-from aelab.training.rundir import UNITS, RunDir
+from aelab.runs import tensorboard
+from aelab.runs.losses import mean_loss_parts
+from aelab.runs.rundir import UNITS, RunDir
 
 EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
 PROBE_SEED = 3  # the one draw of dynamically binarised training images for the probe
@@ -41,7 +42,7 @@ NAMES = {"loss": "loss", "recon": "recon_nats", "kl": "kl", "neg_elbo": "neg_elb
 
 def loss_parts(model: Autoencoder, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
     """Each part of `model.loss` averaged over the test images, with the KL at full weight."""
-    return _named(train.mean_loss_parts(model, data.eval_batches(data.test, batch_size), len(data.test)))
+    return _named(mean_loss_parts(model, data.eval_batches(data.test, batch_size), len(data.test)))
 
 
 def _named(parts: dict[str, float]) -> dict[str, float]:
@@ -75,7 +76,7 @@ def loss_parts_and_codes(model: Autoencoder, data: ImageData, batch_size: int = 
     if watch:
         model.encode = recording
     try:
-        parts = train.mean_loss_parts(model, batches(), len(data.test))
+        parts = mean_loss_parts(model, batches(), len(data.test))
     finally:
         if watch:
             del model.encode
@@ -111,14 +112,8 @@ def channel_quality(model: Autoencoder, batches, curve=contextlib.nullcontext, c
 
 
 def load_model(run: RunDir, which: str = "best"):
-    """(model, cfg, payload) of a run's checkpoint `which`, on the run's device, its
-    convolutions in their fastest layout (hardware.conv_layout); no data is read."""
-    payload, cfg = run.checkpoint(which)
-    shape = payload["data"]
-    model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
-    run.load_model(model, payload, run.best_path if which == "best" else run.last_path)
-    device = hardware.device(cfg.train.device)
-    return hardware.conv_layout(model.to(device), device).eval(), cfg, payload
+    """(model, cfg, payload) of a run's checkpoint `which`: RunDir.model."""
+    return run.model(which)
 
 
 def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True,
@@ -207,7 +202,7 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
     `test_folder` measures a model trained on an image folder on another folder (same
     preprocessing); `latent_sigma` sets the channel's noise at evaluation. Either one makes a
     measurement of something else than the run's own test set, so it is returned, not written."""
-    model, cfg, payload = load_model(run, "best")
+    model, cfg, payload = run.model("best")
     if latent_sigma is not None:
         if not model.channel.active:
             raise AelabError(f"--latent-sigma: the model of {run.path} has no channel to add noise to "

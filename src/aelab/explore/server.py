@@ -139,7 +139,7 @@ def loopback(host: str) -> bool:
 
 
 def serve(run_path: str, host: str, port: int, verbose: bool = False) -> int:
-    from aelab.training.rundir import RunDir
+    from aelab.runs.rundir import RunDir
 
     if not 0 <= port <= 65535:
         raise AelabError(f"--port: {port} is out of range 0-65535")

@@ -21,12 +21,11 @@ import torch
 
 from aelab import hardware, registry
 from aelab.data.splits import ImageData
-from aelab.evaluation.evaluate import load_model
 from aelab.evaluation.metrics import ACTIVE_UNIT_THRESHOLD, posterior_means, psnr_per_image
 from aelab.reporting import report
 from aelab.reporting.codespace import fitted_gaussian
 from aelab.reporting.figure_data import FigureOptions, Subject
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 SLIDERS = 8  # sliders for the dimensions whose posterior mean varies most over the test images
 CODE_LIMIT = 1e3  # |z_j| above this is refused (trained codes lie within a few units of 0)
@@ -79,7 +78,7 @@ def _number(body: dict, key: str, lo: float, hi: float) -> float:
 class Explorer:
     def __init__(self, run: RunDir, data: ImageData | None = None):
         self.run = run
-        self.model, self.cfg, payload = load_model(run, "best")
+        self.model, self.cfg, payload = run.model("best")
         self.device = next(self.model.parameters()).device
         self.data = (data if data is not None else registry.build_data(self.cfg)).to(self.device)
         self.epoch = int(payload["epoch"])

@@ -29,7 +29,7 @@ from aelab.reporting.figure_data import (
     shown_images,
     test_images,
 )
-from aelab.training.rundir import read_metrics
+from aelab.runs.rundir import read_metrics
 
 SCATTER_POINTS = 2000  # test codes in the t-SNE scatter (t-SNE is quadratic-ish in N)
 TRAVERSED_DIMS = 8

@@ -16,7 +16,7 @@ from aelab.config import RunConfig
 from aelab.language import N_, join
 from aelab.parts import theory
 from aelab.parts.settings import value_text
-from aelab.training.rundir import UNITS
+from aelab.runs.rundir import UNITS
 
 if TYPE_CHECKING:
     from aelab.reporting.figures import Drawn

@@ -24,14 +24,15 @@ from aelab.config import RunConfig
 from aelab.data.splits import ImageData
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
-from aelab.evaluation.evaluate import cached_or_evaluate, load_model
+from aelab.evaluation.evaluate import cached_or_evaluate
 from aelab.language import N_, Language, Text
 from aelab.reporting import layout, report
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
 from aelab.studies.folder import StudyDir
-from aelab.training import runlock, train
-from aelab.training.rundir import RunDir
+from aelab.training import train
+from aelab.runs import runlock
+from aelab.runs.rundir import RunDir
 
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
 
@@ -124,7 +125,7 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
     from aelab.reporting.figures import draw_run  # matplotlib: imported only when figures are drawn
 
     record = cached_or_evaluate(run, data, k=k, deep=deep, judging=judging)
-    model, cfg, _ = load_model(run, "best")
+    model, cfg, _ = run.model("best")
     start = time.perf_counter()
     drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, StudyDir(out).figures(name),
                      name,

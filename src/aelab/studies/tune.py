@@ -37,7 +37,8 @@ from aelab.language import Language
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
 from aelab.studies.search import Search, trial_config
-from aelab.training import runlock, train
+from aelab.training import train
+from aelab.runs import runlock
 
 try:
     import fcntl

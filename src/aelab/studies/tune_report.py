@@ -15,7 +15,7 @@ from aelab.reporting import fonts, plots
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
 from aelab.studies.tune import _optuna, open_search
-from aelab.training.rundir import RunDir
+from aelab.runs.rundir import RunDir
 
 BEST = 6  # at most this many best trials (the Pareto front, else the top) drawn in the report
 

@@ -20,9 +20,11 @@ from aelab.data.splits import Batch, ImageData
 from aelab.errors import AelabError
 from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
-from aelab.training import budget, checkpoint, distributed, graphed, interrupt, runlock
-from aelab.training.rundir import RunDir
-from aelab.training.tensorboard import Board, Boards
+from aelab.runs import checkpoint, runlock
+from aelab.runs.losses import mean_loss_parts
+from aelab.runs.rundir import RunDir
+from aelab.runs.tensorboard import Board, Boards
+from aelab.training import budget, distributed, graphed, interrupt
 
 
 class _Bar(tqdm):
@@ -149,17 +151,6 @@ def _restore(state: State, payload: dict, device: torch.device, main: bool = Tru
 
 
 @torch.no_grad()
-def mean_loss_parts(model: Autoencoder, batches, n: int) -> dict[str, float]:
-    """Each part of `model.loss` averaged over the `n` images of `batches`, summed in float64,
-    with the KL at full weight (no warm-up): the one loop of validation and test losses."""
-    model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    for batch in batches:
-        for k, v in model.loss(batch).items():
-            sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
-    return {k: v.item() / n for k, v in sums.items()}
-
-
 def validate(model: Autoencoder, data: ImageData, batch_size: int) -> dict[str, float]:
     """Mean of each loss part over the validation split; {} if it is empty."""
     if len(data.val) == 0:

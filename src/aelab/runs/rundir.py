@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 
-from aelab import config
+from aelab import config, hardware, registry
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.files import append_line, write_atomic
 from aelab.language import N_
 from aelab.parts import user
 from aelab.parts.autoencoder import Autoencoder
-from aelab.training import checkpoint
+from aelab.runs import checkpoint
 
 UNITS = N_("nats per image: sum over pixels, mean over images; mse per pixel")  # a report translates it
 
@@ -213,6 +213,17 @@ class RunDir:
         if changed:
             raise AelabError(f"{self.config_path}: does not match checkpoint {path}: {'; '.join(changed)}")
         return payload, cfg
+
+    def model(self, which: str = "best") -> tuple[Autoencoder, RunConfig, dict]:
+        """(model, cfg, payload) of checkpoint `which` ("best" or "last"): built by the
+        registry from the run's config and loaded, on the run's device, its convolutions in
+        their fastest layout (hardware.conv_layout), in eval mode; no data is read."""
+        payload, cfg = self.checkpoint(which)
+        shape = payload["data"]
+        model = registry.build_model(cfg, tuple(shape["image_shape"]), int(shape["num_classes"]))
+        self.load_model(model, payload, self.best_path if which == "best" else self.last_path)
+        device = hardware.device(cfg.train.device)
+        return hardware.conv_layout(model.to(device), device).eval(), cfg, payload
 
     def load_model(self, model: Autoencoder, payload: dict, path: Path | None = None) -> Autoencoder:
         try:
