@@ -18,6 +18,7 @@ from aelab.runs.rundir import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "course" / "model.py"
 SIZES = code.Sizes(hidden_size=64)
+STEPS = 8  # the student's own steps for "the loss falls": enough to see it, where the mistakes are the point
 VAES = ("VAE", "CVAE")
 
 
@@ -107,7 +108,7 @@ def _kinds(shape: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 def _check(folder: Path, shape: str, changes: dict, kinds=tuple(code.CLASSES), batch=None) -> course.Findings:
     path = sk.write(folder, shape, **changes)
-    return course.check_file(path, None, batch, SIZES, kinds=kinds)
+    return course.check_file(path, None, batch, SIZES, kinds=kinds, steps=STEPS)
 
 
 def test_the_course_example_passes_with_no_mistake(batch):
@@ -176,7 +177,7 @@ def test_the_students_forward_and_loss_are_what_trains(tmp_path):
 
 def test_json_names_the_mistakes_in_the_students_language(tmp_path, batch):
     path = sk.write(tmp_path / "s", "split", SAMPLE="mu + sigma * torch.rand_like(sigma)")
-    found = course.check_file(path, None, batch, SIZES, kinds=("VAE",))
+    found = course.check_file(path, None, batch, SIZES, kinds=("VAE",), steps=STEPS)
     assert found.failed
     said = json.loads(json.dumps(course.records(found, language.get("zh")), ensure_ascii=False))
     assert set(said) >= {"file", "models", "checks", "mistakes"}

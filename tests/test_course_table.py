@@ -46,7 +46,7 @@ def _table(tmp_path: Path, n: int, seconds: int) -> tuple[subprocess.CompletedPr
 
 
 def test_a_table_of_four_submissions_goes_on_past_the_broken_ones(tmp_path):
-    done, rows = _table(tmp_path, 4, 10)
+    done, rows = _table(tmp_path, 4, 8)
     assert done.returncode == 1, done.stderr
     assert [r["submission"] for r in rows] == ["hangs", "raises", "exits", "student00"]
     assert [r["status"] for r in rows] == [status for *_, status in BROKEN] + ["mistakes"]

@@ -75,23 +75,25 @@ def present(module) -> list[str]:
 
 
 def check_file(model_file: str | Path, loss_file: str | Path | None, batch: Batch, sizes: code.Sizes,
-               num_classes: int = 10, kinds: tuple[str, ...] = tuple(code.CLASSES)) -> Findings:
-    """Every model class of `model_file` (of `kinds`), checked on the fixed batch of real images."""
+               num_classes: int = 10, kinds: tuple[str, ...] = tuple(code.CLASSES), steps: int = STEPS) -> Findings:
+    """Every model class of `model_file` (of `kinds`), checked on the fixed batch of real images;
+    `steps` of their own training step for the check that the loss falls."""
     model_file = Path(model_file).resolve()
     if loss_file is None and (model_file.parent / "main.py").is_file():
         loss_file = model_file.parent / "main.py"
     module = code.import_model(model_file)
     found = Findings(str(model_file), "")
     for kind in [k for k in present(module) if k in kinds]:
-        _check_model(found, kind, model_file, loss_file, batch, sizes, num_classes)
+        _check_model(found, kind, (model_file, loss_file), batch, sizes, num_classes, steps)
     if not found.models:
         found.checks.append(Check("-", "the assignment's classes", False, words.no_classes()))
     return found
 
 
-def _check_model(found: Findings, kind: str, model_file: Path, loss_file, batch: Batch, sizes: code.Sizes,
-                 num_classes: int) -> None:
+def _check_model(found: Findings, kind: str, files: tuple[Path, Path | None], batch: Batch, sizes: code.Sizes,
+                 num_classes: int, steps: int) -> None:
     torch.manual_seed(0)
+    model_file, loss_file = files
     files = {str(model_file)} | ({str(Path(loss_file).resolve())} if loss_file else set())
     with Watch(files) as built:
         s = Student(model_file, loss_file, kind, sizes, num_classes)
@@ -124,7 +126,7 @@ def _check_model(found: Findings, kind: str, model_file: Path, loss_file, batch:
         if all(torch.allclose(o, outs[0], atol=1e-6) for o in outs[1:]):
             said("label-ignored", None, words.label_ignored())
     _gradients(s, kind, said, found, xs, ys, built)
-    found.checks.append(_falls(s, kind, xs, ys))
+    found.checks.append(_falls(s, kind, xs, ys, steps))
 
 
 def _loss_of(s: Student, xs, ys, epoch: int = EPOCHS - 1):
@@ -242,8 +244,8 @@ def _gradients(s: Student, kind: str, said, found: Findings, xs, ys, built: Watc
     s.net.zero_grad(set_to_none=True)
 
 
-def _falls(s: Student, kind: str, xs, ys) -> Check:
-    """The student's own step, STEPS times on the batch: their loss at the same draws falls."""
+def _falls(s: Student, kind: str, xs, ys, steps: int) -> Check:
+    """The student's own step, `steps` times on the batch: their loss at the same draws falls."""
     state = {k: v.clone() for k, v in s.net.state_dict().items()}
     opt = torch.optim.Adam(s.net.parameters(), lr=1e-3)
 
@@ -254,7 +256,7 @@ def _falls(s: Student, kind: str, xs, ys) -> Check:
             return float(v) if v is not None else float(_elbo(s, xs, ys))
 
     before = measured()
-    for _ in range(STEPS):
+    for _ in range(steps):
         opt.zero_grad()
         torch.manual_seed(2)
         v = _loss_of(s, xs, ys)
@@ -263,7 +265,7 @@ def _falls(s: Student, kind: str, xs, ys) -> Check:
     after = measured()
     s.net.load_state_dict(state)
     ok = math.isfinite(after) and after < before
-    return Check(kind, "the loss falls on a fixed batch", ok, f"{before:.4g} -> {after:.4g} in {STEPS} Adam steps")
+    return Check(kind, "the loss falls on a fixed batch", ok, f"{before:.4g} -> {after:.4g} in {steps} Adam steps")
 
 
 def _elbo(s: Student, xs, ys):
