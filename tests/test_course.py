@@ -251,3 +251,12 @@ def test_a_model_whose_codes_are_not_gaussian_says_why_it_has_no_nll_is(tmp_path
     path = sk.write(tmp_path / "l1", "trunk", RECON="(x_ - x).abs().sum(1).mean()")
     l1 = registry.build_model(config.from_dict({"model": {"skeleton": {"file": str(path)}}}, "t"), (1, 28, 28), 10)
     assert "reconstructs with l1, not the Bernoulli" in l1.latent.why_no_nll
+
+
+@pytest.mark.parametrize("top, said", [("raise RuntimeError('no GPU here')\n", "main.py:1: importing it raised RuntimeError"),
+                                       ("import sys\nsys.exit(0)\n", "main.py called sys.exit(0) on import")])
+def test_a_main_py_that_cannot_be_imported_leaves_aelabs_elbo_saying_why(tmp_path, batch, top, said):
+    path = sk.write(tmp_path / "s", "split")
+    (tmp_path / "s" / "main.py").write_text(top + (tmp_path / "s" / "main.py").read_text())
+    found = course.check_file(path, None, batch, SIZES, kinds=("VAE",), steps=STEPS)
+    assert found.loss.startswith(said) and not found.failed

@@ -18,7 +18,7 @@ says why (`why_no_nll`) and evaluation leaves it out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -128,7 +128,6 @@ class StudentObjective:
 
     student: Student
     epochs: int = 1
-    likelihood: Bernoulli = field(default_factory=Bernoulli)
 
     def schedule(self, progress: float | None) -> dict[str, float]:
         return {}
@@ -137,8 +136,8 @@ class StudentObjective:
         s = self.student
         xs = batch.x.flatten(1)
         _, enc, decoded, x_ = s.step(xs, batch.y if s.conditional else None)
-        logits = _logits(decoded, s.layout.probabilities)
-        recon = -self.likelihood.log_prob(logits.reshape(batch.x.shape), batch.x)  # (B,)
+        logits = _logits(decoded, s.layout.probabilities).reshape(xs.shape)
+        recon = conventions.recon(logits, xs, "bce-logits")  # -log p(x|z) of a Bernoulli, per image (B,)
         parts = {}
         objective = recon.mean()
         if s.stochastic:
@@ -151,7 +150,7 @@ class StudentObjective:
             objective = s.loss_value(xs, x_, *enc, epoch=epoch, epochs=self.epochs) if s.stochastic \
                 else s.loss_value(xs, x_, epoch=epoch, epochs=self.epochs)
         return {"loss": objective, "recon": recon.mean().detach(), **parts,
-                "mse": (torch.sigmoid(logits.detach()).reshape(batch.x.shape) - batch.x).pow(2).mean()}
+                "mse": (torch.sigmoid(logits.detach()) - xs).pow(2).mean()}
 
 
 def _logits(out: torch.Tensor, probabilities: bool) -> torch.Tensor:
