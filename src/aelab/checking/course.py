@@ -53,7 +53,7 @@ class Check:
     model: str
     name: str
     passed: bool
-    detail: str
+    detail: str  # a Text where it has words to translate
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _check_model(found: Findings, kind: str, files: tuple[Path, Path | None], ba
         try:
             kl_convention = _loss(s, said, xs, x_, enc, files)
         except LogitsToProbabilities:
-            found.checks.append(Check(kind, "the Loss runs on x_", False, "it raises on the decoder's logits"))
+            found.checks.append(Check(kind, "the Loss runs on x_", False, N_("it raises on the decoder's logits")))
             return
     if s.stochastic:
         _sampling(s, said, w, enc, layout.sampling, kl_convention)
@@ -240,7 +240,7 @@ def _gradients(s: Student, kind: str, said, found: Findings, xs, ys, built: Watc
     for where, modules in unused.items():
         said("unused-parameter", where, words.unused(", ".join(modules)))
     found.checks.append(Check(kind, "a gradient on every parameter", not unused,
-                              f"{len(unused)} module(s) without one" if unused else "every parameter"))
+                              N_("{n} module(s) without one", n=len(unused)) if unused else N_("every parameter")))
     s.net.zero_grad(set_to_none=True)
 
 
@@ -265,7 +265,8 @@ def _falls(s: Student, kind: str, xs, ys, steps: int) -> Check:
     after = measured()
     s.net.load_state_dict(state)
     ok = math.isfinite(after) and after < before
-    return Check(kind, "the loss falls on a fixed batch", ok, f"{before:.4g} -> {after:.4g} in {steps} Adam steps")
+    return Check(kind, "the loss falls on a fixed batch", ok,
+                 N_("{before:.4g} -> {after:.4g} in {steps} Adam steps", before=before, after=after, steps=steps))
 
 
 def _elbo(s: Student, xs, ys):
@@ -285,7 +286,8 @@ def text(found: Findings, lang) -> str:
     """The findings for a student: each check, then each mistake at its line, in their language."""
     lines = [f"aelab check {found.file}", lang(words.trained_with(found.loss)), ""]
     for c in found.checks:
-        lines.append(f"{'ok  ' if c.passed else 'FAIL'}  {c.model:<5} {lang(words.CHECKS.get(c.name, c.name))}: {c.detail}")
+        lines.append(f"{'ok  ' if c.passed else 'FAIL'}  {c.model:<5} {lang(words.CHECKS.get(c.name, c.name))}: "
+                     f"{lang(c.detail)}")
     if found.mistakes:
         lines.append("")
     for m in found.mistakes:
