@@ -114,11 +114,7 @@ class StudentDecoder(nn.Module):
         lead = z.shape[:-1]
         labels = c.reshape(-1, c.shape[-1]).argmax(-1) if c is not None else None
         out = replay.replay(s.net.decoder, lay.decoder, lay.code, z.reshape(-1, z.shape[-1]), labels)
-        out = out.reshape(*lead, *self.image_shape)
-        if lay.probabilities:  # their decoder ends in a sigmoid: back to logits
-            p = out.clamp(1e-6, 1 - 1e-6)
-            out = torch.log(p) - torch.log1p(-p)
-        return out
+        return _logits(out.reshape(*lead, *self.image_shape), lay.probabilities)
 
 
 @dataclass
@@ -154,6 +150,7 @@ class StudentObjective:
 
 
 def _logits(out: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    """The decoder's output as Bernoulli logits: as it is, or (a decoder that ends in a sigmoid) log p - log(1 - p)."""
     if not probabilities:
         return out
     p = out.clamp(1e-6, 1 - 1e-6)
