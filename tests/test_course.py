@@ -260,3 +260,17 @@ def test_a_main_py_that_cannot_be_imported_leaves_aelabs_elbo_saying_why(tmp_pat
     (tmp_path / "s" / "main.py").write_text(top + (tmp_path / "s" / "main.py").read_text())
     found = course.check_file(path, None, batch, SIZES, kinds=("VAE",), steps=STEPS)
     assert found.loss.startswith(said) and not found.failed
+
+
+def test_a_decoder_given_mu_and_sigma_too_is_replayed_with_the_code(tmp_path, batch):
+    """The skeleton's hint: a VAE's decoder may take the mean and spread in **otherinputs. Moving the
+    mean moves them as well as z; z is the one that also moves with the noise."""
+    path = sk.write(tmp_path / "s", "split")
+    text = path.read_text().replace("        x_ = self.decoder(z)\n", "        x_ = self.decoder(z, mu=mu, sigma=sigma)\n")
+    path.write_text(text.replace("        x_ = self.decoder(z, ys)\n", "        x_ = self.decoder(z, ys, mu=mu, sigma=sigma)\n"))
+    found = course.check_file(path, None, batch, SIZES, kinds=VAES, steps=STEPS)
+    assert found.mistakes == [] and not found.failed
+    cfg = config.from_dict({"model": {"skeleton": {"file": str(path), "type": "CVAE"}}}, "t")
+    model = registry.build_model(cfg, (1, 28, 28), 10)
+    assert model.encoder.course.layout.code.arg == 0
+    assert model.sample(20).shape == (20, 1, 28, 28)

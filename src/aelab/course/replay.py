@@ -52,8 +52,8 @@ def find(call: Call, value: torch.Tensor) -> Slot | None:
     return None
 
 
-def changed(before: Call, after: Call, b: int) -> Slot | None:
-    """The one argument and contiguous columns that differ between two recorded calls."""
+def changed(before: Call, after: Call, b: int) -> list[Slot]:
+    """Each argument (and its contiguous columns) that differs between two recorded calls."""
     found = []
     for (key, x), (_, y) in zip(_arguments(before), _arguments(after)):
         rx, ry = _rows(x, b), _rows(y, b)
@@ -62,9 +62,7 @@ def changed(before: Call, after: Call, b: int) -> Slot | None:
         cols = (rx != ry).any(0).nonzero().flatten()
         if len(cols):
             found.append(Slot(key, int(cols[0]), int(cols[-1]) + 1))
-    if len(found) != 1:
-        return None
-    return found[0]
+    return found
 
 
 def _get(call: Call, key: int | str):

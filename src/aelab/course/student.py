@@ -197,8 +197,13 @@ class Student:
                              "as columns of one of its inputs); aelab cannot call it on other images")
         shift = lambda out: _map_first(out, lambda t: t + 1)  # noqa: E731  (mu + 1, or z + 1 for an AE)
         _, moved = self._seeded_step(xs, ys, shift)
-        code_slot = replay.changed(dec, moved, b)
-        if code_slot is None or code_slot.stop - code_slot.start != self.sizes.latent_size:
+        slots = [c for c in replay.changed(dec, moved, b) if c.stop - c.start == self.sizes.latent_size]
+        if len(slots) > 1:  # the mean passed on too (decoder(z, mu=mu, sigma=sigma)): z is what the noise moves
+            _, redrawn = self._seeded_step(xs, ys, seed=2)
+            drawn = replay.changed(dec, redrawn, b)
+            slots = [c for c in slots if c in drawn] or slots[:1]
+        code_slot = slots[0] if len(slots) == 1 else None
+        if code_slot is None:
             raise AelabError(f"{self.model_file.name}: cannot find the code z among the Decoder's inputs (moving the "
                              "encoder's mean moved none, or more than one of them, or not latent_size numbers)")
         probabilities = bool(((dec.out >= 0) & (dec.out <= 1)).all())
