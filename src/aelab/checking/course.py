@@ -130,10 +130,12 @@ def _check_model(found: Findings, kind: str, files: tuple[Path, Path | None], ba
 
 
 def _loss_of(s: Student, xs, ys, epoch: int = EPOCHS - 1):
-    """The loss of one training step as the student's code computes it."""
+    """The loss of one training step as it trains: their forward, then their Loss, or aelab's ELBO
+    on their sampling where they have none (StudentObjective, one forward either way)."""
+    if s.loss is None:
+        return StudentObjective(s)(None, Batch(xs, ys), None)["loss"]
     out, enc, decoded, x_ = s.step(xs, ys)
-    return s.loss_value(xs, x_, *(enc if s.stochastic else ()), epoch=epoch, epochs=EPOCHS) if s.loss is not None \
-        else None
+    return s.loss_value(xs, x_, *(enc if s.stochastic else ()), epoch=epoch, epochs=EPOCHS)
 
 
 def _loss(s: Student, said, xs, x_, enc, files) -> str | None:
@@ -223,8 +225,6 @@ def _gradients(s: Student, kind: str, said, found: Findings, xs, ys, built: Watc
     s.net.zero_grad(set_to_none=True)
     torch.manual_seed(0)
     value = _loss_of(s, xs, ys)
-    if value is None:  # aelab's ELBO on their sampling
-        value = _elbo(s, xs, ys)
     if not torch.isfinite(value):
         found.checks.append(Check(kind, "a finite loss on real digits", False, f"{float(value)}"))
         return
@@ -252,26 +252,19 @@ def _falls(s: Student, kind: str, xs, ys, steps: int) -> Check:
     def measured():
         torch.manual_seed(1)
         with torch.no_grad():
-            v = _loss_of(s, xs, ys)
-            return float(v) if v is not None else float(_elbo(s, xs, ys))
+            return float(_loss_of(s, xs, ys))
 
     before = measured()
     for _ in range(steps):
         opt.zero_grad()
         torch.manual_seed(2)
-        v = _loss_of(s, xs, ys)
-        (v if v is not None else _elbo(s, xs, ys)).backward()
+        _loss_of(s, xs, ys).backward()
         opt.step()
     after = measured()
     s.net.load_state_dict(state)
     ok = math.isfinite(after) and after < before
     return Check(kind, "the loss falls on a fixed batch", ok,
                  N_("{before:.4g} -> {after:.4g} in {steps} Adam steps", before=before, after=after, steps=steps))
-
-
-def _elbo(s: Student, xs, ys):
-    """aelab's ELBO on the student's sampling: what trains where there is no Loss."""
-    return StudentObjective(s)(None, Batch(xs, ys), None)["loss"]
 
 
 def records(found: Findings, lang) -> dict:

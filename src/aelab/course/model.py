@@ -93,7 +93,7 @@ class StudentEncoder(nn.Module):
         s, lay = self.course, self.course.layout
         labels = c.argmax(-1) if c is not None else None
         out = replay.replay(s.net.encoder, lay.encoder, lay.images, x.flatten(1), labels)
-        got = s.encoder_outputs(replay.Call((), {}, out))
+        got = s.encoder_outputs(out)
         if not s.stochastic:
             return got[0].reshape(x.shape[0], -1)
         mu, spread = (t.reshape(x.shape[0], -1) for t in got)
