@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from aelab.errors import AelabError
-from aelab.parts import PartSettings, bounded
+from aelab.parts import Prior, PriorDensity, PriorSettings, bounded
 
 
-class Mixture(nn.Module):
-    """p(z) = sum_k w_k N(z; m_k, diag s_k^2), the same for every image."""
+class Mixture(Prior, PriorDensity):
+    """p(z) = sum_k w_k N(z; m_k, diag s_k^2), the same for every image: the prior module
+    (labels -> the density of each image) and that density at once."""
 
     symbol = "a mixture of Gaussians"
 
@@ -24,23 +25,30 @@ class Mixture(nn.Module):
         self.logvar = nn.Parameter(torch.zeros(components, latent_dim))
 
     def forward(self, y):
-        return self  # one prior for every label: it has log_prob and draw, and no kl_from
+        return self  # one prior for every label: log_prob and draw, and no closed-form KL (closed_kl stays False)
 
     def log_prob(self, z):  # (..., D) -> (...)
         z = z.unsqueeze(-2)  # (..., 1, D) against (K, D)
         log_n = -0.5 * ((z - self.mean) ** 2 / self.logvar.exp() + self.logvar + math.log(2 * math.pi)).sum(-1)
         return torch.logsumexp(log_n + self.logits.log_softmax(0), -1)
 
-    def draw(self, eps):  # z from standard normal eps (B, D): a component per row, then m_k + s_k eps
-        k = torch.multinomial(self.logits.softmax(0), len(eps), replacement=True).to(eps.device)
-        return self.mean[k] + (0.5 * self.logvar[k]).exp() * eps
+    def draw(self, eps):
+        """z from standard normal eps (B, D) alone, so that a seeded eps gives the same samples:
+        u = Phi(eps_1) picks component k by the weights' cumulative sums, and u's place inside
+        k's share, uniform again, becomes that row's first normal draw."""
+        u = torch.special.ndtr(eps[:, 0].double())
+        cdf = self.logits.softmax(0).double().cumsum(0)
+        k = torch.searchsorted(cdf, u).clamp(max=len(cdf) - 1)
+        low = torch.cat([cdf.new_zeros(1), cdf])[k]
+        within = ((u - low) / (cdf[k] - low)).clamp(1e-12, 1 - 1e-12)
+        e = torch.cat([torch.special.ndtri(within)[:, None], eps[:, 1:].double()], 1).to(self.mean.dtype)
+        return self.mean[k] + (0.5 * self.logvar[k]).exp() * e
 
 
 @dataclass(frozen=True)
-class MixturePrior(PartSettings):
+class MixturePrior(PriorSettings):
     """[model.prior] name = "mixture_prior.py:MixturePrior": a learned mixture of Gaussians."""
 
-    slot = "prior"
     components: int = bounded(10, at_least=1)  # K
 
     def check(self, model):

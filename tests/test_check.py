@@ -91,7 +91,7 @@ def test_a_decoder_that_returns_probabilities_is_named(tmp_path, small_data):
 LATENT = '''
 from dataclasses import dataclass
 import torch
-from aelab.parts import PartSettings
+from aelab.parts import LatentSettings
 from aelab.parts.latents import DiagonalGaussian, GaussianLatent
 
 class Posterior(DiagonalGaussian):
@@ -104,11 +104,10 @@ class Latent(GaussianLatent):
         return Posterior(*h.chunk(2, dim=-1))
 
 @dataclass(frozen=True)
-class MyLatent(PartSettings):
-    slot = "latent"
+class MyLatent(LatentSettings):
     stochastic = True
     short = "VAE"
-    def build(self):
+    def build(self, latent_dim):
         return Latent()
 '''
 
@@ -131,9 +130,9 @@ def test_the_right_kl_passes_the_same_check(tmp_path, small_data):
 OBJECTIVE = '''
 from dataclasses import dataclass
 import torch.nn.functional as F
-from aelab.parts import PartSettings
+from aelab.parts import Objective, ObjectiveSettings
 
-class MyELBO:
+class MyELBO(Objective):
     def schedule(self, progress):
         return {}
     def __call__(self, model, batch, progress):
@@ -145,8 +144,7 @@ class MyELBO:
         return {"loss": recon + kl, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
 
 @dataclass(frozen=True)
-class MyObjective(PartSettings):
-    slot = "objective"
+class MyObjective(ObjectiveSettings):
     def build(self, image_shape):
         return MyELBO()
 '''
@@ -180,12 +178,11 @@ NETWORK = '''
 import math
 from dataclasses import dataclass
 from torch import nn
-from aelab.parts import PartSettings, bounded
+from aelab.parts import NetworkSettings, bounded
 from aelab.parts.adapters import FlatDecoder, FlatEncoder
 
 @dataclass(frozen=True)
-class MyNetworks(PartSettings):
-    slot = "network"
+class MyNetworks(NetworkSettings):
     hidden: int = bounded(32, at_least=1)
     dropout: float = bounded(0.0, at_least=0.0, at_most=0.9)
     def build(self, image_shape, out_dim, latent_dim, cond_dim):

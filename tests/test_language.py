@@ -14,7 +14,7 @@ from aelab import language
 from aelab.config import ModelConfig
 from aelab.errors import AelabError
 from aelab.language import N_, Text, join
-from aelab.parts import theory
+from aelab.parts.latents import VAE_THEORY
 from aelab.reporting import fonts, plots
 from aelab.studies import study
 
@@ -87,7 +87,7 @@ def test_a_text_reads_as_its_english_and_translates_with_its_values():
 
 def test_the_formulas_and_numbers_of_the_theory_stay_as_they_are():
     zh = language.get("zh")
-    heading, (first, second, third) = theory.VAE
+    heading, (first, second, third) = VAE_THEORY
     assert zh(heading) == "变分自编码器（VAE）"
     for formula in ("q(z | x) = N(μ(x), diag σ²(x))", "ELBO(x) = E_q(z|x)[log p(x | z)] − KL(q(z | x) ‖ p(z)) ≤ log p(x)"):
         assert formula in first and formula in zh(first)

@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aelab"
 
 # Highest first; a module may import from its own role and from any role below it.
 ORDER = [("cli", "bench"), ("checking",), ("explore",), ("studies",), ("reporting",), ("evaluation", "training"), ("runs",), ("registry",),
-         ("hardware",), ("config",), ("course",), ("parts",), ("data",), ("files", "errors", "language", "shipped")]
+         ("hardware",), ("config", "userparts"), ("course",), ("parts",), ("data",), ("settings",),
+         ("files", "errors", "language", "shipped", "usercode")]
 RANK = {role: i for i, roles in enumerate(ORDER) for role in roles}
 
 
@@ -125,3 +126,129 @@ def test_evaluation_and_training_are_peers(path):
     other = next(r for r in PEERS if r != here)
     upward = [(line, m) for line, m in imports(path) if role(m) == other]
     assert not upward, f"{module_name(path)} imports {upward}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every aelab module (package __init__ files included) -> the aelab modules it imports,
+    at its top, in functions or under TYPE_CHECKING; `from aelab.parts import draws` is an
+    import of aelab.parts.draws, `from aelab.parts import Prior` one of the package."""
+    paths = {module_name(p): p for p in SRC.rglob("*.py") if p.name != "__main__.py"}
+    graph = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("aelab")}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                if base == "aelab" or base.startswith("aelab."):
+                    found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names}
+        graph[name] = {m for m in found if m in paths and m != name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles():
+    assert circles(_module_graph()) == []
+
+
+def test_the_circle_finder_finds_one():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# Probing an object for what it can do (hasattr, getattr with a default, inspect.signature)
+# is left to the code that imports a user's files and reads a student's modules; a part's
+# capabilities are its slot's base (parts/slots.py). Elsewhere only these, none of them a part:
+PROBES_ALLOWED = {
+    "usercode.py": None, "userparts.py": None,  # importing a user's file, checking the class it gives
+    "course/code.py": None,  # importing a student's model.py and main.py, reading their classes and Loss
+    "checking/course.py": {"module"},  # which of the assignment's classes a student's module defines
+    "course/student.py": {"self.net"},  # the student's own Model: whether it has an encoder and a decoder
+    "cli.py": {"args"},  # argparse's namespace: options only some commands have
+    "evaluation/compiled.py": {"torch"}, "hardware.py": {"torch.backends"},  # what this torch build has
+}
+
+
+def probes(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and node.args:
+            f = ast.unparse(node.func)
+            if f in ("hasattr", "inspect.signature", "signature") or (f == "getattr" and len(node.args) == 3):
+                found.append((node.lineno, f"{f}({ast.unparse(node.args[0])}, ...)"))
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_part_is_probed_for_what_it_can_do(path):
+    rel = str(path.relative_to(SRC))
+    allowed = PROBES_ALLOWED.get(rel, set())
+    if rel in PROBES_ALLOWED and allowed is None:
+        return
+    bad = [(line, text) for line, text in probes(path) if text.split("(", 1)[1].split(",")[0] not in allowed]
+    assert not bad, f"{rel}: {bad}"
+
+
+def test_the_probe_finder_finds_them(tmp_path):
+    import textwrap
+    source = textwrap.dedent('''
+        if hasattr(model.prior, "bind"): pass
+        x = getattr(latent, "prior_dim", 3)
+        y = getattr(latent, "prior_dim")
+        inspect.signature(m.latent.build)
+    ''')
+    path = tmp_path / "probe_example.py"
+    path.write_text(source)
+    assert [t for _, t in probes(path)] == ["hasattr(model.prior, ...)", "getattr(latent, ...)",
+                                             "inspect.signature(m.latent.build, ...)"]
+
+
+def test_no_part_name_is_tested_outside_its_own_module():
+    """`model.prior.name == "conditional"` outside priors.py: a part chosen by its name."""
+    from aelab.parts.catalog import PARTS
+
+    home = {name: sys.modules[cls.__module__].__file__ for table in PARTS.values() for name, cls in table.items()}
+    bad = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                names = [s.value for s in sides if isinstance(s, ast.Constant) and s.value in home]
+                names += [e.value for s in sides if isinstance(s, (ast.Tuple, ast.List, ast.Set))
+                          for e in s.elts if isinstance(e, ast.Constant) and e.value in home]
+                if any(ast.unparse(s).endswith(".name") for s in sides):
+                    bad += [f"{path.relative_to(SRC)}:{node.lineno} {n!r}" for n in names if Path(home[n]) != path]
+    assert not bad, bad

@@ -190,6 +190,10 @@ BAD = {
     "not a settings class": ('name = "parts/myprior.py:Mixture"',
                              "myprior.py:Mixture: is not a part settings class"),
     "another slot": ('name = "parts/net.py:Networks"', "net.py:Networks: is for model.network, not model.prior"),
+    "not its slot's base": ('name = "parts/loose.py:LoosePrior"',
+                            "loose.py:LoosePrior: does not subclass aelab.parts.PriorSettings, the protocol of model.prior"),
+    "builds no Prior": ('name = "parts/loose.py:ModulePrior"',
+                        "loose.py:ModulePrior.build gave a Linear, not an aelab.parts.Prior"),
     "unknown setting": ('name = "parts/myprior.py:MixturePrior"\ncomponent = 3',
                         "unknown key 'model.prior.component'; valid keys: model.prior.name, model.prior.components"),
     "wrong type": ('name = "parts/myprior.py:MixturePrior"\ncomponents = "ten"', "model.prior.components must be an integer"),
@@ -201,12 +205,25 @@ BAD = {
 def test_bad_input_is_one_line_naming_the_file_and_nothing_is_written(case, lab, tmp_path, capsys):
     (lab / "parts" / "boom.py").write_text("raise RuntimeError('no GPU here')\n")
     (lab / "parts" / "broken.py").write_text("def f(:\n")
+    (lab / "parts" / "loose.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from torch import nn
+        from aelab.parts import PartSettings, PriorSettings
+        @dataclass(frozen=True)
+        class LoosePrior(PartSettings):  # the right slot, but not the slot's base
+            slot = "prior"
+            def build(self, num_classes, latent_dim):
+                return nn.Linear(1, 1)
+        @dataclass(frozen=True)
+        class ModulePrior(PriorSettings):  # the base, but it builds no Prior
+            def build(self, num_classes, latent_dim):
+                return nn.Linear(1, 1)
+        '''))
     (lab / "parts" / "net.py").write_text(textwrap.dedent('''
         from dataclasses import dataclass
-        from aelab.parts import PartSettings
+        from aelab.parts import NetworkSettings
         @dataclass(frozen=True)
-        class Networks(PartSettings):
-            slot = "network"
+        class Networks(NetworkSettings):
             def build(self, image_shape, out_dim, latent_dim, cond_dim):
                 raise NotImplementedError
         '''))
@@ -215,7 +232,8 @@ def test_bad_input_is_one_line_naming_the_file_and_nothing_is_written(case, lab,
     out = tmp_path / "run"
     assert main(["train", str(lab / "bad.toml"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert said in err and err.count("\n") == 1 and str(lab / "bad.toml") in err, err
+    # the file with the problem: the config, or the part's own file where what it builds is wrong
+    assert said in err and err.count("\n") == 1 and (str(lab / "bad.toml") in err or str(lab / "parts") in err), err
     assert not out.exists()
 
 
@@ -224,12 +242,11 @@ def test_a_network_that_gives_the_wrong_shape_is_refused_before_anything_is_writ
         import math
         from dataclasses import dataclass
         from torch import nn
-        from aelab.parts import PartSettings
+        from aelab.parts import NetworkSettings
         from aelab.parts.adapters import FlatDecoder, FlatEncoder
 
         @dataclass(frozen=True)
-        class Networks(PartSettings):
-            slot = "network"
+        class Networks(NetworkSettings):
             def build(self, image_shape, out_dim, latent_dim, cond_dim):
                 x = math.prod(image_shape)
                 return FlatEncoder(nn.Linear(x, latent_dim)), FlatDecoder(nn.Linear(latent_dim, x), image_shape)
@@ -256,7 +273,7 @@ def test_a_users_part_crosses_into_another_process_by_its_reference(lab):
 
 
 def test_a_users_part_without_theory_gets_a_line_of_its_own_in_the_report():
-    from aelab.parts import theory
+    from aelab.reporting import theory
 
     cfg = config.load(os.path.join(os.path.dirname(EXAMPLE), "adapter", "vae.toml"))
     said = dict(theory.sections([cfg]))
@@ -283,9 +300,9 @@ def test_an_objective_that_reports_its_loss_alone_trains_and_evaluates(lab, tmp_
     (lab / "parts" / "bare.py").write_text(textwrap.dedent('''
         from dataclasses import dataclass
         import torch.nn.functional as F
-        from aelab.parts import PartSettings
+        from aelab.parts import Objective, ObjectiveSettings
 
-        class Bare:
+        class Bare(Objective):
             def schedule(self, progress):
                 return {}
             def __call__(self, model, batch, progress):
@@ -295,8 +312,7 @@ def test_an_objective_that_reports_its_loss_alone_trains_and_evaluates(lab, tmp_
                 return {"loss": (recon + q.kl(model.prior(batch.y))).mean()}
 
         @dataclass(frozen=True)
-        class BareObjective(PartSettings):
-            slot = "objective"
+        class BareObjective(ObjectiveSettings):
             def build(self, image_shape):
                 return Bare()
         '''))
@@ -311,7 +327,7 @@ def test_an_objective_that_reports_its_loss_alone_trains_and_evaluates(lab, tmp_
 
 
 def test_a_users_part_shows_by_its_class_and_other_colons_stay():
-    from aelab.parts.settings import value_text
+    from aelab.settings import value_text
 
     assert value_text("/home/me/lab/mine.py:MyPrior") == "MyPrior" and value_text("mylab.priors:Vamp") == "Vamp"
     assert value_text("C:\\data\\digits") == "C:\\data\\digits" and value_text("cuda:0") == "cuda:0"

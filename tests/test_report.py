@@ -15,7 +15,8 @@ from PIL import Image
 import browser
 from aelab import language, registry
 from aelab.cli import main
-from aelab.parts import theory
+from aelab.parts import conditions, latents, networks, objectives
+from aelab.reporting import theory
 from aelab.reporting import figure_data as subject
 from aelab.reporting import figures, fonts, layout, report
 from conftest import channel_cnn_toml, tiny, write_photos
@@ -229,19 +230,19 @@ def test_figures_follow_the_model_parts(kind, model, expect, absent):
 
 def test_theory_comes_from_the_parts_in_use():
     headings = lambda *cfgs: [heading for heading, _ in theory.sections(cfgs)]  # noqa: E731
-    assert headings(tiny("vae")) == [theory.VAE[0], theory.CONVENTION[0]]
-    condition = theory.condition(tiny("cvae").model)[0]
-    assert headings(tiny("cvae"), tiny("ae")) == [theory.VAE[0], condition, theory.AE[0],
-                                                  theory.SAMPLING_CODES[0], theory.CONVENTION[0]]
+    assert headings(tiny("vae")) == [latents.VAE_THEORY[0], theory.CONVENTION[0]]
+    condition = conditions.condition(tiny("cvae").model)[0]
+    assert headings(tiny("cvae"), tiny("ae")) == [latents.VAE_THEORY[0], condition, latents.AE_THEORY[0],
+                                                  latents.SAMPLING_CODES[0], theory.CONVENTION[0]]
     iwae = tiny("vae", model={"objective": {"name": "iwae", "samples": 7}})
-    assert theory.IWAE[0] in headings(iwae) and "IWAE objective, K = 7" in iwae.model.describe()
+    assert objectives.IWAE_THEORY[0] in headings(iwae) and "IWAE objective, K = 7" in iwae.model.describe()
     budgeted = tiny("ae", train={"time_budget_min": 1.0})
     assert theory.TIME_BUDGET[0] in headings(budgeted) and theory.TIME_BUDGET[0] not in headings(tiny("ae"))
     deep = tiny("ae", model={"network": {"name": "cnn", "res_blocks": 2}})
-    assert headings(deep)[-3:] == [theory.CONVOLUTIONS[0], theory.RESIDUAL_BLOCKS[0], theory.CONVENTION[0]]
+    assert headings(deep)[-3:] == [networks.CONVOLUTIONS[0], networks.RESIDUAL_BLOCKS[0], theory.CONVENTION[0]]
     assert "2 residual blocks" in deep.model.describe()
     gdn = tiny("ae", model={"network": {"name": "cnn", "activation": "gdn"}})
-    assert headings(gdn)[-2:] == [theory.GDN[0], theory.CONVENTION[0]] and theory.GDN[0] not in headings(deep)
+    assert headings(gdn)[-2:] == [networks.GDN_THEORY[0], theory.CONVENTION[0]] and networks.GDN_THEORY[0] not in headings(deep)
     assert report.varied_keys([tiny("ae"), tiny("vae")]) == ["model.latent.name"]
     head, _ = report.table_rows([report.Entry(n, tiny(n), {}, Path("m"), {}) for n in ("ae", "vae")])
     assert head[:2] == ["run", "latent"]  # a part's name is shown under the part

@@ -15,7 +15,7 @@ import pytest
 
 from aelab import cli
 from aelab.errors import AelabError
-from aelab.studies import study, tune
+from aelab.studies import optuna_search, study, tune
 from aelab.studies.folder import StudyDir
 from aelab.training import train
 from aelab.runs.rundir import RunDir
@@ -113,7 +113,7 @@ def test_two_workers_on_one_journal_share_the_trial_count(tmp_path):
 
 
 def test_pruned_trials_keep_their_runs_and_a_search_with_none_complete_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(tune, "pruner", lambda search: optuna.pruners.ThresholdPruner(upper=0.0))  # prunes every trial
+    monkeypatch.setattr(optuna_search, "pruner", lambda search: optuna.pruners.ThresholdPruner(upper=0.0))  # prunes every trial
     path = _study(tmp_path, 'trials = 2\nobjectives = { neg_elbo = "minimize" }')
     out = tmp_path / "out"
     with pytest.raises(AelabError, match=r"no trial of the search is complete \(2 pruned, 0 failed\)"):

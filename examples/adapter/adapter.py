@@ -10,19 +10,18 @@ import model  # the course's model.py, beside this file
 
 module = model  # (named so that a method's argument `model`, aelab's, does not hide it)
 
-from aelab.parts import PartSettings, bounded, theory
+from aelab.parts import LatentSettings, NetworkSettings, Objective, ObjectiveSettings, bounded
 from aelab.parts.adapters import FlatDecoder, FlatEncoder
-from aelab.parts.latents import DiagonalGaussian, GaussianLatent
+from aelab.parts.latents import VAE_THEORY, DiagonalGaussian, GaussianLatent
 
 # (codes drawn from q(z|x)?, conditioned on labels?) -> the course's class
 CLASSES = {(False, False): model.AE, (True, False): model.VAE, (True, True): model.CVAE}
 
 
 @dataclass(frozen=True)
-class CourseNetworks(PartSettings):
+class CourseNetworks(NetworkSettings):
     """[model.network] name = "adapter.py:CourseNetworks": the course's Encoder and Decoder."""
 
-    slot = "network"
     hidden_size: int = bounded(400, at_least=1)
 
     def describe(self):
@@ -49,10 +48,9 @@ class CourseSampling(GaussianLatent):
 
 
 @dataclass(frozen=True)
-class CourseLatent(PartSettings):
+class CourseLatent(LatentSettings):
     """[model.latent] name = "adapter.py:CourseLatent": a VAE's Gaussian q(z|x), sampled as the course samples it."""
 
-    slot = "latent"
     stochastic = True
     short = "VAE"
 
@@ -60,17 +58,14 @@ class CourseLatent(PartSettings):
         return "codes drawn by the course's reparameterize"
 
     def theory(self, model):
-        return [theory.VAE]
+        return [VAE_THEORY]
 
-    def build(self):
+    def build(self, latent_dim):
         return CourseSampling()
 
 
-class CourseLoss:
+class CourseLoss(Objective):
     """The course's loss_function(logits, xs, mu, log_var); without mu, its reconstruction alone."""
-
-    def schedule(self, progress):
-        return {}
 
     def __call__(self, model, batch, progress):
         q = model.encode(batch.x, batch.y)
@@ -83,10 +78,8 @@ class CourseLoss:
 
 
 @dataclass(frozen=True)
-class CourseObjective(PartSettings):
+class CourseObjective(ObjectiveSettings):
     """[model.objective] name = "adapter.py:CourseObjective": the course's own loss_function."""
-
-    slot = "objective"
 
     def describe(self):
         return "the course's loss_function"

@@ -11,12 +11,13 @@ The package in roles, each using only those below it (tests/test_layers.py check
     runs                    the run record: run directories, checkpoints, locks, TensorBoard, opening a model
     registry                names in a config become objects: data, model, optimizer
     hardware                devices and precision, chosen from what the machine reports
-    config                  frozen run configs: TOML in, dotted overrides, TOML out
+    config, userparts       frozen run configs: TOML in, dotted overrides, TOML out; a user's own parts
     course                  the course's skeleton as a student writes it: their model.py and Loss, run and read
-    parts                   the model's parts and their settings (PARTS), the composed Autoencoder
+    parts                   each slot's protocol (slots.py), the parts and their theory (PARTS), the Autoencoder
     data                    sources, image folders, IDX files, in-memory splits, the caches
+    settings                typed settings with their ranges; PartSettings
     files, errors, language atomic writes; the one user-error type; the report's languages (gettext);
-    shipped                 the shipped configs and studies, found by name
+    shipped, usercode       the shipped configs and studies, found by name; a user's file imported by reference
 
 `from aelab import config, registry, train, evaluate, RunDir` reaches the names of the
 README's Python example; the ones from higher roles are imported on first use, so that

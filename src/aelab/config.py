@@ -29,7 +29,7 @@ from aelab.course.model import SkeletonSettings
 from aelab import shipped
 from aelab.errors import AelabError
 from aelab.language import N_, join
-from aelab.parts import user
+from aelab import userparts
 from aelab.parts.catalog import PARTS
 from aelab.parts.conditions import NoConditionSettings
 from aelab.parts.latents import GaussianLatentSettings
@@ -38,7 +38,7 @@ from aelab.parts.networks import MLPSettings
 from aelab.parts.noise import NoChannelSettings, NoCorruptionSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
-from aelab.parts.settings import PartSettings, bounded, check_range, coerce
+from aelab.settings import PartSettings, bounded, check_range, coerce
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SKELETON_SLOTS = ("latent", "condition")  # the parts a student's skeleton still has: its type  # the shipped configs (also `configs/` in the repository)
@@ -232,16 +232,16 @@ def _update(section: object, prefix: str, values: dict, where: str, folder: Path
 
 def _part(current: PartSettings, key: str, values: object, where: str, folder: Path | None) -> PartSettings:
     """A part's table: its name (kept when not given) and that name's settings; a new name
-    starts from its own defaults. A name with a colon is a class of the user's (parts/user.py)."""
+    starts from its own defaults. A name with a colon is a class of the user's (userparts.py)."""
     table = PARTS[current.slot]
     if not isinstance(values, dict):
         raise AelabError(f"{where}: {key} is a table of the part's name and settings; "
                          f"use {key}.name = {values!r} (one of {', '.join(table)})")
     values = dict(values)
     name = values.pop("name", current.name)
-    if user.is_reference(name):
+    if userparts.is_reference(name):
         try:
-            cls = user.resolve(current.slot, name, folder)
+            cls = userparts.resolve(current.slot, name, folder)
         except AelabError as e:
             raise AelabError(f"{where}: {e}") from None
     elif not isinstance(name, str) or name not in table:

@@ -8,7 +8,6 @@ them before anything is written, so a typo fails at the boundary with the valid 
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING
 
@@ -19,9 +18,10 @@ from aelab.course import model as course
 from aelab.data import folders, sources
 from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
-from aelab.parts import latents, user
+from aelab import userparts
 from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.catalog import PARTS
+from aelab.parts.slots import Decoder, Encoder, Latent, Objective, Prior
 
 if TYPE_CHECKING:
     from aelab.config import RunConfig
@@ -57,7 +57,7 @@ def check(cfg: RunConfig) -> None:
     against the rest of the model (the shapes are checked by building it, `check_model`)."""
     m = cfg.model
     for part in m.parts():
-        if not user.is_reference(part.name):  # a user's part was checked against its slot where it was loaded
+        if not userparts.is_reference(part.name):  # a user's part was checked against its slot where it was loaded
             pick(PARTS[part.slot], f"model.{part.slot}.name", part.name)
         part.check(m)
     pick(DATASETS, "data.name", cfg.data.name)
@@ -97,17 +97,28 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
     m = cfg.model
     if m.skeleton.used:  # the student's own classes and Loss (course/model.py)
         return course.build(m.skeleton, image_shape, num_classes, m.latent_dim, cfg.train.epochs)
-    # a latent part's build may take the code's size (two stochastic layers split it; a codebook cuts it into vectors)
-    latent = m.latent.build(m.latent_dim) if "latent_dim" in inspect.signature(m.latent.build).parameters \
-        else m.latent.build()
+    latent = built(m.latent, Latent, m.latent.build(m.latent_dim))
     condition = m.condition.build(num_classes)
-    encoder, decoder = m.network.build(image_shape, *latents.widths(latent, m.latent_dim), condition.dim)
+    encoder, decoder = m.network.build(image_shape, *latent.widths(m.latent_dim), condition.dim)
+    built(m.network, Encoder, encoder, "encoder")
+    built(m.network, Decoder, decoder, "decoder")
     # the prior part is p(z), or a hierarchy's top layer p(z2), which the latent wraps
-    prior = m.prior.build(num_classes, getattr(latent, "prior_dim", m.latent_dim))
+    prior = built(m.prior, Prior, m.prior.build(num_classes, latent.prior_dim(m.latent_dim)))
     return Autoencoder(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
                        latent_dim=m.latent_dim, image_shape=image_shape, condition=condition,
-                       corruption=m.corruption.build(), channel=m.channel.build(), objective=m.objective.build(image_shape),
-                       prior=latent.around(prior) if hasattr(latent, "around") else prior)
+                       corruption=m.corruption.build(), channel=m.channel.build(),
+                       objective=built(m.objective, Objective, m.objective.build(image_shape)), prior=latent.around(prior))
+
+
+def built(settings, base: type, part, what: str = ""):
+    """`part`, which `settings.build` gave, held to its slot's type (parts/slots.py): a user's
+    part that builds something else is named in one line."""
+    if not isinstance(part, base):
+        given = f"{what} " if what else ""
+        who = settings.name if ":" in settings.name else settings.title  # a user's part: its file and class
+        raise AelabError(f"model.{settings.slot}: {who}.build gave a {given}{type(part).__name__}, "
+                         f"not an aelab.parts.{base.__name__} (see docs/own-model.md)")
+    return part
 
 
 def check_model(cfg: RunConfig, data: ImageData) -> None:
@@ -127,7 +138,7 @@ def check_shapes(cfg: RunConfig, shape: tuple[int, ...], num_classes: int) -> No
     with torch.device("meta"):
         model = build_model(cfg, shape, num_classes)
         c = torch.zeros(2, model.condition.dim) if model.condition.dim else None
-        out, into = latents.widths(model.latent, m.latent_dim)
+        out, into = model.latent.widths(m.latent_dim)
         expected = {"encoder": (2, out), "decoder": (2, *shape)}
         for name, inputs in (("encoder", torch.zeros(2, *shape)), ("decoder", torch.zeros(2, into))):
             try:

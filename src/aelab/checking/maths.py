@@ -20,7 +20,6 @@ import torch
 
 from aelab.checking.model import Failed, NotApplicable, _expect
 from aelab.data.splits import Batch
-from aelab.parts import latents
 from aelab.parts.autoencoder import Autoencoder
 
 DRAWS = 4000  # codes drawn per posterior element for its moments, and per image for a KL estimate
@@ -36,7 +35,7 @@ def _posterior(model: Autoencoder, rows: int = 16, seed: int = 0):
     """q(z|x) of a made-up encoder output with means and log-variances spread over a few
     units, so that sigma, log sigma^2 and sigma^2 differ."""
     g = torch.Generator().manual_seed(seed)
-    width = latents.widths(model.latent, model.latent_dim)[0]
+    width = model.latent.widths(model.latent_dim)[0]
     return model.latent.posterior(1.5 * torch.randn(rows, width, generator=g))
 
 
@@ -48,7 +47,7 @@ def draws_match_posterior(model: Autoencoder) -> str:
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
         q = _posterior(model)
-        if not hasattr(q, "std"):
+        if q.std is None:
             return NotApplicable("the posterior reports no std: moments not checked")
         e = q.rsample(DRAWS) - q.mean  # (N, B, D)
         fits = {}
@@ -91,11 +90,11 @@ def kl_matches_monte_carlo(model: Autoencoder, labels: torch.Tensor | None) -> s
         q = _posterior(model)
         y = None if labels is None else labels[: len(q.mean)]
         prior = model.prior(y)
-        if not hasattr(prior, "kl_from"):
+        if not prior.closed_kl:
             return NotApplicable("the prior has no closed-form KL: the objectives estimate it (nothing to compare)")
         closed = q.kl(prior).sum().item()
         # true draws from the reported Gaussian (the sampler is checked on its own)
-        z = q.mean + q.std * torch.randn(DRAWS, *q.mean.shape) if hasattr(q, "std") else q.rsample(DRAWS)
+        z = q.mean + q.std * torch.randn(DRAWS, *q.mean.shape) if q.std is not None else q.rsample(DRAWS)
         per_draw = (q.log_prob(z) - prior.log_prob(z)).sum(-1)  # (N,): the KL of the rows, each draw
         mc, se = per_draw.mean().item(), per_draw.std().item() / math.sqrt(DRAWS)
     tol = 4 * se + 0.01 * abs(mc)

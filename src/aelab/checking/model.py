@@ -20,7 +20,7 @@ from aelab.config import RunConfig
 from aelab.data.splits import Batch
 from aelab.errors import AelabError
 from aelab.parts.autoencoder import Autoencoder
-from aelab.parts.settings import PartSettings
+from aelab.settings import PartSettings
 
 # the kinds of model a part is tried in, in order: as the base has it, an AE, a VAE, a CVAE
 KINDS = ({}, {"latent": {"name": "point"}}, {"latent": {"name": "gaussian"}},

@@ -19,9 +19,9 @@ from aelab.checking import model as checks
 from aelab.config import RunConfig
 from aelab.data.splits import Batch, ImageData
 from aelab.errors import AelabError
-from aelab.parts import user
+from aelab import userparts
 from aelab.parts.catalog import PARTS
-from aelab.parts.settings import PartSettings
+from aelab.settings import PartSettings
 
 # The model a part is checked in, unless --config gives one: small and quick, on real digits.
 BASE = {"data": {"name": "mnist", "val_size": 256, "train_size": 512},
@@ -45,8 +45,8 @@ class Result:
 
 def find(name: str, folder: Path | None = None) -> type[PartSettings]:
     """The settings class `name` names: a user's reference, or 'slot.name' of a built-in part."""
-    if user.is_reference(name):
-        return user.resolve(user.slot_of(name, folder), name, folder)
+    if userparts.is_reference(name):
+        return userparts.resolve(userparts.slot_of(name, folder), name, folder)
     slot, _, part = name.partition(".")
     if slot in PARTS and part in PARTS[slot]:
         return PARTS[slot][part]

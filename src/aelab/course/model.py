@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from aelab.course import code, conventions, fits, replay
 from aelab.course.student import Student
@@ -32,7 +31,8 @@ from aelab.parts.autoencoder import Autoencoder
 from aelab.parts.conditions import OneHotLabel, Unconditional
 from aelab.parts.latents import DeterministicLatent, GaussianLatent
 from aelab.parts.likelihoods import Bernoulli
-from aelab.parts.settings import bounded, choice
+from aelab.parts.slots import Decoder, Encoder, Objective
+from aelab.settings import bounded, choice
 
 TYPES = {t: t for t in code.CLASSES}
 NO_LOSS = "none"
@@ -78,10 +78,11 @@ class StudentGaussian(GaussianLatent):
     """q(z|x) = N(mu, sigma^2) from the encoder's (mu, log sigma^2) as StudentEncoder gives them."""
 
     def __init__(self, why_no_nll: str = ""):
+        super().__init__()
         self.why_no_nll = why_no_nll
 
 
-class StudentEncoder(nn.Module):
+class StudentEncoder(Encoder):
     """Images (B, C, H, W) -> the student's encoder replayed on them, flat: (mu, log sigma^2) or z."""
 
     def __init__(self, student: Student):
@@ -101,7 +102,7 @@ class StudentEncoder(nn.Module):
         return torch.cat([mu, conventions.log_var(spread, convention)], 1)
 
 
-class StudentDecoder(nn.Module):
+class StudentDecoder(Decoder):
     """Codes (..., D) -> the student's decoder replayed with them: Bernoulli logits (..., C, H, W)."""
 
     def __init__(self, student: Student, image_shape: tuple[int, ...]):
@@ -118,15 +119,12 @@ class StudentDecoder(nn.Module):
 
 
 @dataclass
-class StudentObjective:
+class StudentObjective(Objective):
     """Their forward and their Loss, once per step; aelab's ELBO on their sampling where there is no Loss.
     Beside their loss, aelab's own terms in nats per image: recon (Bernoulli), kl and neg_elbo."""
 
     student: Student
     epochs: int = 1
-
-    def schedule(self, progress: float | None) -> dict[str, float]:
-        return {}
 
     def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
         s = self.student

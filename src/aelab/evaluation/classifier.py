@@ -28,7 +28,7 @@ from aelab import hardware
 from aelab.data.cache import cache_dir, cached
 from aelab.data.sources import Arrays
 from aelab.errors import AelabError
-from aelab.parts.settings import bounded, check_range, coerce
+from aelab.settings import bounded, check_range, coerce
 from aelab.runs import checkpoint
 
 

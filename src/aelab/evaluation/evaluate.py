@@ -58,7 +58,7 @@ def loss_parts_and_codes(model: Autoencoder, data: ImageData, batch_size: int = 
     encode, seen, now = model.encode, [], {}
     # the model's own encode, seen through for this pass on this instance (not where the
     # instance has its own `encode`, an attribute or a submodule of that name)
-    watch = "encode" not in vars(model) and "encode" not in getattr(model, "_modules", {})
+    watch = "encode" not in vars(model) and "encode" not in model._modules
 
     def recording(x, y=None):
         q = encode(x, y)
@@ -157,18 +157,16 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
         if not deep:
             return {**out, "seconds": timings}
         # a student's skeleton whose q(z|x) is not the Gaussian aelab would weigh says why (course/model.py)
-        why_no_nll = getattr(model.latent, "why_no_nll", "")
-        if stochastic and why_no_nll:
-            out["nll_is_absent"] = why_no_nll
+        if stochastic and model.latent.why_no_nll:
+            out["nll_is_absent"] = model.latent.why_no_nll
         elif stochastic:
             out["nll_is"] = timed("nll_is", lambda: nll_importance_sampled(model, test(), k))
             out["nll_k"] = k
         codes, labels = torch.cat([z.double().cpu() for z in coded]), data.test.labels.cpu()  # the batches' order
-        if hasattr(model.latent, "usage"):  # a quantised code: how much of its codebook it uses
-            out.update(model.latent.usage(codes, math.prod(data.image_shape)))
+        out.update(model.latent.usage(codes, math.prod(data.image_shape)))  # a codebook: how much of it is used
         if stochastic:
             out["active_units"] = active_units(codes)
-            for layer, dims in getattr(model.latent, "layers", {}).items():  # two stochastic layers: each its own
+            for layer, dims in model.latent.layers.items():  # two stochastic layers: each its own
                 out[f"active_units_{layer}"] = active_units(codes[:, dims])
         if data.num_classes > 1:  # a single-class folder has no labels to read off the codes
             # The training images as the encoder saw them (a dynamic binarisation drawn once, seeded).

@@ -124,7 +124,7 @@ class Explorer:
     def _prior_words(self) -> str:
         if not self.model.latent.stochastic:
             return f"a Gaussian fitted to {FigureOptions().fit_codes} training codes (an AE has no prior)"
-        return getattr(self.model.prior, "words", self.model.prior.symbol)
+        return self.model.prior.words
 
     def _eval_record(self) -> dict:
         record = self.run.evaluation()

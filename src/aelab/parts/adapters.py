@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aelab.parts.slots import Decoder, Encoder
 
-class FlatEncoder(nn.Module):
+
+class FlatEncoder(Encoder):
     """`module`: (B, x_dim [+ K]) -> (B, out_dim), or a tuple of tensors joined along the last dimension."""
 
     def __init__(self, module: nn.Module):
@@ -31,7 +33,7 @@ class FlatEncoder(nn.Module):
         return torch.cat(list(out), dim=-1) if isinstance(out, (tuple, list)) else out
 
 
-class FlatDecoder(nn.Module):
+class FlatDecoder(Decoder):
     """`module`: (N, D [+ K]) -> (N, prod(image_shape)) logits; with `probabilities`, a decoder
     that ends in a sigmoid, its output turned back into logits (clamped 1e-6 from 0 and 1)."""
 

@@ -34,8 +34,7 @@ class Autoencoder(nn.Module):
         self.prior = prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
-        if hasattr(self.prior, "bind"):  # a prior made of the model's own parts (priors.py)
-            self.prior.bind(self)
+        self.prior.bind(self)  # a prior made of the model's own parts (a VampPrior) takes them here
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z|x[, y]) for images x: (B, C, H, W)."""
@@ -44,9 +43,7 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's raw parameters for codes z: (B, D) -> (B, C, H, W), received
         through the channel (noisy while training a noisy-channel model)."""
-        if hasattr(self.latent, "visible"):  # two stochastic layers: the decoder sees z1 (latents.py)
-            z = self.latent.visible(z)
-        return self.decoder(self.channel(z), self.condition(y))
+        return self.decoder(self.channel(self.latent.visible(z)), self.condition(y))
 
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images decoded from codes z: (B, D) -> (B, C, H, W), the likelihood's mean (in [0, 1])."""

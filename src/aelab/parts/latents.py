@@ -29,9 +29,44 @@ from torch import nn
 
 from aelab.errors import AelabError
 from aelab.language import N_, join
-from aelab.parts import draws, theory
+from aelab.parts import draws
 from aelab.parts.networks import ACTIVATIONS, mlp
-from aelab.parts.settings import PartSettings, bounded, choice
+from aelab.parts.slots import Latent, LatentSettings, Posterior, Prior, PriorDensity
+from aelab.settings import bounded, choice
+
+AE_THEORY = (N_("Autoencoder (AE)"), [
+        N_("The encoder maps an image to one code, z = f(x); the decoder gives the parameters of p(x | z). "
+        "Training minimises the reconstruction loss alone: L_AE(x) = −log p(x | f(x)). With the Bernoulli "
+        "likelihood this is the binary cross-entropy summed over the pixels (784 for a digit)."),
+        N_("Nothing asks the codes to follow any distribution, so decoding z ~ N(0, I) only shows what the "
+        "decoder does where codes may never have landed; the AE has no ELBO and no NLL."),
+])
+
+
+VAE_THEORY = (N_("Variational autoencoder (VAE)"), [
+        N_("The encoder gives a distribution over codes, q(z | x) = N(μ(x), diag σ²(x)); the prior is "
+        "p(z) = N(0, I). Training maximises the evidence lower bound "
+        "ELBO(x) = E_q(z|x)[log p(x | z)] − KL(q(z | x) ‖ p(z)) ≤ log p(x)."),
+        N_("The expectation uses one reparameterised draw z = μ + σ ⊙ ε, ε ~ N(0, I), so gradients reach the "
+        "encoder; the KL is closed-form: ½ Σ_j (μ_j² + σ_j² − log σ_j² − 1). β weights the KL and a warm-up "
+        "raises it from 0 to β over the first epochs (KL annealing)."),
+        N_("neg_elbo is −ELBO on the test set. nll_is is the tighter importance-sampled estimate "
+        "−log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al. 2016), so nll_is ≤ neg_elbo."),
+])
+
+
+SAMPLING_CODES = (N_("Sampling an autoencoder's code space"), [
+    N_("An AE is trained only to decode the codes of real images. To sample it anyway, fit a Gaussian "
+    "N(m, S) to the codes of n training images and decode draws from it. With fewer codes than "
+    "dimensions (256 codes of 1,024 numbers for an 8x8x16 code), S has rank at most n − 1: every draw is "
+    "the mean code plus a random mix of the centred training codes, a blend of many images at once that "
+    "the decoder never saw. The reconstruction loss puts no demand on what such codes decode to."),
+    N_("Pulled codes, δ·sample + (1 − δ)·code, stay near one real code and show how far from it the decoder "
+    "still gives that image. Noise on the code in training (the channel) teaches the decoder codes within "
+    "about σ√D of real ones, σ times a code's own length; it asks nothing about the space between codes. "
+    "A VAE's KL term, which draws the codes towards N(0, I), is what makes a code space one to sample from."),
+])
+
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -41,9 +76,11 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
 
-class StandardNormal:
+class StandardNormal(PriorDensity):
     """p(z) = N(0, I), the same for every image. Priors (priors.py) share its interface:
     log_prob(z), kl_from(q) and draw(eps), z from standard normal draws."""
+
+    closed_kl = True
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return standard_normal_log_prob(z)
@@ -60,7 +97,7 @@ class StandardNormal:
 STANDARD = StandardNormal()
 
 
-class PointMass:
+class PointMass(Posterior):
     """q(z|x) = delta(z - code): the deterministic code of an autoencoder. It has no KL term."""
 
     stochastic = False
@@ -75,7 +112,7 @@ class PointMass:
         return None
 
 
-class DiagonalGaussian:
+class DiagonalGaussian(Posterior):
     """q(z|x) = N(mu, diag(exp(logvar)))."""
 
     stochastic = True
@@ -96,10 +133,7 @@ class DiagonalGaussian:
 
     def kl_per_dim(self, prior: StandardNormal | None = None) -> torch.Tensor:
         """KL(q_j || p_j) of each dimension in closed form, (B, D); p = N(0, I) unless given."""
-        prior = prior or STANDARD
-        if not hasattr(prior, "kl_from"):
-            raise ValueError(f"{type(prior).__name__} has no closed-form KL (kl_from): no KL per dimension")
-        return prior.kl_from(self)
+        return (prior or STANDARD).kl_from(self)
 
     def kl(self, prior: StandardNormal | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || p) per image, (B,): the sum over dimensions of the closed form where the
@@ -108,7 +142,7 @@ class DiagonalGaussian:
         estimate; with the code the reconstruction used, the one-sample ELBO of Kingma &
         Welling 2014, eq. 6)."""
         prior = prior or STANDARD
-        if hasattr(prior, "kl_from"):
+        if prior.closed_kl:
             return self.kl_per_dim(prior).sum(-1)
         if z is None:
             raise ValueError(f"{type(prior).__name__} has no closed-form KL: pass codes z drawn from q")
@@ -116,16 +150,7 @@ class DiagonalGaussian:
         return estimate.reshape(-1, *estimate.shape[-1:]).mean(0)
 
 
-def widths(latent, latent_dim: int) -> tuple[int, int]:
-    """The numbers the encoder network gives a latent part and the decoder network takes from
-    it: the latent's own `widths` (two stochastic layers: q(z1 | x) and z1), else params_per_dim
-    per code number and the whole code."""
-    if hasattr(latent, "widths"):
-        return latent.widths(latent_dim)
-    return latent.params_per_dim * latent_dim, latent_dim
-
-
-class DeterministicLatent:
+class DeterministicLatent(Latent):
     """The encoder's output is the code itself."""
 
     params_per_dim = 1
@@ -135,7 +160,7 @@ class DeterministicLatent:
         return PointMass(h)
 
 
-class GaussianLatent:
+class GaussianLatent(Latent):
     """The encoder's output is [mu, log sigma^2] of a diagonal Gaussian."""
 
     params_per_dim = 2
@@ -147,10 +172,9 @@ class GaussianLatent:
 
 
 @dataclass(frozen=True)
-class _LatentSettings(PartSettings):
+class _LatentSettings(LatentSettings):
     """A latent has no settings; it names the model (`short`) and says what its `part` is."""
 
-    slot = "latent"
     part: ClassVar[type]
     short: ClassVar[str]
     sections: ClassVar[tuple] = ()
@@ -165,7 +189,7 @@ class _LatentSettings(PartSettings):
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return list(self.sections)
 
-    def build(self):
+    def build(self, latent_dim: int) -> Latent:
         return self.part()
 
 
@@ -176,7 +200,7 @@ class PointSettings(_LatentSettings):
     name = "point"
     part = DeterministicLatent
     short = "AE"
-    sections = (theory.AE, theory.SAMPLING_CODES)
+    sections = (AE_THEORY, SAMPLING_CODES)
 
 
 @dataclass(frozen=True)
@@ -186,7 +210,7 @@ class GaussianLatentSettings(_LatentSettings):
     name = "gaussian"
     part = GaussianLatent
     short = "VAE"
-    sections = (theory.VAE,)
+    sections = (VAE_THEORY,)
 
 
 def _gaussian(h: torch.Tensor) -> DiagonalGaussian:
@@ -194,7 +218,7 @@ def _gaussian(h: torch.Tensor) -> DiagonalGaussian:
     return DiagonalGaussian(mean, logvar)
 
 
-class TwoLayerPosterior:
+class TwoLayerPosterior(Posterior):
     """q(z1, z2 | x) = q(z1 | x) q(z2 | z1) over codes [z1, z2]. It has no closed-form KL from
     the prior: `kl` is the Monte-Carlo estimate at the codes drawn."""
 
@@ -230,7 +254,7 @@ class TwoLayerPosterior:
         raise ValueError("two stochastic layers have no KL per dimension in closed form")
 
 
-class TopDown:
+class TopDown(PriorDensity):
     """p(z1, z2) = p(z2) p(z1 | z2) over codes [z1, z2], p(z2) the model's prior part."""
 
     def __init__(self, top, down: nn.Module, bottom_dim: int):
@@ -248,7 +272,7 @@ class TopDown:
         return torch.cat([lower.mean + lower.std * eps[..., :self.bottom_dim], z2], -1)
 
 
-class TwoLayerPrior(nn.Module):
+class TwoLayerPrior(Prior):
     """The prior of a two-layer model: the model's prior part for z2, and the network of p(z1 | z2)."""
 
     def __init__(self, top: nn.Module, down: nn.Module, bottom_dim: int):
@@ -260,7 +284,7 @@ class TwoLayerPrior(nn.Module):
         return TopDown(self.top(y), self.down, self.bottom_dim)
 
 
-class TwoLayerLatent(nn.Module):
+class TwoLayerLatent(Latent):
     """The latent part: q(z2 | z1) (`up`) and, for the prior, p(z1 | z2) (`down`), each an MLP
     with two Gaussian heads (mean and log-variance)."""
 
@@ -277,8 +301,7 @@ class TwoLayerLatent(nn.Module):
         """The network's encoder output (q(z1 | x)'s mean and log-variance) and decoder input (z1)."""
         return 2 * self.bottom_dim, self.bottom_dim
 
-    @property
-    def prior_dim(self) -> int:
+    def prior_dim(self, latent_dim: int) -> int:
         return self.top_dim  # the model's prior part is p(z2)
 
     def around(self, top: nn.Module) -> TwoLayerPrior:
@@ -309,12 +332,11 @@ TWO_LAYERS = (N_("Two stochastic layers"), [
 
 
 @dataclass(frozen=True)
-class TwoLayerSettings(PartSettings):
+class TwoLayerSettings(LatentSettings):
     """[model.latent] name = "two_layer": two stochastic layers, the top one of `top_dim` of the
     code's latent_dim numbers (0: a third of them, Burda et al.'s 50 of 150)."""
 
     name = "two_layer"
-    slot = "latent"
     stochastic = True
     short = "VAE"
     top_dim: int = bounded(0, at_least=0)  # numbers of z2; 0 = latent_dim // 3
@@ -329,7 +351,7 @@ class TwoLayerSettings(PartSettings):
         if not 1 <= top < model.latent_dim:
             raise AelabError(f"model.latent.top_dim: two layers need 1 to {model.latent_dim - 1} of the "
                              f"{model.latent_dim} code numbers in the top layer, not {top}")
-        if getattr(model.prior, "needs_encoder", False):
+        if model.prior.needs_encoder:
             raise AelabError(f"model.prior: {model.prior.name!r} is made from the encoder's posterior of z, "
                              "which two layers do not give in one Gaussian")
 
@@ -341,7 +363,7 @@ class TwoLayerSettings(PartSettings):
             "activation": N_("{activation} between them", activation=self.activation)})])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.VAE, TWO_LAYERS]
+        return [VAE_THEORY, TWO_LAYERS]
 
     def build(self, latent_dim: int) -> TwoLayerLatent:
         return TwoLayerLatent(latent_dim, self.top(latent_dim), self.hidden, ACTIVATIONS[self.activation])

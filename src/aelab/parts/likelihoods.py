@@ -19,8 +19,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.language import N_, join
-from aelab.parts import theory
-from aelab.parts.settings import PartSettings, bounded
+from aelab.parts.slots import LikelihoodSettings
+from aelab.settings import bounded
+
+LOSSES = (N_("Reconstruction losses are likelihoods"), [
+    N_("Each reconstruction loss is −log p(x | z) for some p, up to a constant: binary cross-entropy is the "
+    "Bernoulli likelihood; the squared error summed over pixels is a Gaussian with σ² = ½ "
+    "(−log p = Σ (x − m)² + ½ D log π); the absolute error summed over pixels is a Laplace with scale 1. "
+    "Their values differ by those constants and by how sharply they punish an error, so compare the "
+    "runs' samples and the classifier scores, not their reconstruction nats."),
+])
+
 
 
 def _per_image(t: torch.Tensor) -> torch.Tensor:
@@ -82,11 +91,10 @@ class Laplace(_LocationScale):
 
 
 @dataclass(frozen=True)
-class BernoulliSettings(PartSettings):
+class BernoulliSettings(LikelihoodSettings):
     """[model.likelihood] name = "bernoulli": BCE."""
 
     name = "bernoulli"
-    slot = "likelihood"
 
     def describe(self) -> str:
         return "bernoulli"
@@ -96,8 +104,7 @@ class BernoulliSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class _ScaledSettings(PartSettings):
-    slot = "likelihood"
+class _ScaledSettings(LikelihoodSettings):
     scale: float = bounded(0.0, at_least=0.0)  # the fixed scale; 0 = the conventional one (see the classes above)
     learn_scale: bool = False  # learn one shared scale, starting from `scale`
 
@@ -106,7 +113,7 @@ class _ScaledSettings(PartSettings):
                          N_(" (scale learned)") if self.learn_scale else ""])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.LOSSES]
+        return [LOSSES]
 
     def build(self) -> nn.Module:
         return self.part(self.scale, self.learn_scale)

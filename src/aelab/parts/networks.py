@@ -11,8 +11,41 @@ from torch import nn
 
 from aelab.errors import AelabError
 from aelab.language import N_, join
-from aelab.parts import theory
-from aelab.parts.settings import PartSettings, bounded, choice, value_text
+from aelab.parts.slots import Decoder, Encoder, NetworkSettings
+from aelab.settings import bounded, choice, value_text
+
+CONVOLUTIONS = (N_("Convolutional networks"), [
+    N_("The cnn networks replace the fully connected layers with stride-2 convolutions (kernel 4), each "
+    "halving height and width, then one linear layer to the code; the decoder mirrors them with "
+    "transposed convolutions. They share weights across positions, so they have far fewer parameters "
+    "than an MLP of the same capacity and know that neighbouring pixels belong together."),
+])
+
+
+RESIDUAL_BLOCKS = (N_("Residual blocks"), [
+    N_("res_blocks adds residual bottleneck blocks (He et al. 2016) at the code's resolution: each computes "
+    "x + f(x), with f a 1x1 convolution down to a quarter of the channels, a 3x3 convolution and a 1x1 "
+    "convolution back up. f starts at zero, so a block starts as the identity and the network learns how "
+    "far to move from it. At the 8x8 map of the dogs model a block costs about 3% of the network's "
+    "multiply-adds, far less than a layer at a finer resolution, and gives the decoder depth where it "
+    "turns the code into features. Whether that depth is worth its time at a fixed budget depends on the "
+    "rest of the model and the batch (docs/experiments/dogs.md)."),
+])
+
+
+GDN_THEORY = (N_("Generalized divisive normalisation"), [
+    N_("With activation = gdn each convolution of the encoder is followed by GDN (Ballé, Laparra & "
+    "Simoncelli 2016), y_i = x_i / √(β_i + Σ_j γ_ij x_j²) over the channels at each pixel, and each layer "
+    "of the decoder by its inverse, x_i · √(β_i + Σ_j γ_ij x_j²), with β and γ learned and kept positive. "
+    "Where ReLU keeps or drops each value on its own, GDN divides every channel by a learned measure of "
+    "the energy of all channels at that pixel, as neurons of the visual cortex are thought to. It removes "
+    "much of the dependence between the channels of natural-image features, so fewer channels carry more; "
+    "it is the activation of the learned image codecs whose 8x8 or 16x16 codes this model resembles."),
+    N_("It costs a 1x1 convolution across the channels at every resolution, so an epoch takes longer than "
+    "with ReLU; whether the better steps are worth their time at a fixed budget is measured in "
+    "docs/experiments/dogs.md."),
+])
+
 
 # model.network.activation
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
@@ -27,8 +60,6 @@ class GDN(nn.Module):
     they start at beta = 1 and gamma = 0.1 I + 1e-6 off the diagonal, near the identity (not
     exactly 0 there: a squared parameter at 0 has no gradient and would never learn)."""
 
-    per_channel = True  # built with its channel count (act(), below)
-    theory_section = theory.GDN  # the report's section on it
 
     def __init__(self, channels: int, inverse: bool = False):
         super().__init__()
@@ -49,7 +80,7 @@ CNN_ACTIVATIONS = {**ACTIVATIONS, "gdn": GDN}  # GDN acts across the channels of
 
 def act(activation: type[nn.Module], channels: int, inverse: bool = False) -> nn.Module:
     """An activation after a layer of `channels` outputs; GDN is built for them (inverse in decoders)."""
-    return activation(channels, inverse) if getattr(activation, "per_channel", False) else activation()
+    return activation(channels, inverse) if activation is GDN else activation()
 
 
 def mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -62,7 +93,7 @@ def mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(Encoder):
     """(B, C, H, W) [+ (B, K) condition] -> (B, out_dim)."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], out_dim: int,
@@ -77,7 +108,7 @@ class MLPEncoder(nn.Module):
         return self.net(h)
 
 
-class MLPDecoder(nn.Module):
+class MLPDecoder(Decoder):
     """(B, D) [+ (B, K) condition] -> (B, C, H, W); hidden sizes mirror the encoder's."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], latent_dim: int,
@@ -140,7 +171,7 @@ class Bottleneck(nn.Module):
     def __init__(self, channels: int, activation: type[nn.Module]):
         super().__init__()
         mid = max(channels // 4, 1)
-        a = nn.ReLU if getattr(activation, "per_channel", False) else activation
+        a = nn.ReLU if activation is GDN else activation
         self.body = nn.Sequential(nn.Conv2d(channels, mid, 1), a(), nn.Conv2d(mid, mid, 3, padding=1), a(),
                                   nn.Conv2d(mid, channels, 1))
         nn.init.zeros_(self.body[-1].weight)
@@ -167,7 +198,7 @@ def _check_code_map(fits: bool, channels: int, h: int, w: int) -> None:
                          f"{channels * h * w} dimensions; set model.latent_dim = {channels * h * w}")
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(Encoder):
     """(B, C, H, W) [+ (B, K) condition] -> (B, out_dim): convolutions, then a head. With
     `latent_channels` = 0 the head is one linear layer from the flattened feature map (and the
     condition vector); with latent_channels > 0 the code is itself a map at the last
@@ -197,7 +228,7 @@ class ConvEncoder(nn.Module):
         return self.head(h)
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(Decoder):
     """(B, D) [+ (B, K) condition] -> (B, C, H, W): a head to the encoder's last feature map
     (a linear layer from a flat code; a 3x3 convolution from a code map, the condition as
     constant channels), then transposed convolutions back to the image's size."""
@@ -231,11 +262,10 @@ class ConvDecoder(nn.Module):
 
 
 @dataclass(frozen=True)
-class MLPSettings(PartSettings):
+class MLPSettings(NetworkSettings):
     """[model.network] name = "mlp": fully connected layers; the decoder mirrors the encoder."""
 
     name = "mlp"
-    slot = "network"
     hidden: tuple[int, ...] = (400,)  # the hidden layers' widths
     activation: str = choice("relu", ACTIVATIONS)
 
@@ -249,11 +279,10 @@ class MLPSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class CNNSettings(PartSettings):
+class CNNSettings(NetworkSettings):
     """[model.network] name = "cnn": stride-2 convolutions; the decoder mirrors them."""
 
     name = "cnn"
-    slot = "network"
     hidden: tuple[int, ...] = (32, 64)  # the convolutions' channels, each halving height and width
     activation: str = choice("relu", CNN_ACTIVATIONS)  # also "gdn": GDN in the encoder, its inverse in the decoder
     latent_channels: int = bounded(0, at_least=0)  # > 0: the code is a map of this many channels (latent_dim = channels x h x w)
@@ -265,8 +294,8 @@ class CNNSettings(PartSettings):
                            N_("{n} residual blocks", n=self.res_blocks) if self.res_blocks else ""])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        activation = getattr(CNN_ACTIVATIONS[self.activation], "theory_section", None)  # GDN explains itself
-        return [theory.CONVOLUTIONS] + ([activation] if activation else []) + ([theory.RESIDUAL_BLOCKS] if self.res_blocks else [])
+        return [CONVOLUTIONS] + ([GDN_THEORY] if self.activation == "gdn" else []) + (
+            [RESIDUAL_BLOCKS] if self.res_blocks else [])
 
     def build(self, image_shape, out_dim: int, latent_dim: int, cond_dim: int):
         activation = CNN_ACTIVATIONS[self.activation]

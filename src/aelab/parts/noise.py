@@ -20,8 +20,26 @@ from torch import nn
 
 from aelab.errors import AelabError
 from aelab.language import N_
-from aelab.parts import draws, theory
-from aelab.parts.settings import PartSettings, bounded
+from aelab.parts import draws
+from aelab.parts.slots import ChannelSettings, CorruptionSettings
+from aelab.settings import bounded
+
+DENOISING = (N_("Denoising"), [
+    N_("The encoder sees a corrupted image x̃ = clip(x + σ ε, 0, 1), ε ~ N(0, I), while the loss still "
+    "reconstructs the clean x: −log p(x | f(x̃)) (Vincent et al. 2008). The model must learn what digits look "
+    "like, not copy pixels."),
+])
+
+
+CHANNEL = (N_("Noise on the code (a channel)"), [
+    N_("The code is scaled to mean square 1, z = √D · c / ‖c‖ for a code c of D numbers, so that its average "
+    "power is fixed; while training, Gaussian noise of standard deviation σ is added before the decoder, "
+    "ẑ = z + σ ε, ε ~ N(0, I), so the noise-to-signal power ratio is σ² (an SNR of −20 log10 σ dB). The "
+    "decoder learns to reconstruct from a code it receives through a noisy channel, as in deep joint "
+    "source-channel coding (Bourtsoulatze et al. 2019). PSNR is measured with clean codes, at the training "
+    "σ, and against σ at evaluation."),
+])
+
 
 
 class Clean:
@@ -44,11 +62,10 @@ class GaussianNoise:
 
 
 @dataclass(frozen=True)
-class NoCorruptionSettings(PartSettings):
+class NoCorruptionSettings(CorruptionSettings):
     """[model.corruption] name = "none": the encoder sees the image."""
 
     name = "none"
-    slot = "corruption"
 
     def describe(self) -> str:
         return ""
@@ -58,18 +75,17 @@ class NoCorruptionSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class GaussianNoiseSettings(PartSettings):
+class GaussianNoiseSettings(CorruptionSettings):
     """[model.corruption] name = "gaussian": a denoising autoencoder's input draws."""
 
     name = "gaussian"
-    slot = "corruption"
     sigma: float = bounded(0.4, above=0.0)  # std of the noise added to the encoder's input, before clipping
 
     def describe(self) -> str:
         return N_("input noise {sigma:g}", sigma=self.sigma)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.DENOISING]
+        return [DENOISING]
 
     def build(self) -> GaussianNoise:
         return GaussianNoise(self.sigma)
@@ -124,11 +140,10 @@ class PowerNormalizedAWGN(nn.Module):
 
 
 @dataclass(frozen=True)
-class NoChannelSettings(PartSettings):
+class NoChannelSettings(ChannelSettings):
     """[model.channel] name = "none"."""
 
     name = "none"
-    slot = "channel"
 
     def describe(self) -> str:
         return ""
@@ -138,11 +153,10 @@ class NoChannelSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class AWGNSettings(PartSettings):
+class AWGNSettings(ChannelSettings):
     """[model.channel] name = "awgn": the code power-normalised, Gaussian noise added while training."""
 
     name = "awgn"
-    slot = "channel"
     sigma: float = bounded(0.0, at_least=0.0)  # the noise's standard deviation against a code of mean square 1
 
     def check(self, model) -> None:
@@ -154,7 +168,7 @@ class AWGNSettings(PartSettings):
         return N_("channel awgn sigma {sigma:g}", sigma=self.sigma)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.CHANNEL]
+        return [CHANNEL]
 
     def build(self) -> PowerNormalizedAWGN:
         return PowerNormalizedAWGN(self.sigma)

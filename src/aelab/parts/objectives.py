@@ -23,8 +23,33 @@ import torch
 
 from aelab.errors import AelabError
 from aelab.language import N_, join
-from aelab.parts import theory
-from aelab.parts.settings import PartSettings, bounded, choice
+from aelab.parts.slots import Objective, ObjectiveSettings
+from aelab.settings import bounded, choice
+
+IWAE_THEORY = (N_("Importance-weighted bound (IWAE)"), [
+    N_("Training maximises the K-sample bound of Burda et al. (2016, eq. 8), "
+    "L_K(x) = E[log (1/K) Σ_k p(x, z_k) / q(z_k | x)], z_1 … z_K ~ q(z | x) drawn independently. "
+    "L_1 is the ELBO, and L_K rises towards log p(x) as K grows, so the encoder is no longer pushed to "
+    "cover only where the ELBO is tight: IWAE models reach lower NLL and use more active units."),
+    N_("Each step decodes K codes per image, about K times the VAE's cost. The model is the VAE's; only the "
+    "objective differs, so its neg_elbo is still reported (and is higher than a VAE's)."),
+])
+
+
+ANNEALING = (N_("KL annealing"), [
+    N_("The KL weight rises linearly from 0 to β over the first epochs (Bowman et al. 2016), so the "
+    "decoder learns to use the code before the KL pulls q(z | x) towards the prior. It is a way of "
+    "training, not a different model: every number in the table is measured with the KL at full weight."),
+])
+
+
+MEAN_REDUCTION = (N_("Mean or sum over pixels"), [
+    N_("Averaging the reconstruction term over the D pixels (784 for a digit) instead of summing it "
+    "divides it by D while the KL stays as it is, which is the ELBO with β = D. The KL then wins: "
+    "codes carry less about each image (lower KL, fewer active units) and samples and reconstructions "
+    "blur towards the average digit."),
+])
+
 
 
 @dataclass(frozen=True)
@@ -47,7 +72,7 @@ def _mse(model, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ELBO:
+class ELBO(Objective):
     kl_weight: KLWeight = KLWeight()
     # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
     # term, which weights the KL D times more heavily than the ELBO does.
@@ -79,7 +104,7 @@ class ELBO:
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
-        extra = getattr(q, "losses", {})  # a quantised code's commitment term: a pull on the encoder
+        extra = q.losses  # a quantised code's commitment term: a pull on the encoder
         if extra:
             # the best checkpoint is chosen without it: the term grows as the codes spread over the
             # codebook while the reconstruction improves, so loss alone would keep an early epoch
@@ -91,7 +116,7 @@ class ELBO:
 
 
 @dataclass(frozen=True)
-class IWAE:
+class IWAE(Objective):
     samples: int = 5
 
     def schedule(self, progress: float | None) -> dict[str, float]:
@@ -104,7 +129,7 @@ class IWAE:
         recon = -log_px_z.mean(0)
         prior = model.prior(batch.y)
         # closed form, else the K draws' mean of log q - log p (= log p(x|z) - log w)
-        kl = q.kl(prior) if hasattr(prior, "kl_from") else (log_px_z - log_w).mean(0)
+        kl = q.kl(prior) if prior.closed_kl else (log_px_z - log_w).mean(0)
         return {"loss": -bound.mean(), "recon": recon.mean(), "kl": kl.mean(),
                 "neg_elbo": (recon + kl).mean(), "mse": _mse(model, out[0], batch.x)}
 
@@ -118,11 +143,10 @@ RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels
 
 
 @dataclass(frozen=True)
-class ELBOSettings(PartSettings):
+class ELBOSettings(ObjectiveSettings):
     """[model.objective] name = "elbo": the ELBO (for a point-mass latent, the reconstruction alone)."""
 
     name = "elbo"
-    slot = "objective"
     beta: float = bounded(1.0, at_least=0.0)  # weight of KL(q(z|x) || N(0, I))
     kl_warmup_epochs: float = bounded(0.0, at_least=0.0)  # KL weight rises linearly from 0 to beta over these epochs
     # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
@@ -146,8 +170,8 @@ class ELBOSettings(PartSettings):
             "samples": N_("ELBO over K = {k} draws", k=self.samples)}))
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return ([theory.ANNEALING] if self.kl_warmup_epochs else []) + (
-            [theory.MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
+        return ([ANNEALING] if self.kl_warmup_epochs else []) + (
+            [MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
 
     def build(self, image_shape: tuple[int, ...]) -> ELBO:
         return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)),
@@ -155,11 +179,10 @@ class ELBOSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class IWAESettings(PartSettings):
+class IWAESettings(ObjectiveSettings):
     """[model.objective] name = "iwae": the K-sample importance-weighted bound."""
 
     name = "iwae"
-    slot = "objective"
     samples: int = bounded(5, at_least=1)  # K, importance samples per image and step
 
     def check(self, model) -> None:
@@ -171,7 +194,7 @@ class IWAESettings(PartSettings):
         return N_("IWAE objective, K = {k}", k=self.samples)
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.IWAE]
+        return [IWAE_THEORY]
 
     def build(self, image_shape: tuple[int, ...]) -> IWAE:
         return IWAE(self.samples)

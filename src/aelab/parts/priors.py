@@ -25,13 +25,41 @@ from torch import nn
 
 from aelab.errors import AelabError
 from aelab.language import N_, join
-from aelab.parts import theory
 from aelab.parts.latents import LOG_2PI, STANDARD, DiagonalGaussian, StandardNormal
-from aelab.parts.settings import PartSettings, bounded
+from aelab.parts.slots import Prior, PriorDensity, PriorSettings
+from aelab.settings import bounded
+
+CONDITIONAL_PRIOR = (N_("A learned prior per label, p(z | y)"), [
+    N_("The prior is a Gaussian per class, p(z | y) = N(m_y, diag s_y²), learned with the rest of the model "
+    "(the prior network of Sohn et al. 2015, sec. 4.2, which for a one-hot label is a table). It starts as "
+    "N(0, I). The KL term is KL(q(z | x, y) ‖ p(z | y)) = ½ Σ_j (log s_yj² − log σ_j² + (σ_j² + (μ_j − m_yj)²) / s_yj² − 1), "
+    "samples of class y decode z = m_y + s_y ⊙ ε, ε ~ N(0, I), and nll_is weighs each z_k by p(z_k | y)."),
+    N_("Why: with one N(0, I) for every class, a CVAE trained for a few epochs still stores much of the digit's "
+    "identity in z (a linear probe reads the class from the codes), so z ~ N(0, I) often lands where another "
+    "class's codes live and the decoder draws that class whatever y says. A prior per class gives each class "
+    "its own region, and sampling from p(z | y) stays in it."),
+])
 
 
-class GaussianPrior(DiagonalGaussian):
+def vamp_prior(k: int) -> tuple[str, list[str]]:
+    return (N_("The VampPrior"), [
+        N_("The prior is a mixture of the encoder's own posteriors: p(z) = (1/K) Σ_k q(z | u_k), with K = {k} "
+           "pseudo-inputs u_k, images learned with the rest of the model (Tomczak & Welling 2018, eq. 9). The prior "
+           "that maximises the ELBO is the aggregate posterior (1/N) Σ_n q(z | x_n); the VampPrior approximates it "
+           "with K learned images instead of the N training images, so the KL term no longer pulls every code "
+           "towards one N(0, I).", k=k),
+        N_("KL(q(z | x) ‖ p(z)) has no closed form: the ELBO uses log q(z | x) − log p(z) at the code drawn, and "
+           "nll_is weighs each z_k by the mixture's density. Sampling picks one pseudo-input's posterior at random "
+           "and draws from it. Each step also encodes the K pseudo-inputs: training costs about as much as encoding "
+           "K more images a step."),
+    ])
+
+
+
+class GaussianPrior(DiagonalGaussian, PriorDensity):
     """N(m, diag s²) per image: (B, D) means and log-variances."""
+
+    closed_kl = True
 
     def kl_from(self, q: DiagonalGaussian) -> torch.Tensor:
         """KL(N(mu, sigma²) || N(m, s²)) of each dimension:
@@ -42,7 +70,7 @@ class GaussianPrior(DiagonalGaussian):
         return self.mean + self.std * eps
 
 
-class FixedPrior(nn.Module):
+class FixedPrior(Prior):
     """p(z) = N(0, I), whatever the label."""
 
     symbol = "N(0, I)"
@@ -51,7 +79,7 @@ class FixedPrior(nn.Module):
         return STANDARD
 
 
-class ClassPrior(nn.Module):
+class ClassPrior(Prior):
     """p(z | y) = N(m_y, diag s_y²): a learned mean and log-variance per class, from N(0, I)."""
 
     symbol = "p(z | y)"
@@ -69,11 +97,11 @@ class ClassPrior(nn.Module):
 
 
 @dataclass(frozen=True)
-class StandardPriorSettings(PartSettings):
+class StandardPriorSettings(PriorSettings):
     """[model.prior] name = "standard": p(z) = N(0, I)."""
 
     name = "standard"
-    slot = "prior"
+    standard_normal = True
 
     def describe(self) -> str:
         return ""  # the textbook prior, said by the theory of the latent
@@ -83,12 +111,12 @@ class StandardPriorSettings(PartSettings):
 
 
 @dataclass(frozen=True)
-class ConditionalPriorSettings(PartSettings):
+class ConditionalPriorSettings(PriorSettings):
     """[model.prior] name = "conditional": p(z | y), a learned Gaussian per class (needs
     model.condition.name = "label" and a Gaussian latent)."""
 
     name = "conditional"
-    slot = "prior"
+    per_label = True
 
     def check(self, model) -> None:
         if not model.latent.stochastic or not model.condition.prefix:
@@ -99,13 +127,13 @@ class ConditionalPriorSettings(PartSettings):
         return N_("learned prior p(z | y)")
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.CONDITIONAL_PRIOR]
+        return [CONDITIONAL_PRIOR]
 
     def build(self, num_classes: int, latent_dim: int) -> ClassPrior:
         return ClassPrior(num_classes, latent_dim)
 
 
-class GaussianMixture:
+class GaussianMixture(PriorDensity):
     """p(z) = (1/K) Σ_k N(z; m_k, diag s_k²) with equal weights: (K, D) means and log-variances.
     It has no closed-form KL from a Gaussian posterior (no `kl_from`)."""
 
@@ -142,7 +170,7 @@ class GaussianMixture:
         return self.mean[which] + (0.5 * self.logvar[which]).exp() * e
 
 
-class VampPrior(nn.Module):
+class VampPrior(Prior):
     """p(z) = (1/K) Σ_k q(z | u_k): the model's encoder applied to K learned pseudo-inputs u_k,
     images of the data's shape kept in [0, 1], the same prior for every image."""
 
@@ -169,12 +197,11 @@ class VampPrior(nn.Module):
 
 
 @dataclass(frozen=True)
-class VampPriorSettings(PartSettings):
+class VampPriorSettings(PriorSettings):
     """[model.prior] name = "vamp": the VampPrior, a mixture of the encoder's posteriors of
     learned pseudo-inputs (needs a Gaussian latent and no label condition)."""
 
     name = "vamp"
-    slot = "prior"
     needs_encoder = True  # made from q(z | u) in one Gaussian
     components: int = bounded(500, at_least=1)  # K, pseudo-inputs
     init_mean: float = bounded(0.05, at_least=0.0, at_most=1.0)  # the pseudo-inputs' pixels start at N(init_mean, init_std²)
@@ -184,7 +211,7 @@ class VampPriorSettings(PartSettings):
         if not model.latent.stochastic or model.condition.prefix:
             raise AelabError("model.prior: the VampPrior needs model.latent.name = 'gaussian' and no label condition, "
                              f"not {model.latent.name!r} and {model.condition.name!r}")
-        if getattr(model.objective, "free_bits", 0):
+        if model.objective.free_bits:
             raise AelabError("model.objective.free_bits: free bits need a KL per dimension in closed form, which the "
                              "VampPrior has not")
 
@@ -194,7 +221,7 @@ class VampPriorSettings(PartSettings):
         return join(", ", [N_("VampPrior, {k} pseudo-inputs", k=self.components), *dict.fromkeys(said)])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
-        return [theory.vamp_prior(self.components)]
+        return [vamp_prior(self.components)]
 
     def build(self, num_classes: int, latent_dim: int) -> VampPrior:
         return VampPrior(self.components, self.init_mean, self.init_std)

@@ -27,7 +27,8 @@ from torch import nn
 from aelab.errors import AelabError
 from aelab.language import N_, join
 from aelab.parts.latents import PointMass
-from aelab.parts.settings import PartSettings, bounded
+from aelab.parts.slots import Latent, LatentSettings, Prior, PriorDensity
+from aelab.settings import bounded
 
 DECAY = 0.99  # of the running counts, sums and shares of choices
 RESTART_BELOW = 0.01  # a codebook vector whose running count falls below this share of the mean count is restarted
@@ -46,7 +47,7 @@ class Quantized(PointMass):
         self.losses = losses
 
 
-class CodePrior(nn.Module):
+class CodePrior(Prior, PriorDensity):
     """p(codes): a categorical over the codebook at each position, from the running shares."""
 
     symbol = "a categorical per position"
@@ -68,7 +69,7 @@ class CodePrior(nn.Module):
         return q.join(q.codebook[index])
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(Latent):
     """The codebook (K, C) with its running counts and sums, the running shares of each
     position's choices, and the nearest-vector choice."""
 
@@ -184,12 +185,11 @@ def vq_theory(code_dim: int, codebook_size: int, commitment: float) -> tuple[str
 
 
 @dataclass(frozen=True)
-class VQSettings(PartSettings):
+class VQSettings(LatentSettings):
     """[model.latent] name = "vq": a codebook of `codebook_size` vectors of `code_dim` numbers
     (for a CNN, its code map's channels at each position)."""
 
     name = "vq"
-    slot = "latent"
     stochastic = False
     short = "VQ-VAE"
     codebook_size: int = bounded(512, at_least=2)  # K
@@ -201,10 +201,10 @@ class VQSettings(PartSettings):
         if c > model.latent_dim:
             raise AelabError(f"model.latent.code_dim: {c} numbers a vector, more than the code's "
                              f"model.latent_dim = {model.latent_dim}")
-        if getattr(model.network, "latent_channels", 0) not in (0, c):
+        if model.network.latent_channels not in (0, c):
             raise AelabError(f"model.latent.code_dim: {c}, but the network's code map has "
                              f"{model.network.latent_channels} channels a position; make them equal")
-        if model.prior.name != "standard":
+        if not model.prior.standard_normal:
             raise AelabError("model.prior: a quantised latent brings its own prior over codes; leave model.prior "
                              f"'standard', not {model.prior.name!r}")
 

@@ -13,7 +13,7 @@ from aelab.data.splits import ImageData, Split
 from aelab.evaluation.metrics import posterior_means
 from aelab.language import Language
 from aelab.parts.autoencoder import Autoencoder
-from aelab.parts.settings import bounded
+from aelab.settings import bounded
 
 FIGURE_SEED = 2024  # z of prior samples and interpolation noise, input corruption, picked images
 SHOWN = 9  # images in a row of the code-space figures; the test images picked where there are no classes

@@ -158,7 +158,7 @@ def strip(s: Subject, a: float = 3.0, n: int = 21):
 
 def _dimension(model, d: int) -> str:
     """A code dimension's name: z17, or channel and position in a code map (c13 y1 x1)."""
-    shape = getattr(model.decoder, "code_shape", None)
+    shape = model.decoder.code_shape
     if shape is None:
         return f"z{d}"
     _, h, w = shape
@@ -321,7 +321,7 @@ FIGURES = {
                             "the images. An AE's codes fill only part of the space a Gaussian spreads over.", n=SHOWN)),
     "code_noise": (codespace.code_noise, lambda m: not m.latent.stochastic,
                    N_("Test images' codes with Gaussian noise added (sd relative to each code's RMS), then decoded.")),
-    "code_maps": (codespace.code_maps, lambda m: getattr(m.decoder, "code_shape", None) is not None,
+    "code_maps": (codespace.code_maps, lambda m: m.decoder.code_shape is not None,
                   N_("Each test image beside the channels of its code map (a channel's colours span its range over "
                   "the images shown; upsampled, nearest).")),
 }

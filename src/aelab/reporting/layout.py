@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from aelab import config, language
 from aelab.files import write_atomic
 from aelab.language import N_, Language, join
-from aelab.parts.settings import value_text
+from aelab.settings import value_text
 from aelab.reporting import document as doc
 from aelab.reporting.report import (
     IGNORED_DIFFERENCES,

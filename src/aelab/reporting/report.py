@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from aelab import config
 from aelab.config import RunConfig
 from aelab.language import N_, join
-from aelab.parts import theory
-from aelab.parts.settings import value_text
+from aelab.reporting import theory
+from aelab.settings import value_text
 from aelab.runs.rundir import UNITS
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@
     RUN/done.json      written when training finished: epochs, seconds, what stopped it (epochs or time budget)
     RUN/eval.json      test metrics (aelab eval)
     RUN/.lock          held by the process training the run (runlock.py)
-    RUN/code/          a copy of each file of the user's own parts, for the record (parts/user.py);
+    RUN/code/          a copy of each file of the user's own parts, for the record (userparts.py);
                        later commands import the parts from their recorded names, never from here
 """
 
@@ -32,7 +32,7 @@ from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.files import append_line, write_atomic
 from aelab.language import N_
-from aelab.parts import user
+from aelab import userparts
 from aelab.parts.autoencoder import Autoencoder
 from aelab.runs import checkpoint
 
@@ -126,7 +126,7 @@ class RunDir:
             raise AelabError(f"{run.path}: already exists and is not empty; use --resume {run.path} or another --out")
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
-        parts = user.record(cfg.model)
+        parts = userparts.record(cfg.model)
         meta = {"seed": cfg.train.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "units": UNITS, **provenance(), **({"user_parts": parts} if parts else {})}
         write_atomic(run.meta_path, json.dumps(meta, indent=2) + "\n")
@@ -159,7 +159,7 @@ class RunDir:
         """The run's resolved config. A user's part is imported from its recorded name, saying
         from which file (once per process), with a warning where that file has changed."""
         cfg = config.load(self.config_path, stored=True)
-        for line in user.changes(self.user_parts(), cfg.model):
+        for line in userparts.changes(self.user_parts(), cfg.model):
             _say(line)
         return cfg
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from aelab import config
 from aelab.config import RunConfig
 from aelab.errors import AelabError
-from aelab.parts.settings import coerce
+from aelab.settings import coerce
 
 SEARCH_KEYS = {"trials", "minutes", "objectives", "sampler", "pruner", "seed", "space"}
 DIRECTIONS = ("minimize", "maximize")

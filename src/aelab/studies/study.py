@@ -40,7 +40,7 @@ from aelab import config, language, registry, shipped
 from aelab.config import RunConfig
 from aelab.errors import AelabError
 from aelab.language import Language
-from aelab.parts.settings import coerce, from_table, value_text
+from aelab.settings import coerce, from_table, value_text
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies.search import Search, check, parse
 

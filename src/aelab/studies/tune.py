@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from aelab.evaluation import classifier
 from aelab.language import Language
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
-from aelab.studies.search import Search, trial_config
+from aelab.studies.optuna_search import open_search, optuna_module, sampler
+from aelab.studies.search import trial_config
 from aelab.training import train
 from aelab.runs import runlock
 
@@ -46,59 +46,6 @@ except ImportError:  # pragma: no cover - Windows: one worker per folder
     fcntl = None
 
 clock = time.monotonic  # what `search.minutes` is counted by (a fake one in tests)
-
-
-def _optuna():
-    import optuna  # imported when a search runs: it is slow to import
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return optuna
-
-
-def storage(out: Path, url: str | None):
-    """The search's storage: the journal file in `out`, or the Optuna RDB at `url`."""
-    optuna = _optuna()
-    if url:
-        return url
-    from optuna.storages.journal import JournalFileBackend
-    return optuna.storages.JournalStorage(JournalFileBackend(str(StudyDir(out).journal)))
-
-
-def sampler(search: Search, seed: int):
-    optuna = _optuna()
-    if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if search.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-
-
-def pruner(search: Search):
-    optuna = _optuna()
-    if search.pruner == "median":  # a trial below the median of the others at the same epoch stops
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
-
-
-def open_search(s: study.Study, out: Path, url: str | None):
-    """The Optuna study of `s` in its storage, created on first use; its directions checked."""
-    optuna = _optuna()
-    failures: tuple = (ValueError, RuntimeError)  # a bad URL, a journal that cannot be written
-    if url:
-        from sqlalchemy.exc import SQLAlchemyError  # the server down or refusing (Optuna's RDB storage is SQLAlchemy's)
-        failures += (SQLAlchemyError,)
-    try:
-        found = optuna.create_study(storage=storage(out, url), study_name=s.path.stem, directions=s.search.directions,
-                                    pruner=pruner(s.search), load_if_exists=True)
-    except ImportError as e:  # the database's driver
-        raise AelabError(f"--storage {url}: no driver for it ({e.__cause__ or e}); for PostgreSQL: "
-                         "pip install 'psycopg[binary]'") from None
-    except failures as e:
-        raise AelabError(f"--storage {url or StudyDir(out).journal}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    if [d.name.lower() for d in found.directions] != s.search.directions:
-        raise AelabError(f"{out}: its search {s.path.stem!r} has other objectives than {s.path} now; "
-                         "choose another --out")
-    return found
 
 
 @contextmanager
@@ -122,7 +69,7 @@ def run_path(out: Path, number: int) -> Path:
 def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: float):
     """The next trial for this worker, holding its run directory: a stopped trial taken over,
     else a new one while the budget lasts; None when the search is done."""
-    optuna = _optuna()
+    optuna = optuna_module()
     with _asking(out):
         trials = found.get_trials(deepcopy=False)
         for t in trials:
@@ -189,7 +136,7 @@ class Worker:
 
 def work(w: Worker) -> int:
     """Run trials until the search is done; returns how many this worker finished."""
-    optuna = _optuna()
+    optuna = optuna_module()
     if w.threads:
         torch.set_num_threads(w.threads)
     s = study.load(w.study_path, w.sets)
@@ -222,7 +169,7 @@ def work(w: Worker) -> int:
 def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging, prune: bool) -> list[float]:
     """Train (or resume) and evaluate one trial; its objective values."""
     from aelab.evaluation.evaluate import cached_or_evaluate
-    optuna = _optuna()
+    optuna = optuna_module()
 
     def report(record: dict) -> None:
         value = record.get("val_selection", record.get("val_loss"))

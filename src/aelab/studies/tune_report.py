@@ -14,14 +14,14 @@ from aelab.language import N_, Language
 from aelab.reporting import fonts, plots
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
-from aelab.studies.tune import _optuna, open_search
+from aelab.studies.optuna_search import open_search, optuna_module
 from aelab.runs.rundir import RunDir
 
 BEST = 6  # at most this many best trials (the Pareto front, else the top) drawn in the report
 
 
 def _complete(found) -> list:
-    optuna = _optuna()
+    optuna = optuna_module()
     return [t for t in found.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
 
 
@@ -102,7 +102,7 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
 
 def summary(trials) -> dict:
     """How many trials are complete, pruned and failed."""
-    optuna = _optuna()
+    optuna = optuna_module()
     count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
     return {"complete": count(optuna.trial.TrialState.COMPLETE), "pruned": count(optuna.trial.TrialState.PRUNED),
             "failed": count(optuna.trial.TrialState.FAIL)}

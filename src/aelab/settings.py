@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from aelab import usercode
 from aelab.errors import AelabError
 
 
@@ -129,13 +130,11 @@ class PartSettings:
         return type(self).__name__ if ":" in self.name else self.name
 
     def __reduce_ex__(self, protocol):
-        """A user's part (parts/user.py) crosses into another process by its reference, which
+        """A user's part (userparts.py) crosses into another process by its reference, which
         that process imports again; a built-in one as any dataclass does."""
         if ":" in self.name:
-            from aelab.parts import user  # user.py builds on this module
-
             values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-            return user.rebuild, (self.slot, self.name, values)
+            return rebuild, (self.name, values)
         return super().__reduce_ex__(protocol)
 
     def check(self, model) -> None:
@@ -165,3 +164,12 @@ class PartSettings:
         its own settings and those of the rest of `model` (a ModelConfig): the maths and its
         citation, never a measured number (those live in docs/experiments/)."""
         return []
+
+
+def rebuild(reference: str, values: dict) -> PartSettings:
+    """A user part's settings from its reference (as the resolved config recorded it, checked
+    where it was first loaded) and values: how they cross into another process (a study's
+    --jobs workers), which imports the part again."""
+    cls, _, canonical = usercode.find(reference, None, "model")
+    cls.name = canonical
+    return cls(**values)
