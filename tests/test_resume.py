@@ -68,9 +68,11 @@ def _untimed(run):
 
 
 def _training(proc, run) -> None:
-    """Wait until `proc` holds the run's lock: its config and data are loaded, training starts."""
+    """Wait until `proc` holds the run's lock and has written the run's config: its config and
+    data are loaded, training starts (the lock is taken before anything is written)."""
     deadline = time.time() + 60
-    while runlock.holder(run) != str(proc.pid) and time.time() < deadline and proc.poll() is None:
+    while (runlock.holder(run) != str(proc.pid) or not (run / "meta.json").is_file()) and time.time() < deadline \
+            and proc.poll() is None:
         time.sleep(0.005)
 
 

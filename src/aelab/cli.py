@@ -12,7 +12,6 @@ import shlex
 import signal
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -25,13 +24,8 @@ from aelab.language import N_
 from aelab.reporting import report
 from aelab.studies import pipeline
 from aelab.studies.study import shipped_studies
-from aelab.training import distributed, interrupt, train
-from aelab.runs import runlock
+from aelab.training import distributed, interrupt, owner, train
 from aelab.runs.rundir import RunDir
-
-RESUMABLE_KEYS = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
-                  "train.eval_precision", "train.checkpoint_every_min"}
-
 
 def _at_least_one(option: str, value: int) -> None:
     if value < 1:
@@ -42,64 +36,40 @@ def _train(args: argparse.Namespace) -> int:
     """`aelab train`, also as one of several processes under torchrun: every process checks
     and loads the same config and data; rank 0 alone writes the run directory, and holds its
     lock from the first write on (a second process on the same run is refused)."""
-    with ExitStack() as held:
-        return _train_held(args, held)
-
-
-def _train_held(args: argparse.Namespace, held: ExitStack) -> int:
-    writer = os.environ.get("RANK", "0") == "0"  # rank 0 under torchrun, else the one process
     if args.resume:
         if args.config or args.out:
             raise AelabError("--resume RUN_DIR takes no CONFIG and no --out")
         run = RunDir.open(args.resume)
-        if writer:
-            held.enter_context(runlock.locked(run.path))
         keys = {config.parse_override(s)[0] for s in args.set}
-        if keys - RESUMABLE_KEYS:
-            raise AelabError(f"--set {sorted(keys - RESUMABLE_KEYS)[0]}: cannot change on --resume; "
-                             f"allowed: {', '.join(sorted(RESUMABLE_KEYS))}")
+        if keys - owner.RESUMABLE:
+            raise AelabError(f"--set {sorted(keys - owner.RESUMABLE)[0]}: cannot change on --resume; "
+                             f"allowed: {', '.join(sorted(owner.RESUMABLE))}")
         cfg = config.with_overrides(run.config(), args.set)
         if args.tensorboard and not cfg.train.tensorboard:
             raise AelabError(f"--tensorboard: {run.path} was started without it, and a resumed run keeps its settings")
-        fresh = not run.last_path.is_file()  # created, then killed before its first checkpoint
-        if not fresh:
-            payload, _ = run.checkpoint("last")  # fail now if it does not match
-            if run.is_done() and train.finished(cfg, int(payload["epoch"]), float(payload.get("step_seconds", 0))):
-                print(f"{run.path}: already trained ({_length(cfg)}); nothing to do", file=sys.stderr)
-                return 0
-        data = registry.build_data(cfg)
-        group = distributed.start(cfg.train.device)
-        if group.main:
-            if fresh:
-                print(f"{run.path}: no checkpoint yet; training from the start with its stored config and seed",
-                      file=sys.stderr)
-                run.keep_metrics_until(0)
-            run.done_path.unlink(missing_ok=True)
-            run.write_config(cfg)
+        if owner.complete(run, cfg):
+            print(f"{run.path}: already trained ({_length(cfg)}); nothing to do", file=sys.stderr)
+            return 0
+        out = run.path
     else:
         if not args.config:
             raise AelabError("train needs a CONFIG.toml (or --resume RUN_DIR)")
         cfg = config.load(args.config, args.set + ["train.tensorboard=true"] * args.tensorboard)
-        data = registry.build_data(cfg)  # bad data fails before anything is written ...
-        registry.check_model(cfg, data)  # ... and so does a model that cannot be built
         out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}",
                            folder=True)
-        group = distributed.start(cfg.train.device)
-        run = RunDir.create(out, cfg) if group.main else RunDir(out)
-        if group.main:
-            held.enter_context(runlock.locked(run.path))
-        fresh = True
-    if group.main:
-        print(f"run directory: {run.path}", file=sys.stderr)
-    try:
-        train.fit(cfg, run, data, resume=not fresh, progress=False if args.quiet else None, group=group)
+        RunDir.refuse_existing(out)
+    data = registry.build_data(cfg)  # bad data fails before anything is written ...
+    registry.check_model(cfg, data)  # ... and so does a model that cannot be built
+    group = distributed.start(cfg.train.device)
+    try:  # the run directory is named on the first line its owner says (training/owner.py)
+        run = owner.train_or_resume(cfg, out, data, owner.Options(progress=False if args.quiet else None, group=group,
+                                                                  new=not args.resume))
     except WriteError as e:  # what was written before is whole: the run goes on from its last checkpoint
-        raise AelabError(f"{e}; make room, then resume with: aelab train --resume {run.path}") from None
+        raise AelabError(f"{e}; make room, then resume with: aelab train --resume {out}") from None
     distributed.finish(group)  # after a failure the process just ends: torchrun stops the others
     if group.main and not args.no_eval:
         print(json.dumps(evaluate_run(run, data, deep=False), indent=2))
         print(f"for the NLL, probe and sample scores: aelab eval {run.path}", file=sys.stderr)
-    held.close()  # the run's lock, before a process of several leaves without the interpreter's teardown
     distributed.leave(group, 0)
     return 0
 

@@ -118,12 +118,17 @@ class RunDir:
     @property
     def eval_path(self) -> Path: return self.path / "eval.json"
 
+    @staticmethod
+    def refuse_existing(path: Path) -> None:
+        """Refuse, in one line, a folder for a new run that already holds anything (its lock aside)."""
+        if path.exists() and (not path.is_dir() or any(p.name != ".lock" for p in path.iterdir())):
+            raise AelabError(f"{path}: already exists and is not empty; use --resume {path} or another --out")
+
     @classmethod
     def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
         """A new run directory; refuses one that already holds anything."""
         run = cls(Path(path))
-        if run.path.exists() and (not run.path.is_dir() or any(p.name != ".lock" for p in run.path.iterdir())):
-            raise AelabError(f"{run.path}: already exists and is not empty; use --resume {run.path} or another --out")
+        cls.refuse_existing(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
         parts = userparts.record(cfg.model)

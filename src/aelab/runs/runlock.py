@@ -4,8 +4,9 @@ The lock is the operating system's (`fcntl.flock`), taken without waiting: a sec
 that asks for it is refused at once with the holder's process id, which the holder writes
 into the file. The kernel drops the lock when its holder dies, however it dies (kill -9
 included), so a lock left by a dead process is simply taken by the next one; no stale file
-needs cleaning. In one process the lock is re-entrant (`aelab train` holds it around the whole
-command, the trainer again inside). Where the platform has no flock (Windows), runs are not locked.
+needs cleaning. It is taken once, by the one owner of training a run (training/owner.py), and
+not re-entrant: a second request in the same process is refused like another process's. Where
+the platform has no flock (Windows), runs are not locked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from aelab.errors import AelabError
@@ -22,7 +24,13 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-_HELD: dict[Path, tuple[int, int]] = {}  # run directory -> (file descriptor, depth) held by this process
+
+@dataclass(frozen=True)
+class Held:
+    """A run directory this process holds: what `locked` gives, for a caller to pass on to the
+    code that trains the run (training/owner.py) instead of locking it again."""
+
+    path: Path
 
 
 def holder(path: Path) -> str:
@@ -34,21 +42,13 @@ def holder(path: Path) -> str:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[Held]:
     """Hold the run directory `path` for this process, or raise AelabError naming the process
-    that holds it."""
+    that holds it. The lock is not re-entrant: a second `locked` on the same directory, in
+    this process or another, is refused; hold it once and pass the `Held` on."""
     key = Path(path).resolve()
     if fcntl is None:
-        yield
-        return
-    if key in _HELD:
-        fd, depth = _HELD[key]
-        _HELD[key] = (fd, depth + 1)
-        try:
-            yield
-        finally:
-            fd, depth = _HELD[key]
-            _HELD[key] = (fd, depth - 1)
+        yield Held(key)
         return
     fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -57,11 +57,9 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
         raise AelabError(f"{path}: being trained by another process (pid {holder(key)}); "
                          "wait for it, or stop it (a lock left by a dead process is taken over)") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    _HELD[key] = (fd, 1)
     try:
-        yield
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield Held(key)
     finally:
-        del _HELD[key]
         os.close(fd)  # releases the lock; the file stays, empty of meaning

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import multiprocessing
-import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,57 +29,20 @@ from aelab.reporting import layout, report
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
 from aelab.studies.folder import StudyDir
-from aelab.training import train
-from aelab.runs import runlock
+from aelab.training import owner, train
 from aelab.runs.rundir import RunDir
 
 DEFAULT_STUDY = study.STUDY_DIR / "compare.toml"
-
-
-def _existing(cfg: RunConfig, path: Path) -> RunDir | None:
-    """The run directory at `path` if one was started there (of `cfg`, else an error)."""
-    if not (path / "config.toml").is_file():
-        return None
-    run = RunDir.open(path)
-    changed = config.diff(run.config(), cfg)
-    if changed:
-        raise AelabError(f"{path}: holds a run of another config ({'; '.join(changed)}); "
-                         "remove it or choose another --out")
-    return run
-
-
-def ensure_trained(cfg: RunConfig, path: Path, data: ImageData, progress: bool | None = None,
-                   on_epoch=None) -> RunDir:
-    """The run of `cfg` at `path`: skipped if complete, resumed if interrupted, else trained
-    (`on_epoch`: train.fit's)."""
-    run = _existing(cfg, path)
-    if run and run.is_done():
-        print(f"{path}: complete, skipped", file=sys.stderr)
-        return run
-    registry.check_model(cfg, data)  # a config error leaves nothing behind
-    path.mkdir(parents=True, exist_ok=True)
-    with runlock.locked(path):  # another process training this run: refused, nothing touched
-        if run and run.last_path.is_file():
-            print(f"{path}: interrupted, resuming", file=sys.stderr)
-            train.fit(cfg, run, data, resume=True, progress=progress, on_epoch=on_epoch)
-            return run
-        for stale in path.iterdir() if run else ():  # created but killed before its first checkpoint
-            if stale.is_dir():  # code/: the copy of a user's part files
-                shutil.rmtree(stale)
-            elif stale.name != ".lock":
-                stale.unlink()
-        print(f"{path}: training {cfg.model.short}", file=sys.stderr)
-        train.fit(cfg, RunDir.create(path, cfg), data, progress=progress, on_epoch=on_epoch)
-    return RunDir.open(path)
 
 
 def train_command(r: study.Run, path: Path, epochs: int | None = None) -> list[str] | None:
     """The `aelab train` command that trains study run `r` into `path` by itself (a job of a
     cluster's scheduler, say), or None where it is complete. An interrupted run resumes. The
     study evaluates its runs itself, so the command does not."""
-    run = _existing(_with_epochs(r.config, epochs), path)
+    cfg = _with_epochs(r.config, epochs)
+    run = owner.existing(cfg, path)
     if run:
-        return None if run.is_done() else ["aelab", "train", "--resume", str(path), "--no-eval"]
+        return None if owner.complete(run, cfg) else ["aelab", "train", "--resume", str(path), "--no-eval"]
     sets = [*r.sets, *([f"train.epochs={epochs}"] if epochs else [])]
     return ["aelab", "train", str(r.source), *[a for s in sets for a in ("--set", s)], "--out", str(path), "--no-eval"]
 
@@ -148,7 +110,7 @@ class Job:
 
 
 def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
-    run = ensure_trained(cfg, StudyDir(job.out).run(name), data_of(cfg), progress=progress)
+    run = owner.train_or_resume(cfg, StudyDir(job.out).run(name), data_of(cfg), owner.Options(progress=progress))
     return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging,
                  lang=job.lang)
 

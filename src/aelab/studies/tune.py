@@ -37,7 +37,7 @@ from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
 from aelab.studies.optuna_search import open_search, optuna_module, sampler
 from aelab.studies.search import trial_config
-from aelab.training import train
+from aelab.training import owner, train
 from aelab.runs import runlock
 
 try:
@@ -66,7 +66,16 @@ def run_path(out: Path, number: int) -> Path:
     return StudyDir(out).trial(number)
 
 
-def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: float):
+@dataclass(frozen=True)
+class Picked:
+    """A trial this worker runs, and its run directory, held from the moment it was picked."""
+
+    trial: object  # optuna.trial.Trial
+    path: Path
+    lock: runlock.Held
+
+
+def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: float) -> Picked | None:
     """The next trial for this worker, holding its run directory: a stopped trial taken over,
     else a new one while the budget lasts; None when the search is done."""
     optuna = optuna_module()
@@ -77,11 +86,11 @@ def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: floa
                 path = run_path(out, t.number)
                 try:
                     path.mkdir(parents=True, exist_ok=True)
-                    held.enter_context(runlock.locked(path))
+                    lock = held.enter_context(runlock.locked(path))
                 except AelabError:  # a live worker's
                     continue
                 print(f"{path}: trial {t.number} was stopped; taking it over", file=sys.stderr)
-                return optuna.trial.Trial(found, t._trial_id), path
+                return Picked(optuna.trial.Trial(found, t._trial_id), path, lock)
         minutes = s.search.minutes
         if len(trials) >= s.search.trials or (minutes and clock() - started > minutes * 60):
             return None
@@ -91,8 +100,8 @@ def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: floa
             p.suggest(trial)
         path = run_path(out, trial.number)
         path.mkdir(parents=True, exist_ok=True)
-        held.enter_context(runlock.locked(path))  # before the ask lock is let go: no one takes it over
-        return trial, path
+        lock = held.enter_context(runlock.locked(path))  # before the ask lock is let go: no one takes it over
+        return Picked(trial, path, lock)
 
 
 def base_params(s: study.Study) -> dict | None:
@@ -147,12 +156,12 @@ def work(w: Worker) -> int:
             picked = _next_trial(found, s, w.out, held, started)
             if picked is None:
                 return done
-            trial, path = picked
+            trial, path = picked.trial, picked.path
             cfg = trial_config(s.search, s.runs[0].config, trial.params)
             trial.set_user_attr("run", str(path.relative_to(w.out)))
             trial.set_user_attr("overrides", s.search.overrides(trial.params))
             try:
-                values = _trial(trial, cfg, path, data_of(cfg), s, w.k, judging, prune=s.search.pruner != "none")
+                values = _trial(picked, cfg, data_of(cfg), s, w.k, judging)
             except optuna.TrialPruned:
                 found.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 print(f"{path}: pruned", file=sys.stderr)
@@ -166,8 +175,9 @@ def work(w: Worker) -> int:
             done += 1
 
 
-def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging, prune: bool) -> list[float]:
+def _trial(picked: Picked, cfg, data, s: study.Study, k: int | None, judging) -> list[float]:
     """Train (or resume) and evaluate one trial; its objective values."""
+    trial, prune = picked.trial, s.search.pruner != "none"
     from aelab.evaluation.evaluate import cached_or_evaluate
     optuna = optuna_module()
 
@@ -182,7 +192,8 @@ def _trial(trial, cfg, path: Path, data, s: study.Study, k: int | None, judging,
     if prune and cfg.data.val_size == 0:
         raise AelabError(f"{s.path}: search.pruner prunes on the validation loss: give data.val_size > 0, or "
                          "pruner = \"none\"")
-    run = pipeline.ensure_trained(cfg, path, data, progress=False, on_epoch=report if prune else None)
+    run = owner.train_or_resume(cfg, picked.path, data, owner.Options(progress=False, on_epoch=report if prune else None),
+                                picked.lock)
     # the quick measures first (the loss parts, PSNR, SSIM); the deep ones (NLL, probe, judged
     # samples) only where an objective is one of them; the report measures its best trials deeply
     record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=False, judging=judging)

@@ -20,7 +20,7 @@ from aelab.data.splits import Batch, ImageData
 from aelab.errors import AelabError
 from aelab.parts import draws
 from aelab.parts.autoencoder import Autoencoder
-from aelab.runs import checkpoint, runlock
+from aelab.runs import checkpoint
 from aelab.runs.losses import mean_loss_parts
 from aelab.runs.rundir import RunDir
 from aelab.runs.tensorboard import Board, Boards
@@ -264,16 +264,15 @@ def fit(cfg: RunConfig, run: RunDir, data: ImageData, *, resume: bool = False,
     With `resume`, continue from RUN/last.pt, at an epoch's end or inside one: model,
     optimizer, both RNG streams, the epoch's order and loss sums and the time spent are
     restored, so the result is the one an uninterrupted run would have reached (to the bit
-    without a time budget; with one, the same budget is spent in all). The run directory is
-    locked for this process (runlock.py). SIGINT or SIGTERM in a single process writes
+    without a time budget; with one, the same budget is spent in all). The caller holds the
+    run directory's lock (training/owner.py takes it). SIGINT or SIGTERM in a single process writes
     last.pt after the step under way and raises interrupt.Interrupted. Under torchrun
     (`group`), every process trains its share and rank 0 alone writes. `clock` reads the
     seconds that the time budget counts (a fake one in tests). `on_epoch(record)` is called
     with each epoch's metrics record after its checkpoint is written (an exception it raises,
     such as a search's pruning, stops training there).
     """
-    with runlock.locked(run.path) if group.main else nullcontext(), \
-            interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping, \
+    with interrupt.catching() if group.world == 1 else nullcontext(interrupt.NEVER) as stopping, \
             Boards() as boards:
         return _fit(cfg, run, data, resume, until_epoch, progress, group, stopping, clock, boards, on_epoch)
 
