@@ -96,7 +96,7 @@ def aelab(epochs: int) -> list[float]:
     data = registry.build_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(tmp + "/run", cfg)
-        train.fit(cfg, run, data, progress=False)
+        train.fit(cfg, run, data, train.Options(progress=False))
         return [r["seconds"] for r in run.metrics()]
 
 

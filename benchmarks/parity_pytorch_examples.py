@@ -87,7 +87,7 @@ def aelab_side(seed: int, epochs: int) -> float:
     data = registry.build_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(f"{tmp}/run", cfg)
-        train.fit(cfg, run, data, progress=False)
+        train.fit(cfg, run, data, train.Options(progress=False))
         return evaluate_run(run, data, deep=False)["loss"]
 
 

@@ -43,13 +43,13 @@ def test_two_gloo_processes_train_the_weights_of_one_and_resume(tmp_path):
     epochs = 2
     cfg = config.load("configs/vae_mnist.toml", SETS + [f"train.epochs={epochs}", "train.threads=1"])
     one = RunDir.create(tmp_path / "one", cfg)
-    train.fit(cfg, one, registry.build_data(cfg), progress=False)
+    train.fit(cfg, one, registry.build_data(cfg), train.Options(progress=False))
 
     two = tmp_path / "two"
     proc = _torchrun("train", "configs/vae_mnist.toml", "--quiet", "--no-eval", "--out", str(two),
                      *_args(SETS + ["train.epochs=1"]))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "2 processes (gloo)" in proc.stderr and proc.stderr.count("run directory:") == 1  # rank 0 alone speaks
+    assert "2 processes (gloo)" in proc.stderr and proc.stderr.count(f"{two}: training VAE") == 1  # rank 0 alone speaks
     proc = _torchrun("train", "--resume", str(two), "--quiet", "--no-eval", "--set", f"train.epochs={epochs}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = _weights(one.path), _weights(two)
@@ -102,8 +102,8 @@ def test_study_list_names_exactly_the_missing_runs_and_its_commands_make_them(tm
     # one run complete, one interrupted after its first epoch, two never started
     done, cut = s.runs[0], s.runs[2]
     data = registry.build_data(done.config)
-    train.fit(done.config, RunDir.create(f"out/runs/{done.name}", done.config), data, progress=False)
-    train.fit(cut.config, RunDir.create(f"out/runs/{cut.name}", cut.config), data, until_epoch=1, progress=False)
+    train.fit(done.config, RunDir.create(f"out/runs/{done.name}", done.config), data, train.Options(progress=False))
+    train.fit(cut.config, RunDir.create(f"out/runs/{cut.name}", cut.config), data, train.Options(progress=False), until_epoch=1)
     commands = listed()
     assert commands == [
         ["aelab", "train", "base.toml", *_args([*s.runs[1].sets]), "--out", f"out/runs/{names[1]}", "--no-eval"],
@@ -125,7 +125,7 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_afresh(tmp
     cfg = config.load("configs/vae_mnist.toml", ["data.val_size=256", "data.train_size=512", "model.network.hidden=[32]",
                                                  "model.latent_dim=4", "train.epochs=2"])
     whole = RunDir.create(tmp_path / "whole", cfg)
-    train.fit(cfg, whole, registry.build_data(cfg), progress=False)
+    train.fit(cfg, whole, registry.build_data(cfg), train.Options(progress=False))
     killed = RunDir.create(tmp_path / "killed", cfg)  # config.toml and meta.json, no checkpoint
     killed.append_metrics({"epoch": 1, "train_loss": 1.0})  # half an epoch's record
     assert main(["train", "--resume", str(killed.path), "--quiet"]) == 0

@@ -165,7 +165,7 @@ def test_the_students_forward_and_loss_are_what_trains(tmp_path):
     cfg = config.load(tmp_path / "vae.toml")
     data = registry.build_data(cfg)
     run_dir = RunDir.create(tmp_path / "run", cfg)
-    train.fit(cfg, run_dir, data, progress=False)
+    train.fit(cfg, run_dir, data, train.Options(progress=False))
     calls = code._LOADED[str(path.resolve())].CALLS
     steps = 2 * data.steps_per_epoch(64)
     assert calls == {"forward": steps, "loss": steps}

@@ -28,7 +28,7 @@ from conftest import channel_cnn_toml, tiny, write_photos
 def _trained(path, cfg, data):
     run = RunDir.create(path, cfg)
     threads = torch.get_num_threads()
-    train.fit(cfg, run, data, progress=False)
+    train.fit(cfg, run, data, train.Options(progress=False))
     torch.set_num_threads(threads)  # a module's fixture: the per-test restore in conftest does not see it
     return run
 

@@ -157,7 +157,7 @@ def test_set_values_random_and_typed(override):
 def trained(tmp_path_factory, small_data):
     cfg = tiny("vae", train={"epochs": 1})
     run = RunDir.create(tmp_path_factory.mktemp("fuzz") / "run", cfg)
-    train.fit(cfg, run, small_data, progress=False)
+    train.fit(cfg, run, small_data, train.Options(progress=False))
     return run.path
 
 

@@ -42,7 +42,7 @@ def _close(a, b):
 def test_full_batches_are_replays_and_train_the_model_eager_steps_train(tmp_path, small_data, graphs):
     cfg = tiny("vae", train={"epochs": 2, **BATCHES}, model={"corruption": {"name": "gaussian", "sigma": 0.2}})
     run = RunDir.create(tmp_path / "graphs", cfg)
-    train.fit(cfg, run, small_data, progress=False)
+    train.fit(cfg, run, small_data, train.Options(progress=False))
     (steps,) = graphs
     # epoch 1: 3 warm-up steps, the capture (and its first replay), 4 replays, the small batch;
     # epoch 2: 8 replays and the small batch
@@ -52,7 +52,7 @@ def test_full_batches_are_replays_and_train_the_model_eager_steps_train(tmp_path
     off = tiny("vae", train={"epochs": 2, "cuda_graphs": False, **BATCHES},
                model={"corruption": {"name": "gaussian", "sigma": 0.2}})
     eager = RunDir.create(tmp_path / "eager", off)
-    train.fit(off, eager, small_data, progress=False)
+    train.fit(off, eager, small_data, train.Options(progress=False))
     assert graphs[-1].counts == {"eager": 18, "captured": 0, "replayed": 0}
     a, b = _weights(run), _weights(eager)
     assert _close(a, b)
@@ -60,7 +60,7 @@ def test_full_batches_are_replays_and_train_the_model_eager_steps_train(tmp_path
 
 def test_the_warmup_goes_on_past_an_epochs_small_batch(tmp_path, small_data, graphs):
     cfg = tiny("vae", train={"epochs": 2, "batch_size": 150})  # 3 full batches and one of 62 an epoch
-    train.fit(cfg, RunDir.create(tmp_path / "run", cfg), small_data, progress=False)
+    train.fit(cfg, RunDir.create(tmp_path / "run", cfg), small_data, train.Options(progress=False))
     # epoch 1: 3 warm-up steps and the small batch; epoch 2: the capture, 2 replays, the small batch
     assert graphs[0].counts == {"eager": 5, "captured": 1, "replayed": 3}
 
@@ -76,17 +76,17 @@ def test_a_stale_batch_would_show(tmp_path, small_data, graphs, monkeypatch):
         return stale(self, x, y, *args, **kwargs)
 
     base = RunDir.create(tmp_path / "base", cfg)
-    train.fit(cfg, base, small_data, progress=False)
+    train.fit(cfg, base, small_data, train.Options(progress=False))
     monkeypatch.setattr(graphed.Steps, "__call__", without_copy)
     broken = RunDir.create(tmp_path / "broken", cfg)
-    train.fit(cfg, broken, small_data, progress=False)
+    train.fit(cfg, broken, small_data, train.Options(progress=False))
     assert not _close(_weights(base), _weights(broken))
 
 
 def test_a_kl_warmup_runs_eagerly_until_its_weight_stands_still(tmp_path, small_data, graphs):
     cfg = tiny("vae", train={"epochs": 2, **BATCHES}, model={"objective": {"kl_warmup_epochs": 1.0}})
     run = RunDir.create(tmp_path / "run", cfg)
-    train.fit(cfg, run, small_data, progress=False)
+    train.fit(cfg, run, small_data, train.Options(progress=False))
     (steps,) = graphs
     # epoch 1: the weight moves every step (9 eager); epoch 2 at full weight: 3 warm-up steps,
     # the capture, 4 more replays, the small batch
@@ -96,18 +96,18 @@ def test_a_kl_warmup_runs_eagerly_until_its_weight_stands_still(tmp_path, small_
 def test_graph_mode_resumes_to_the_bit_and_either_mode_resumes_the_other(tmp_path, small_data, graphs, monkeypatch):
     cfg = tiny("vae", train={"epochs": 3, **BATCHES})
     whole, part = RunDir.create(tmp_path / "whole", cfg), RunDir.create(tmp_path / "part", cfg)
-    train.fit(cfg, whole, small_data, progress=False)
-    train.fit(cfg, part, small_data, until_epoch=1, progress=False)
+    train.fit(cfg, whole, small_data, train.Options(progress=False))
+    train.fit(cfg, part, small_data, train.Options(progress=False), until_epoch=1)
     saved = checkpoint.load(part.last_path)["optimizer"]["param_groups"][0]["lr"]
     assert isinstance(saved, torch.Tensor) and saved.dtype == torch.float32
-    train.fit(cfg, part, small_data, progress=False)
+    train.fit(cfg, part, small_data, train.Options(progress=False))
     a, b = _weights(whole), _weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a graphed run's checkpoint resumed eagerly (a CPU, say): a float learning rate again
     mixed = RunDir.create(tmp_path / "mixed", cfg)
-    train.fit(cfg, mixed, small_data, until_epoch=1, progress=False)
+    train.fit(cfg, mixed, small_data, train.Options(progress=False), until_epoch=1)
     monkeypatch.undo()
-    state = train.fit(cfg, mixed, small_data, progress=False, resume=True)
+    state = train.fit(cfg, mixed, small_data, train.Options(progress=False), resume=True)
     group = state.optimizer.param_groups[0]
     assert isinstance(group["lr"], float) and group["capturable"] is False
     assert _close(_weights(mixed), a)
@@ -121,7 +121,7 @@ def test_a_capture_that_fails_leaves_eager_steps_with_one_warning(tmp_path, smal
     monkeypatch.setattr(graphed, "capturer", lambda enabled, device, processes: (failing, ""))
     cfg = tiny("vae", train={"epochs": 2, **BATCHES})
     run = RunDir.create(tmp_path / "run", cfg)
-    train.fit(cfg, run, small_data, progress=False)
+    train.fit(cfg, run, small_data, train.Options(progress=False))
     err = capsys.readouterr().err
     assert err.count("aelab: warning: CUDA graphs: the step could not be captured "
                      "(operation not permitted when stream is capturing); training goes on with eager steps") == 1

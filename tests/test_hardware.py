@@ -94,7 +94,7 @@ BUDGETED = {"epochs": 0, "time_budget_min": 0.01, "log_every": 1, "lr_schedule":
 def test_a_budgeted_run_ends_on_budget_at_lr_min(tmp_path, small_data, monkeypatch):
     cfg = tiny("vae", train=BUDGETED)
     run = RunDir.create(tmp_path / "run", cfg)
-    train.fit(cfg, run, small_data, clock=FakeClock(1 / 64))  # 8 steps an epoch: 1/8 s; budget 0.6 s: 39 steps
+    train.fit(cfg, run, small_data, train.Options(clock=FakeClock(1 / 64)))  # 8 steps an epoch: 1/8 s; budget 0.6 s: 39 steps
     done = json.loads(run.done_path.read_text())
     assert done["stopped_by"] == "time budget" and done["step_seconds"] == pytest.approx(39 / 64, abs=0.005)
     assert done["epochs"] == 5 and done["epochs_reached"] == 4.875  # 4 epochs and 7 of 8 steps
@@ -108,11 +108,11 @@ def test_a_budgeted_run_ends_on_budget_at_lr_min(tmp_path, small_data, monkeypat
 def test_a_killed_budgeted_run_resumes_to_the_same_budget(tmp_path, small_data, monkeypatch):
     cfg = tiny("vae", train=BUDGETED)
     whole, part = RunDir.create(tmp_path / "whole", cfg), RunDir.create(tmp_path / "part", cfg)
-    train.fit(cfg, whole, small_data, clock=FakeClock(1 / 64))
+    train.fit(cfg, whole, small_data, train.Options(clock=FakeClock(1 / 64)))
     clock = FakeClock(1 / 64)
-    train.fit(cfg, part, small_data, until_epoch=3, clock=clock)  # "killed" after its third checkpoint
+    train.fit(cfg, part, small_data, train.Options(clock=clock), until_epoch=3)  # "killed" after its third checkpoint
     assert checkpoint.load(part.last_path)["step_seconds"] == 24 / 64 and not part.is_done()
-    train.fit(cfg, part, small_data, resume=True, clock=clock)
+    train.fit(cfg, part, small_data, train.Options(clock=clock), resume=True)
     a, b = (json.loads(r.done_path.read_text()) for r in (whole, part))
     assert a["step_seconds"] == pytest.approx(b["step_seconds"]) and a["epochs_reached"] == b["epochs_reached"]
     wa, wb = (checkpoint.load(r.last_path)["model"] for r in (whole, part))

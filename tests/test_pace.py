@@ -39,7 +39,7 @@ def test_auto_runs_bfloat16_where_the_hardware_has_it():
 def _trained(tmp_path, cfg, name):
     data = registry.build_data(cfg)
     run = RunDir.create(tmp_path / name, cfg)
-    train.fit(cfg, run, data, progress=False)
+    train.fit(cfg, run, data, train.Options(progress=False))
     return run, data
 
 

@@ -50,7 +50,7 @@ def _fingerprint(cfg, data, path):
     """What a training run shows of its settings: the weights it ends with, its metrics and
     done.json without the clock's readings, and how it trained (meta.json)."""
     run = RunDir.create(path, cfg)
-    train.fit(cfg, run, data, progress=False)
+    train.fit(cfg, run, data, train.Options(progress=False))
     weights = hashlib.sha256(b"".join(t.numpy().tobytes() for t in checkpoint.load(run.last_path)["model"].values()))
     untimed = lambda row: {k: v for k, v in row.items() if "seconds" not in k}  # noqa: E731
     done = untimed(json.loads(run.done_path.read_text()))

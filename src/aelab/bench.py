@@ -142,7 +142,7 @@ def dogs_epoch(quick: bool = False) -> dict:
     data = registry.build_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(tmp + "/run", cfg)
-        train.fit(cfg, run, data, progress=False)
+        train.fit(cfg, run, data, train.Options(progress=False))
         rows = run.metrics()
     device = hardware.device(cfg.train.device)
     return {"dogs_images": len(data.train), "dogs_precision": hardware.precision(cfg.train.precision, device),
@@ -161,7 +161,7 @@ def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = Fal
         f"{torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(tmp + "/run", cfg)
-        state = train.fit(cfg, run, data, progress=False)
+        state = train.fit(cfg, run, data, train.Options(progress=False))
         times = [r["seconds"] for r in run.metrics()]
     model = state.model.eval()
     timed = times[1:] or times

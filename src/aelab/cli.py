@@ -62,8 +62,8 @@ def _train(args: argparse.Namespace) -> int:
     registry.check_model(cfg, data)  # ... and so does a model that cannot be built
     group = distributed.start(cfg.train.device)
     try:  # the run directory is named on the first line its owner says (training/owner.py)
-        run = owner.train_or_resume(cfg, out, data, owner.Options(progress=False if args.quiet else None, group=group,
-                                                                  new=not args.resume))
+        run = owner.train_or_resume(cfg, out, data, train.Options(progress=False if args.quiet else None, group=group),
+                                    new=not args.resume)
     except WriteError as e:  # what was written before is whole: the run goes on from its last checkpoint
         raise AelabError(f"{e}; make room, then resume with: aelab train --resume {out}") from None
     distributed.finish(group)  # after a failure the process just ends: torchrun stops the others

@@ -17,3 +17,11 @@ def mean_loss_parts(model: Autoencoder, batches, n: int) -> dict[str, float]:
         for k, v in model.loss(batch).items():
             sums[k] = sums.get(k, 0) + v.double() * len(batch.y)
     return {k: v.item() / n for k, v in sums.items()}
+
+
+@torch.no_grad()
+def validate(model: Autoencoder, data, batch_size: int) -> dict[str, float]:
+    """Mean of each loss part over `data`'s validation split (an ImageData); {} if it is empty."""
+    if len(data.val) == 0:
+        return {}
+    return mean_loss_parts(model, data.eval_batches(data.val, batch_size), len(data.val))

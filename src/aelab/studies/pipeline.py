@@ -110,7 +110,7 @@ class Job:
 
 
 def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
-    run = owner.train_or_resume(cfg, StudyDir(job.out).run(name), data_of(cfg), owner.Options(progress=progress))
+    run = owner.train_or_resume(cfg, StudyDir(job.out).run(name), data_of(cfg), train.Options(progress=progress))
     return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging,
                  lang=job.lang)
 

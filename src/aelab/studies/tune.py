@@ -192,7 +192,7 @@ def _trial(picked: Picked, cfg, data, s: study.Study, k: int | None, judging) ->
     if prune and cfg.data.val_size == 0:
         raise AelabError(f"{s.path}: search.pruner prunes on the validation loss: give data.val_size > 0, or "
                          "pruner = \"none\"")
-    run = owner.train_or_resume(cfg, picked.path, data, owner.Options(progress=False, on_epoch=report if prune else None),
+    run = owner.train_or_resume(cfg, picked.path, data, train.Options(progress=False, on_epoch=report if prune else None),
                                 picked.lock)
     # the quick measures first (the loss parts, PSNR, SSIM); the deep ones (NLL, probe, judged
     # samples) only where an objective is one of them; the report measures its best trials deeply

@@ -50,3 +50,10 @@ class Clock:
     def out(self) -> bool:
         """Whether the budget is spent."""
         return self.budget_s > 0 and self.estimate() >= self.budget_s
+
+
+def fraction(epochs: int, progress: float, clock: Clock) -> float:
+    """How far training is (0 to 1) for the schedule: the share of the epochs or of the time
+    budget, whichever is further."""
+    by_epochs = progress / epochs if epochs else 0.0
+    return max(by_epochs, clock.fraction()) if clock.budget_s else by_epochs

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from aelab import hardware
+from aelab.data.splits import Batch
 from aelab.errors import AelabError, pick
 
 
@@ -136,3 +137,14 @@ def leave(group: Group, code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+class LossModule(nn.Module):
+    """`model.loss` as a module's forward, so that DistributedDataParallel sees every step."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+        return self.model.loss(Batch(x, y), progress=progress)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 from aelab import config, registry
@@ -28,22 +26,11 @@ from aelab.data.splits import ImageData
 from aelab.errors import AelabError
 from aelab.runs import runlock
 from aelab.runs.rundir import RunDir
-from aelab.training import distributed, train
+from aelab.training import train
 
 # what a resumed run may change: how long and how it trains, not what it trains
 RESUMABLE = {"train.epochs", "train.time_budget_min", "train.threads", "train.log_every", "train.eval_batch_size",
              "train.eval_precision", "train.checkpoint_every_min"}
-
-
-@dataclass(frozen=True)
-class Options:
-    """How the training runs: a progress bar (None: on a terminal), a callback after each
-    epoch's checkpoint (train.fit's `on_epoch`), the torchrun group; whether the run must be new."""
-
-    progress: bool | None = None
-    on_epoch: Callable[[dict], None] | None = None
-    group: distributed.Group = distributed.SINGLE
-    new: bool = False  # a new run (`aelab train CONFIG --out`): a folder that holds anything is refused
 
 
 def existing(cfg: RunConfig, path: Path) -> RunDir | None:
@@ -67,12 +54,13 @@ def complete(run: RunDir, cfg: RunConfig) -> bool:
     return train.finished(cfg, int(payload["epoch"]), float(payload.get("step_seconds", 0)))
 
 
-def train_or_resume(cfg: RunConfig, path: Path, data: ImageData, options: Options = Options(),
-                    lock: runlock.Held | None = None) -> RunDir:
+def train_or_resume(cfg: RunConfig, path: Path, data: ImageData, options: train.Options = train.Options(),
+                    lock: runlock.Held | None = None, *, new: bool = False) -> RunDir:
     """The run of `cfg` at `path`, complete: left as it is, resumed, or trained from the start
-    (the module's docstring). `lock`: the lock on `path` the caller already holds."""
+    (the module's docstring). `lock`: the lock on `path` the caller already holds. `new`: a new
+    run (`aelab train CONFIG --out`), so that a folder holding anything is refused."""
     path = Path(path)
-    if options.new:
+    if new:
         RunDir.refuse_existing(path)
     run = existing(cfg, path)
     if run and complete(run, cfg):
@@ -91,8 +79,7 @@ def train_or_resume(cfg: RunConfig, path: Path, data: ImageData, options: Option
             run = _prepared(cfg, path, run, resume)
         else:
             run = RunDir(path)
-        train.fit(cfg, run, data, resume=resume, progress=options.progress, group=options.group,
-                  on_epoch=options.on_epoch)
+        train.fit(cfg, run, data, options, resume=resume)
     return run
 
 
