@@ -32,8 +32,7 @@ def test_auto_trains_on_the_gpu_and_evaluates_and_draws_there(tmp_path, small_da
     metrics = evaluate_run(run, small_data, k=50)
     assert metrics["nll_is"] > 0 and metrics["cond_acc"] >= 0
     model = state.model.eval()
-    drawn = draw_run(model, small_data.to(hardware.device(cfg.train.device)), run.metrics_path, tmp_path / "figures", "cvae",
-                     list(small_data.class_names))
+    drawn = draw_run(model, small_data.to(hardware.device(cfg.train.device)), run.metrics_path, tmp_path / "figures", "cvae")
     assert {d.key for d in drawn} >= {"samples", "label_grid", "reconstructions"}
 
 

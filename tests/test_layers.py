@@ -252,3 +252,20 @@ def test_no_part_name_is_tested_outside_its_own_module():
                 if any(ast.unparse(s).endswith(".name") for s in sides):
                     bad += [f"{path.relative_to(SRC)}:{node.lineno} {n!r}" for n in names if Path(home[n]) != path]
     assert not bad, bad
+
+
+def parameters(path: Path) -> list[tuple[int, str, int]]:
+    """Each function of `path` with its parameter count (keyword-only ones counted; self and cls not)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+            found.append((node.lineno, node.name, len(names) - (names[:1] in (["self"], ["cls"]))))
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_function_takes_more_than_seven_parameters(path):
+    """Past seven, a function's parameters are a context object waiting to be named."""
+    long = [(line, name, n) for line, name, n in parameters(path) if n > 7]
+    assert not long, f"{path.relative_to(SRC)}: {long}"

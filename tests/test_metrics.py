@@ -10,7 +10,7 @@ from aelab import registry
 from aelab.data.splits import Batch
 from aelab.errors import AelabError
 from aelab.evaluation import classifier, metrics
-from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.autoencoder import Autoencoder, Parts
 from aelab.parts.conditions import Unconditional
 from aelab.parts.latents import GaussianLatent
 from aelab.parts.objectives import ELBO, IWAE
@@ -44,8 +44,8 @@ class Lin(nn.Module):
 def linear_model():
     """z ~ N(0, I_2), x = W z + b + N(0, s^2 I_4): log p(x) = log N(x; b, W W^T + s^2 I)."""
     torch.manual_seed(0)
-    model = Autoencoder(encoder=Lin(4, 4, (4,)), decoder=Lin(2, 4, (1, 2, 2)), latent=GaussianLatent(),
-                        likelihood=LinearGaussian(0.5), latent_dim=2, image_shape=(1, 2, 2))
+    model = Autoencoder(Parts(encoder=Lin(4, 4, (4,)), decoder=Lin(2, 4, (1, 2, 2)), latent=GaussianLatent(),
+                              likelihood=LinearGaussian(0.5)), latent_dim=2, image_shape=(1, 2, 2))
     W, b = model.decoder.lin.weight.detach(), model.decoder.lin.bias.detach()
     # The true posterior is N(S W^T (x - b) / s^2, S), S = (I + W^T W / s^2)^-1. The encoder
     # is an imperfect proposal: its means shrunk by 0.8, its variances doubled.

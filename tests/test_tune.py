@@ -15,7 +15,7 @@ import pytest
 
 from aelab import cli
 from aelab.errors import AelabError
-from aelab.studies import optuna_search, study, tune
+from aelab.studies import optuna_search, pipeline, study, tune
 from aelab.studies.folder import StudyDir
 from aelab.training import train
 from aelab.runs.rundir import RunDir
@@ -102,7 +102,7 @@ def test_a_tiny_search_trains_evaluates_and_reports_its_best(tmp_path, capsys):
 def test_two_workers_on_one_journal_share_the_trial_count(tmp_path):
     path = _study(tmp_path, 'trials = 4\nobjectives = { neg_elbo = "minimize" }\npruner = "none"')
     out = tmp_path / "out"
-    _, summary = tune.run_search(path, out, jobs=2, report=False)
+    _, summary = tune.run_search(path, out, pipeline.Running(jobs=2), report=False)
     trials = _trials(out, path)
     assert summary["complete"] == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
     runs = sorted(p.name for p in (out / "runs").iterdir())
@@ -189,7 +189,7 @@ def test_a_postgresql_server_holds_a_two_worker_search(tmp_path, postgres):
     path = _study(tmp_path, 'trials = 3\nobjectives = { neg_elbo = "minimize" }\npruner = "none"')
     out = tmp_path / "out"
     started = time.monotonic()
-    _, summary = tune.run_search(path, out, jobs=2, url=postgres, report=False)
+    _, summary = tune.run_search(path, out, pipeline.Running(jobs=2), url=postgres, report=False)
     assert summary["complete"] == 3 and time.monotonic() - started < 120
     assert sorted(t.number for t in _trials(out, path, postgres)) == [0, 1, 2]
     assert not StudyDir(out).journal.exists()  # the records are in the database, not in a journal file

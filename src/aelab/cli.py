@@ -138,11 +138,11 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, "model", None):  # the main job on a student's model.py
             from aelab.checking import course_run
 
-            html, failed = course_run.main(args.model, args.loss, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
-                                           lang=language.get(args.lang or "en"), sets=tuple(args.set))
+            html, failed = course_run.main(args.model, args.loss, out, pipeline.Running(
+                args.epochs, args.k, args.jobs, language.get(args.lang or "en"), tuple(args.set)))
         else:
-            html, failed = pipeline.run_study(study, out, epochs=args.epochs, k=args.k, jobs=args.jobs,
-                                              lang=language.get(args.lang) if args.lang else None, sets=tuple(args.set))
+            html, failed = pipeline.run_study(study, out, pipeline.Running(
+                args.epochs, args.k, args.jobs, language.get(args.lang) if args.lang else None, tuple(args.set)))
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the study goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", args.command] + ([args.study] if args.study else []) + ["--out", str(out)] + [
@@ -166,8 +166,9 @@ def _tune(args: argparse.Namespace) -> int:
     path = Path(args.study)
     out = check_output(Path(args.out or Path("runs") / path.stem), folder=True)
     try:
-        html, summary = tune.run_search(path, out, jobs=args.jobs, url=args.storage, k=args.k, sets=tuple(args.set),
-                                        lang=language.get(args.lang) if args.lang else None)
+        html, summary = tune.run_search(path, out, pipeline.Running(
+            k=args.k, jobs=args.jobs, lang=language.get(args.lang) if args.lang else None, sets=tuple(args.set)),
+            url=args.storage)
     except (interrupt.Interrupted, KeyboardInterrupt) as e:  # the search goes on with the same command
         signum, said = (e.signum, str(e)) if isinstance(e, interrupt.Interrupted) else (signal.SIGINT, "interrupted")
         again = ["aelab", "tune", args.study, "--out", str(out)] + [

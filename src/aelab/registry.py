@@ -19,7 +19,7 @@ from aelab.data import folders, sources
 from aelab.data.splits import DynamicBinary, GreyLevels, ImageData, StaticBinary
 from aelab.errors import AelabError, pick
 from aelab import userparts
-from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.autoencoder import Autoencoder, Parts
 from aelab.parts.catalog import PARTS
 from aelab.parts.slots import Decoder, Encoder, Latent, Objective, Prior
 
@@ -104,10 +104,10 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
     built(m.network, Decoder, decoder, "decoder")
     # the prior part is p(z), or a hierarchy's top layer p(z2), which the latent wraps
     prior = built(m.prior, Prior, m.prior.build(num_classes, latent.prior_dim(m.latent_dim)))
-    return Autoencoder(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
-                       latent_dim=m.latent_dim, image_shape=image_shape, condition=condition,
-                       corruption=m.corruption.build(), channel=m.channel.build(),
-                       objective=built(m.objective, Objective, m.objective.build(image_shape)), prior=latent.around(prior))
+    return Autoencoder(Parts(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
+                             condition=condition, corruption=m.corruption.build(), channel=m.channel.build(),
+                             objective=built(m.objective, Objective, m.objective.build(image_shape)),
+                             prior=latent.around(prior)), m.latent_dim, image_shape)
 
 
 def built(settings, base: type, part, what: str = ""):

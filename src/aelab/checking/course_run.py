@@ -22,7 +22,7 @@ from aelab.course import model as course_model
 from aelab.course.model import NO_LOSS, SkeletonSettings
 from aelab.errors import AelabError
 from aelab.files import write_atomic
-from aelab.language import N_, Language, Text
+from aelab.language import N_, Text
 from aelab.studies import pipeline
 from aelab.studies.folder import StudyDir
 
@@ -73,8 +73,10 @@ def nll_absent(model: Path, loss: str, models: list[str]) -> dict[str, str]:
     return absent
 
 
-def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | None, k: int | None, jobs: int,
-         lang: Language, sets: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
+def main(model_file: str, loss_file: str | None, out: Path, how: pipeline.Running) -> tuple[Path, dict[str, str]]:
+    """The main job on a student's model.py: checked, then its classes trained, evaluated and
+    reported as a study under `out` (`how.lang`: the report's and the check's language)."""
+    lang = how.lang
     model = Path(model_file).resolve()
     if not model.is_file():
         raise AelabError(f"--model {model_file}: no such file")
@@ -95,5 +97,4 @@ def main(model_file: str, loss_file: str | None, out: Path, *, epochs: int | Non
     text = study_text(model, loss, found.models)  # the classes their file has: an unfinished CVAE is left out
     if not study.is_file() or study.read_text() != text:
         write_atomic(study, text)
-    return pipeline.run_study(study, out, epochs=epochs, k=k, jobs=jobs, lang=lang, sets=sets,
-                              said=tuple(said(found, nll_absent(model, loss, found.models))))
+    return pipeline.run_study(study, out, how, said=tuple(said(found, nll_absent(model, loss, found.models))))

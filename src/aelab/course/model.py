@@ -27,7 +27,7 @@ from aelab.course import code, conventions, fits, replay
 from aelab.course.student import Student
 from aelab.errors import AelabError
 from aelab.language import N_
-from aelab.parts.autoencoder import Autoencoder
+from aelab.parts.autoencoder import Autoencoder, Parts
 from aelab.parts.conditions import OneHotLabel, Unconditional
 from aelab.parts.latents import DeterministicLatent, GaussianLatent
 from aelab.parts.likelihoods import Bernoulli
@@ -190,6 +190,6 @@ def build(settings: SkeletonSettings, image_shape: tuple[int, ...], num_classes:
     student.learn()
     latent = StudentGaussian(why_no_nll(student)) if student.stochastic else DeterministicLatent()
     condition = OneHotLabel(num_classes) if student.conditional else Unconditional()
-    return Autoencoder(encoder=StudentEncoder(student), decoder=StudentDecoder(student, image_shape), latent=latent,
-                       likelihood=Bernoulli(), latent_dim=latent_dim, image_shape=image_shape, condition=condition,
-                       objective=StudentObjective(student, max(epochs, 1)))
+    return Autoencoder(Parts(encoder=StudentEncoder(student), decoder=StudentDecoder(student, image_shape), latent=latent,
+                             likelihood=Bernoulli(), condition=condition, objective=StudentObjective(student, max(epochs, 1))),
+                       latent_dim, image_shape)

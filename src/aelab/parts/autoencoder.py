@@ -10,6 +10,8 @@ parts they are built from (registry.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -20,18 +22,33 @@ from aelab.parts.objectives import ELBO
 from aelab.parts.priors import FixedPrior
 
 
+@dataclass
+class Parts:
+    """The built parts of one model (what each slot's settings built, parts/slots.py); the ones
+    a plain model does without default to clean input, no condition, the ELBO, a noiseless
+    channel and the prior N(0, I)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    latent: nn.Module
+    likelihood: nn.Module
+    condition: nn.Module | None = None
+    corruption: nn.Module | None = None
+    objective: object | None = None
+    channel: nn.Module | None = None
+    prior: nn.Module | None = None
+
+
 class Autoencoder(nn.Module):
-    def __init__(self, *, encoder: nn.Module, decoder: nn.Module, latent, likelihood: nn.Module,
-                 latent_dim: int, image_shape: tuple[int, ...], condition=None, corruption=None,
-                 objective=None, channel: nn.Module | None = None, prior: nn.Module | None = None):
+    def __init__(self, parts: Parts, latent_dim: int, image_shape: tuple[int, ...]):
         super().__init__()
-        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
-        self.latent = latent
-        self.condition = condition or Unconditional()
-        self.corruption = corruption or Clean()
-        self.objective = objective or ELBO()
-        self.channel = channel or Noiseless()
-        self.prior = prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
+        self.encoder, self.decoder, self.likelihood = parts.encoder, parts.decoder, parts.likelihood
+        self.latent = parts.latent
+        self.condition = parts.condition or Unconditional()
+        self.corruption = parts.corruption or Clean()
+        self.objective = parts.objective or ELBO()
+        self.channel = parts.channel or Noiseless()
+        self.prior = parts.prior or FixedPrior()  # labels -> p(z) or p(z | y) of each image
         self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
         self.prior.bind(self)  # a prior made of the model's own parts (a VampPrior) takes them here

@@ -91,7 +91,7 @@ class OneHotLabel:
 
 @dataclass(frozen=True)
 class NoConditionSettings(ConditionSettings):
-    """[model.condition] name = "none"."""
+    """[model.condition] name = "none": the networks are given x or z alone (no label)."""
 
     name = "none"
     prefix = ""

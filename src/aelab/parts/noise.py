@@ -141,7 +141,7 @@ class PowerNormalizedAWGN(nn.Module):
 
 @dataclass(frozen=True)
 class NoChannelSettings(ChannelSettings):
-    """[model.channel] name = "none"."""
+    """[model.channel] name = "none": the decoder is given the code as the encoder made it."""
 
     name = "none"
 

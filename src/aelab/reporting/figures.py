@@ -102,7 +102,7 @@ def label_grid(s: Subject):
     images = model.decode_mean(model.prior_draw(eps, y), y)
     tr = s.tr
     return plots.image_grid(images, 10, tr(N_("Row: the label; column: one z ~ {prior} held fixed", prior=model.prior.symbol)),
-                            row_labels=names[:c], xlabel=tr(N_("z_1 ... z_10 (style)")), ylabel=tr(N_("label")))
+                            row_labels=names[:c], axes=(tr(N_("z_1 ... z_10 (style)")), tr(N_("label"))))
 
 
 def _decode_grid(model, data, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,7 @@ def _axes(s: Subject, a: float, n: int) -> tuple[list[torch.Tensor], str]:
 def manifold_uniform(s: Subject, a: float = 3.0, n: int = 15):
     (xs, ys), span = _axes(s, a, n)
     return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, s.tr(N_("Decoded uniform grid over {span}", span=span)),
-                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
+                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), axes=("z_1", "z_2"),
                             cell=0.45)
 
 
@@ -145,7 +145,7 @@ def manifold_quantiles(s: Subject, n: int = 15):
         xs, ys = (torch.quantile(s.codes[0][:, j].float(), probs) for j in range(2))
         title = N_("Decoded at the test codes' quantiles ({n} per axis)", n=n)
     return plots.image_grid(_decode_grid(s.model, s.data, xs, ys), n, s.tr(title),
-                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), xlabel="z_1", ylabel="z_2",
+                            col_labels=_ticks(xs), row_labels=_ticks(ys.flip(0)), axes=("z_1", "z_2"),
                             cell=0.45)
 
 
@@ -153,7 +153,7 @@ def strip(s: Subject, a: float = 3.0, n: int = 21):
     (axis,), span = _axes(s, a, n)
     images = s.model.decode_mean(axis.view(-1, 1).to(s.data.device), None)
     return plots.image_grid(images, n, s.tr(N_("The 1-D latent decoded over {span}", span=span)), col_labels=_ticks(axis),
-                            xlabel="z", cell=0.55)
+                            axes=("z", ""), cell=0.55)
 
 
 def _dimension(model, d: int) -> str:
@@ -184,7 +184,7 @@ def traversals(s: Subject, steps: int = 11, spread: float = 3.0):
              N_("Traversals of the most active dimensions"))
     return plots.image_grid(images, steps, s.tr(title), row_labels=rows,
                             col_labels=[f"{v:+.0f}" if v == int(v) else f"{v:+.1f}" for v in offsets.tolist()],
-                            xlabel=s.tr(N_("offset from the test-set mean, in sd of that dimension")), cell=0.5)
+                            axes=(s.tr(N_("offset from the test-set mean, in sd of that dimension")), ""))
 
 
 def scatter(s: Subject):
@@ -235,7 +235,7 @@ def interpolations(s: Subject, steps: int = 10):
     pairs = ([tr(N_("{a} to {b}", a=names[int(a)], b=names[int(b)])) for a, b in zip(ya, data.test.labels[ends[1].to(data.device)])]
              if by_class else [tr(N_("pair {i}", i=i + 1)) for i in range(len(ya))])
     return plots.image_grid(images, steps, tr(N_("Interpolation between the codes of two test images")), row_labels=pairs,
-                            col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], xlabel=tr(N_("t in (1 - t) z_a + t z_b")))
+                            col_labels=[f"{v:.2f}" for v in t.flatten().tolist()], axes=(tr(N_("t in (1 - t) z_a + t z_b")), ""))
 
 
 def denoising(s: Subject):
@@ -329,13 +329,14 @@ FIGURES = {
 
 @torch.no_grad()
 def draw_run(model: Autoencoder, data: ImageData, metrics_path: Path, out: Path, title: str,
-             names: list[str], options: FigureOptions = FigureOptions(), lang: Language | None = None) -> list[Drawn]:
+             options: FigureOptions = FigureOptions(), lang: Language | None = None) -> list[Drawn]:
     """Every figure that applies to `model`, written to `out/KEY.png`, lettered in `lang`
-    (default English; English where this machine has no font for it, fonts.py)."""
+    (default English; English where this machine has no font for it, fonts.py); classes are
+    named as `data` names them."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     with fonts.lettered(lang) as tr:
-        subject = Subject(model, data, names, options, tr)
+        subject = Subject(model, data, list(data.class_names), options, tr)
         curves = learning_curves(metrics_path, tr(N_("Learning curves: {run}", run=title)), tr)
         drawn = [Drawn("curves", plots.save(curves, out / "curves.png"), N_(
             "Training (solid) and validation (dashed) loss per epoch, each part drawn separately; nats per image, "

@@ -18,6 +18,7 @@ report's language. Names, settings' values, numbers and formulas stay as they ar
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,10 +157,10 @@ def legend(key: str) -> str:
         "{key}: {label}", key=key, label=label)
 
 
-def blocks(title: str, question: str, entries: list[Entry], overview: list[Drawn], stamp: str,
-           notes: list[str] = (), said: list[str] = ()) -> list[doc.Block]:
-    """The report's blocks; `said` are lines under the title (how its figures are lettered)."""
-    return [doc.Heading(1, title), doc.Para(question, "sub"), doc.Para(stamp, "sub"), *[doc.Para(s, "sub") for s in said],
+def blocks(cover: Cover, entries: list[Entry], overview: list[Drawn], stamp: str, notes: list[str] = ()) -> list[doc.Block]:
+    """The report's blocks; the cover's `said` are lines under the title (how its figures are lettered)."""
+    return [doc.Heading(1, cover.title), doc.Para(cover.question, "sub"), doc.Para(stamp, "sub"),
+            *[doc.Para(s, "sub") for s in cover.said],
             *_glance(entries), *_task(entries), *_hyperparameters(entries), *_theory_blocks(entries),
             *_experiment(entries, overview, list(notes)),
             doc.Heading(2, SECTIONS[5], "reflections"),
@@ -171,13 +172,22 @@ def _failures(failed: dict[str, str]) -> list[str]:
             for name, reason in failed.items()]
 
 
-def write(out: Path, title: str, question: str, entries: list[Entry], overview: list[Drawn] = (),
-          failed: dict[str, str] | None = None, lang: Language | None = None, said: list[str] = ()) -> Path:
+@dataclass(frozen=True)
+class Cover:
+    """What a report says before its runs: its title, the question it answers, and lines under the title."""
+
+    title: str
+    question: str = ""
+    said: list = field(default_factory=list)
+
+
+def write(out: Path, cover: Cover, entries: list[Entry], overview: list[Drawn] = (),
+          failed: dict[str, str] | None = None, lang: Language | None = None) -> Path:
     """DIR/report.html and DIR/report.md, in `lang` (default English), from entries (and
     overview figures drawn from all runs) whose figures lie under DIR; `failed` names runs
-    that did not finish, with why; `said`, lines under the title."""
+    that did not finish, with why; `cover`, the title, question and lines under the title."""
     stamp = N_("Made {when} by aelab from {n} run(s).", when=time.strftime("%Y-%m-%d %H:%M"), n=len(entries))
-    laid = doc.translate(blocks(title, question, entries, list(overview), stamp, _failures(failed or {}), said),
+    laid = doc.translate(blocks(cover, entries, list(overview), stamp, _failures(failed or {})),
                          lang or language.get("en"))
     write_atomic((out / REPORT).with_suffix(".md"), doc.to_markdown(laid, out).encode())
     path = out / REPORT

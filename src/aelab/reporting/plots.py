@@ -100,10 +100,9 @@ def image_rows(rows: list[torch.Tensor], row_labels: list[str], title: str,
 
 @styled
 def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[str] | None = None,
-               col_labels: list[str] | None = None, xlabel: str = "", ylabel: str = "",
-               cell: float = 0.5) -> Figure:
+               col_labels: list[str] | None = None, axes: tuple[str, str] = ("", ""), cell: float = 0.5) -> Figure:
     """A grid of images, `nrow` per row; labelled rows and columns where given (e.g. z values,
-    or one digit per row)."""
+    or one digit per row), and the axes (x, y) named."""
     n, _, h, w = images.shape
     rows = math.ceil(n / nrow)
     pad = 1 if (row_labels or col_labels) else 2
@@ -115,7 +114,7 @@ def image_grid(images: torch.Tensor, nrow: int, title: str, *, row_labels: list[
     ax.set_xticks([centre(i, w) for i in range(nrow)] if col_labels else [], col_labels or [])
     ax.set_yticks([centre(i, h) for i in range(rows)] if row_labels else [], row_labels or [])
     ax.tick_params(length=0)
-    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    ax.set_xlabel(axes[0]), ax.set_ylabel(axes[1])
     for side in ax.spines.values():
         side.set_visible(False)
     ax.set_title(title)

@@ -26,6 +26,7 @@ from aelab.evaluation import classifier
 from aelab.evaluation.evaluate import cached_or_evaluate
 from aelab.language import N_, Language, Text
 from aelab.reporting import layout, report
+from aelab.reporting.layout import Cover
 from aelab.reporting.figure_data import FigureOptions
 from aelab.studies import study
 from aelab.studies.folder import StudyDir
@@ -79,19 +80,15 @@ class DataCache:
         return self._held[cfg.data]
 
 
-def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, deep: bool,
-          figures: FigureOptions = FigureOptions(), judging: classifier.Judging | None = None,
-          lang: Language | None = None) -> report.Entry:
-    """Evaluate (or reuse eval.json) and draw one run's figures under out/figures/name, lettered
-    in `lang` (default English)."""
+def entry(name: str, run: RunDir, data: ImageData, job: Job) -> report.Entry:
+    """Evaluate (or reuse eval.json) and draw one run's figures under OUT/figures/name, as `job` says."""
     from aelab.reporting.figures import draw_run  # matplotlib: imported only when figures are drawn
 
-    record = cached_or_evaluate(run, data, k=k, deep=deep, judging=judging)
+    record = cached_or_evaluate(run, data, k=job.k, deep=job.deep, judging=job.judging)
     model, cfg, _ = run.model("best")
     start = time.perf_counter()
-    drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path, StudyDir(out).figures(name),
-                     name,
-                     list(data.class_names), figures, lang)
+    drawn = draw_run(model, data.to(hardware.device(cfg.train.device)), run.metrics_path,
+                     StudyDir(job.out).figures(name), name, job.figures, job.lang)
     done = run.done()
     return report.Entry(name, cfg, record, run.metrics_path, done, run.training(), drawn,
                         time.perf_counter() - start)
@@ -99,20 +96,34 @@ def entry(name: str, run: RunDir, data: ImageData, out: Path, *, k: int | None, 
 
 @dataclass(frozen=True)
 class Job:
-    """What every run of a study is trained, evaluated and drawn with, the same in each process."""
+    """What every run of a study is evaluated and drawn with, the same in each process."""
 
     out: Path
-    k: int
-    deep: bool
-    figures: FigureOptions
-    judging: classifier.Judging
-    lang: Language  # the report's, and its figures'
+    k: int | None  # importance samples of nll_is (None: what the run's eval.json has, else the default)
+    deep: bool = True
+    figures: FigureOptions = FigureOptions()
+    judging: classifier.Judging | None = None
+    lang: Language | None = None  # the report's, and its figures' (None: English)
+
+
+@dataclass(frozen=True)
+class Running:
+    """How a study's runs are run, as the command line gives it: `epochs` over every run's,
+    nll_is's K, `jobs` runs at once (each in its own process), the report's language (None: the
+    study's), `sets` on every run's config last, and the judge of samples (None: from the environment)."""
+
+    epochs: int | None = None
+    k: int | None = None
+    jobs: int = 1
+    lang: Language | None = None
+    sets: tuple[str, ...] = ()
+    judging: classifier.Judging | None = None
+    deep: bool = True
 
 
 def _study_run(name: str, cfg: RunConfig, job: Job, data_of: "DataCache", progress: bool | None) -> report.Entry:
     run = owner.train_or_resume(cfg, StudyDir(job.out).run(name), data_of(cfg), train.Options(progress=progress))
-    return entry(name, run, data_of(cfg), job.out, k=job.k, deep=job.deep, figures=job.figures, judging=job.judging,
-                 lang=job.lang)
+    return entry(name, run, data_of(cfg), job)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,19 +137,18 @@ def _worker_run(name: str, cfg: RunConfig, job: Job, threads: int) -> report.Ent
     return _study_run(name, cfg, job, _worker_data(), progress=False)
 
 
-def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int | None = None,
-              deep: bool = True, jobs: int = 1, judging: classifier.Judging | None = None,
-              lang: Language | None = None, sets: tuple[str, ...] = (), said: tuple = ()) -> tuple[Path, dict[str, str]]:
+def run_study(path: Path | None, out: Path, how: Running = Running(), said: tuple = ()) -> tuple[Path, dict[str, str]]:
     """Train what is missing, evaluate, draw, report (in `lang`, else the study's [report]
     lang), `said` lines under its title. With jobs > 1, that many runs at once, each in its own process with an equal
     share of the cores. A run that fails (diverges, bad config) does not stop the others: it
     is listed in the report and returned with its reason. Returns the report's path and the
     failures. `sets` override every run's config last (`aelab study --set`)."""
-    s = _runs_of(path, sets)
+    s = _runs_of(path, how.sets)
     StudyDir(out).check()
-    job = Job(out, k or s.nll_k, deep, s.figures, judging or classifier.Judging.from_env(), lang or s.lang)
-    runs = [(r.name, _with_epochs(r.config, epochs)) for r in s.runs]
+    job = Job(out, how.k or s.nll_k, how.deep, s.figures, how.judging or classifier.Judging.from_env(), how.lang or s.lang)
+    runs = [(r.name, _with_epochs(r.config, how.epochs)) for r in s.runs]
     results: dict[str, report.Entry | str] = {}
+    jobs = how.jobs
     if jobs > 1 and len(runs) > 1:
         jobs = min(jobs, len(runs))
         threads = hardware.threads_per(jobs)
@@ -164,7 +174,7 @@ def run_study(path: Path | None, out: Path, *, epochs: int | None = None, k: int
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if not entries:
         raise AelabError(f"{s.path}: no run of the study finished: " + "; ".join(f"{n}: {r}" for n, r in failed.items()))
-    return finish(out, s.title, s.question, entries, failed, job.lang, said=list(said)), failed
+    return finish(out, Cover(s.title, s.question, list(said)), entries, failed, job.lang), failed
 
 
 def _failed(name: str, error: Exception) -> str:
@@ -186,15 +196,14 @@ def report_runs(run_dirs: list[Path], out: Path, *, title: str, k: int | None = 
         names = [f"{p.parent.parent.name}-{p.name}" for p in paths]
     data_of, entries = DataCache(), []
     for name, run in zip(names, runs):
-        entries.append(entry(name, run, data_of(run.config()), out, k=k, deep=deep, judging=judging, lang=lang))
-    return finish(out, title, "", entries, lang=lang)
+        entries.append(entry(name, run, data_of(run.config()), Job(out, k, deep, judging=judging, lang=lang)))
+    return finish(out, Cover(title), entries, lang=lang)
 
 
-def finish(out: Path, title: str, question: str, entries: list[report.Entry],
-           failed: dict[str, str] | None = None, lang: Language | None = None, extra: list = (),
-           said: list = ()) -> Path:
-    """The report of `entries` under `out`, with the overview figures of all runs, `extra`
-    figures (a search's) before them, and `said` lines under the title."""
+def finish(out: Path, cover: Cover, entries: list[report.Entry], failed: dict[str, str] | None = None,
+           lang: Language | None = None, extra: list = ()) -> Path:
+    """The report of `entries` under `out`, with the overview figures of all runs and `extra`
+    figures (a search's) before them."""
     from aelab.reporting import fonts
     from aelab.reporting.codespace import channel_curve
     from aelab.reporting.figures import Drawn, comparison_curves
@@ -211,7 +220,7 @@ def finish(out: Path, title: str, question: str, entries: list[report.Entry],
         overview.append(Drawn("channel_curves", curves,
                               N_("Mean test PSNR of each run with Gaussian noise of standard deviation sigma added to "
                                  "its power-normalised code at evaluation (dB; per-image PSNR on [0, 1], averaged).")))
-    html = layout.write(out, Text(title), Text(question), entries, overview, failed or {}, lang,
-                        [*said, *fonts.missing(lang)])
+    html = layout.write(out, Cover(Text(cover.title), Text(cover.question), [*cover.said, *fonts.missing(lang)]),
+                        entries, overview, failed or {}, lang)
     print(report.table_text(entries))
     return html

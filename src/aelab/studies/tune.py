@@ -32,7 +32,6 @@ import torch
 from aelab import config, hardware
 from aelab.errors import AelabError
 from aelab.evaluation import classifier
-from aelab.language import Language
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
 from aelab.studies.optuna_search import open_search, optuna_module, sampler
@@ -206,12 +205,12 @@ def _trial(picked: Picked, cfg, data, s: study.Study, k: int | None, judging) ->
     return [float(record[m]) for m in s.search.metrics]
 
 
-def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, k: int | None = None,
-               sets: tuple[str, ...] = (), lang: Language | None = None, report: bool = True) -> tuple[Path | None, dict]:
-    """The search of the study at `path` into `out`, `jobs` workers here (each with an equal
-    share of the cores), then its report (unless not `report`). Returns the report's path
-    (None without one) and a summary."""
-    s = study.load(path, sets)
+def run_search(path: Path, out: Path, how: pipeline.Running = pipeline.Running(), *, url: str | None = None,
+               report: bool = True) -> tuple[Path | None, dict]:
+    """The search of the study at `path` into `out`, `how.jobs` workers here (each with an equal
+    share of the cores), in the storage at `url` (None: OUT/optuna.journal), then its report
+    (unless not `report`). Returns the report's path (None without one) and a summary."""
+    s, jobs, k, sets = study.load(path, how.sets), how.jobs, how.k, how.sets
     if not s.search:
         raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
     StudyDir(out).check()
@@ -232,5 +231,5 @@ def run_search(path: Path, out: Path, *, jobs: int = 1, url: str | None = None, 
     from aelab.studies import tune_report
     if not report:
         return None, tune_report.summary(open_search(s, out, url).get_trials(deepcopy=False))
-    return tune_report.write(s, out, url, k, lang or s.lang)
+    return tune_report.write(s, out, url, k, how.lang or s.lang)
 

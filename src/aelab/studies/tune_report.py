@@ -12,6 +12,7 @@ from aelab.evaluation import classifier
 from aelab.files import write_atomic
 from aelab.language import N_, Language
 from aelab.reporting import fonts, plots
+from aelab.reporting.layout import Cover
 from aelab.studies import pipeline, study
 from aelab.studies.folder import StudyDir
 from aelab.studies.optuna_search import open_search, optuna_module
@@ -118,8 +119,8 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
     data_of, judging, entries = pipeline.DataCache(), classifier.Judging.from_env(), []
     for t in best:
         run = RunDir.open(out / t.user_attrs["run"])
-        entries.append(pipeline.entry(f"trial-{t.number:04d}", run, data_of(run.config()), out, k=k or s.nll_k,
-                                      deep=True, figures=s.figures, judging=judging, lang=lang))
+        job = pipeline.Job(out, k or s.nll_k, figures=s.figures, judging=judging, lang=lang)
+        entries.append(pipeline.entry(f"trial-{t.number:04d}", run, data_of(run.config()), job))
     if not entries:
         raise_none(s, states)
     said = [N_("{complete} trial(s) complete, {pruned} pruned, {failed} failed, of {trials}.",
@@ -132,8 +133,8 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
         names = ", ".join(f"trial-{t.number:04d}" for t in better)
         said.append(N_("{base} is the base config; {n} trial(s) beat it on every objective{which}.",
                        base=run_name(base), n=len(better), which=": " + names if better else ""))
-    html = pipeline.finish(out, s.title, s.question, entries, lang=lang,
-                           extra=_figures(found, s.search, StudyDir(out).figures("search"), lang), said=said)
+    html = pipeline.finish(out, Cover(s.title, s.question, said), entries, lang=lang,
+                           extra=_figures(found, s.search, StudyDir(out).figures("search"), lang))
     return html, {**states, "best": [e.name for e in entries],
                   **({"base": f"trial-{against[0].number:04d}", "beat_base": [f"trial-{t.number:04d}" for t in against[1]]}
                      if against else {})}
