@@ -270,3 +270,23 @@ def test_the_reconstruction_floor_is_a_perfect_decoders(small_data):
     p = batch.x.clamp(1e-4, 1 - 1e-4)
     entropy = -(batch.x * p.log() + (1 - batch.x) * (1 - p).log()).flatten(1).sum(1).mean()
     assert checks.recon_floor(bernoulli, batch) == pytest.approx(entropy.item(), rel=1e-4)
+
+
+LOOSE = '''
+from dataclasses import dataclass
+from torch import nn
+from aelab.parts import PartSettings
+
+@dataclass(frozen=True)
+class LoosePrior(PartSettings):
+    slot = "prior"
+    def build(self, num_classes, latent_dim):
+        return nn.Identity()
+'''
+
+
+def test_a_part_that_does_not_subclass_its_slots_base_is_refused_in_one_line(tmp_path, capsys):
+    path = _part(tmp_path, LOOSE)
+    assert cli.main(["check", f"{path}:LoosePrior"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:LoosePrior: does not subclass aelab.parts.PriorSettings" in err, err

@@ -135,3 +135,20 @@ def test_the_generated_table_lists_every_part_of_the_catalog():
     for slot, names in PARTS.items():
         for name, cls in names.items():
             assert f"| `model.{slot}` | `{name}` |" in table, (slot, name)
+
+
+def test_a_slot_base_keeps_no_place_among_its_subclasses_fields():
+    """A setting declared on a slot's base (a ClassVar) would take its place in every subclass's
+    field order, and reorder the configs it writes: the bases give such defaults as properties."""
+    import dataclasses
+    import typing
+
+    from aelab.parts import slots
+
+    for base in slots.SETTINGS.values():
+        declared = {k for k, v in typing.get_type_hints(base, include_extras=True).items()
+                    if typing.get_origin(v) is typing.ClassVar}
+        for cls in PARTS[base.slot].values():
+            assert not declared & {f.name for f in dataclasses.fields(cls)}, (base.__name__, cls.__name__)
+            own = [k for k in cls.__dict__.get("__annotations__", {}) if k in {f.name for f in dataclasses.fields(cls)}]
+            assert [f.name for f in dataclasses.fields(cls)][-len(own):] == own if own else True, cls.__name__

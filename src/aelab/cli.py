@@ -58,8 +58,7 @@ def _train(args: argparse.Namespace) -> int:
         out = check_output(args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}",
                            folder=True)
         RunDir.refuse_existing(out)
-    data = registry.build_data(cfg)  # bad data fails before anything is written ...
-    registry.check_model(cfg, data)  # ... and so does a model that cannot be built
+    data = registry.build_data(cfg)  # bad data fails before anything is written (a bad model in the owner, too)
     group = distributed.start(cfg.train.device)
     try:  # the run directory is named on the first line its owner says (training/owner.py)
         run = owner.train_or_resume(cfg, out, data, train.Options(progress=False if args.quiet else None, group=group),

@@ -50,7 +50,12 @@ class NetworkSettings(PartSettings, abc.ABC):
     """[model.network]: the encoder and decoder networks."""
 
     slot = "network"
-    latent_channels: ClassVar[int] = 0  # a convolutional code's channels (0: a flat code)
+
+    @property
+    def latent_channels(self) -> int:
+        """A convolutional code's channels (0: a flat code). A property, not a field, so that a
+        subclass's own field of this name keeps its place among the subclass's fields."""
+        return 0
 
     @abc.abstractmethod
     def build(self, image_shape: tuple[int, ...], out_dim: int, in_dim: int, cond_dim: int) -> tuple[Encoder, Decoder]:
@@ -102,8 +107,16 @@ class ObjectiveSettings(PartSettings, abc.ABC):
     """[model.objective]: what training minimises."""
 
     slot = "objective"
-    beta: ClassVar[float] = 1.0  # the KL's weight, where the objective has one
-    free_bits: ClassVar[float] = 0.0  # a floor on each dimension's KL, where the objective has one
+
+    @property
+    def beta(self) -> float:
+        """The KL's weight, where the objective has one (a subclass's field of this name is its own)."""
+        return 1.0
+
+    @property
+    def free_bits(self) -> float:
+        """A floor on each dimension's KL in nats, where the objective has one."""
+        return 0.0
 
     @abc.abstractmethod
     def build(self, image_shape: tuple[int, ...]) -> Objective:
