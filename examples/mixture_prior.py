@@ -32,17 +32,14 @@ class Mixture(Prior, PriorDensity):
         log_n = -0.5 * ((z - self.mean) ** 2 / self.logvar.exp() + self.logvar + math.log(2 * math.pi)).sum(-1)
         return torch.logsumexp(log_n + self.logits.log_softmax(0), -1)
 
-    def draw(self, eps):
-        """z from standard normal eps (B, D) alone, so that a seeded eps gives the same samples:
-        u = Phi(eps_1) picks component k by the weights' cumulative sums, and u's place inside
-        k's share, uniform again, becomes that row's first normal draw."""
-        u = torch.special.ndtr(eps[:, 0].double())
-        cdf = self.logits.softmax(0).double().cumsum(0)
-        k = torch.searchsorted(cdf, u).clamp(max=len(cdf) - 1)
-        low = torch.cat([cdf.new_zeros(1), cdf])[k]
-        within = ((u - low) / (cdf[k] - low)).clamp(1e-12, 1 - 1e-12)
-        e = torch.cat([torch.special.ndtri(within)[:, None], eps[:, 1:].double()], 1).to(self.mean.dtype)
-        return self.mean[k] + (0.5 * self.logvar[k]).exp() * e
+    def draw(self, eps, generator=None):
+        """z from standard normal eps (B, D): a component per row, chosen by the weights with the
+        sampling call's seeded generator (never the global RNG, so that `aelab sample --seed`
+        gives the same digits every time), then m_k + s_k eps."""
+        weights = self.logits.detach().softmax(0)
+        weights = weights.to(generator.device) if generator is not None else weights
+        k = torch.multinomial(weights, len(eps), replacement=True, generator=generator).to(eps.device)
+        return self.mean[k] + (0.5 * self.logvar[k]).exp() * eps
 
 
 @dataclass(frozen=True)

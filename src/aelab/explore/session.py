@@ -212,7 +212,7 @@ class Explorer:
         with self.lock, torch.no_grad():
             if self.model.latent.stochastic:
                 eps = torch.randn(1, self.dim, generator=g).to(self.device)
-                z = self.model.prior_draw(eps, y).double().cpu()[0]
+                z = self.model.prior_draw(eps, y, g).double().cpu()[0]
             else:
                 dist = self._fitted_gaussian()
                 z = dist.mean + torch.randn(self.dim, generator=g, dtype=torch.float64) @ dist.scale_tril.T

@@ -103,9 +103,11 @@ class Autoencoder(nn.Module):
             y = self.condition.default_labels(n, device)
         eps = torch.randn(n, self.latent_dim, generator=generator,
                           device=generator.device if generator else device).to(device)
-        return self.decode_mean(self.prior_draw(eps, y), y)
+        return self.decode_mean(self.prior_draw(eps, y, generator), y)
 
-    def prior_draw(self, eps: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """Codes z ~ p(z | y) made from standard normal noise eps (B, D): eps itself under
-        N(0, I); m_y + s_y * eps under a learned conditional prior."""
-        return self.prior(y).draw(eps)
+    def prior_draw(self, eps: torch.Tensor, y: torch.Tensor | None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes z ~ p(z | y) made from standard normal noise eps (B, D) (and `generator`, the
+        seeded generator of the call, for a prior that draws more: slots.PriorDensity.draw):
+        eps itself under N(0, I); m_y + s_y * eps under a learned conditional prior."""
+        return self.prior(y).draw(eps, generator)

@@ -90,7 +90,7 @@ class StandardNormal(PriorDensity):
         1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), (B, D)."""
         return 0.5 * (q.mean.pow(2) + q.logvar.exp() - 1 - q.logvar)
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return eps
 
 
@@ -264,10 +264,10 @@ class TopDown(PriorDensity):
         z1, z2 = z[..., :self.bottom_dim], z[..., self.bottom_dim:]
         return self.top.log_prob(z2) + _gaussian(self.down(z2)).log_prob(z1)
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Top-down: z2 from the top prior with eps's last top_dim numbers, then z1 = m(z2) +
         s(z2) * eps's first bottom_dim numbers."""
-        z2 = self.top.draw(eps[..., self.bottom_dim:])
+        z2 = self.top.draw(eps[..., self.bottom_dim:], generator)
         lower = _gaussian(self.down(z2))
         return torch.cat([lower.mean + lower.std * eps[..., :self.bottom_dim], z2], -1)
 

@@ -66,7 +66,7 @@ class GaussianPrior(DiagonalGaussian, PriorDensity):
         1/2 (log s² - log sigma² + (sigma² + (mu - m)²) / s² - 1), (B, D)."""
         return 0.5 * (self.logvar - q.logvar + (q.logvar.exp() + (q.mean - self.mean).pow(2)) / self.logvar.exp() - 1)
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.mean + self.std * eps
 
 
@@ -155,7 +155,7 @@ class GaussianMixture(PriorDensity):
             log_n = -0.5 * (squared.clamp(min=0) + self.logvar.sum(-1) + d * LOG_2PI)
             return (torch.logsumexp(log_n, -1) - math.log(k)).reshape(z.shape[:-1])
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p(z) from standard normal eps (B, D) alone: u = Φ(eps_1) picks the component
         k = ⌊K u⌋, and K u − k, uniform again and independent of k, becomes that row's first
         normal draw Φ⁻¹(K u − k) (in float64): one component and one Gaussian draw from the

@@ -59,7 +59,7 @@ class CodePrior(Prior, PriorDensity):
     def forward(self, y: torch.Tensor | None) -> "CodePrior":
         return self
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Codes from standard normal eps (B, D): position j's vector by inverse-CDF sampling of
         its categorical at Φ(eps_j), so that a seeded eps gives the same codes on every call."""
         q = self._latent

@@ -22,8 +22,8 @@ The optional capabilities, each with its default:
   without one the objectives estimate the KL at the codes they draw;
 - binding to a model: `Prior.bind(model)` is called once the model is built (a VampPrior
   encodes its pseudo-inputs with the model's own encoder);
-- a seeded draw: `PriorDensity.draw(eps)` makes codes from standard normal noise, so that a
-  seeded eps gives the same samples on every call;
+- a seeded draw: `PriorDensity.draw(eps, generator)` makes codes from standard normal noise
+  and the sampling call's seeded generator, so that a seed gives the same samples on every call;
 - a latent that owns a hierarchy or a codebook overrides `widths`, `prior_dim`, `around`,
   `visible`, `layers` and `usage`.
 """
@@ -207,8 +207,12 @@ class PriorDensity:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def draw(self, eps: torch.Tensor) -> torch.Tensor:
-        """Codes z ~ p from standard normal noise eps (B, D): the same eps, the same codes."""
+    def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes z ~ p from standard normal noise eps (B, D), and `generator` for any other
+        random number the draw needs (a mixture's choice of component): the seeded generator of
+        the call that asked for samples, None where that call was not seeded. A draw takes its
+        randomness from these two only, never from the global RNG, so that a seed gives the
+        same samples on every call; the built-in priors need eps alone."""
         raise NotImplementedError(f"{type(self).__name__} draws no codes from noise")
 
     def kl_from(self, q: Posterior) -> torch.Tensor:

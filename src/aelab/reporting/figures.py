@@ -87,7 +87,7 @@ def reconstructions(s: Subject):
 def prior_samples(s: Subject):
     model, data = s.model, s.data
     y = model.condition.default_labels(64, data.device)
-    z = model.prior_draw(randn(64, model.latent_dim, data.device), y)
+    z = model.prior_draw(randn(64, model.latent_dim, data.device), y, torch.Generator().manual_seed(FIGURE_SEED))
     images = model.decode_mean(z, y)
     title = (N_("Decoded from z ~ {prior} (labels 0-{last} in turn)", prior=model.prior.symbol, last=model.condition.dim - 1)
              if y is not None else N_("Decoded from z ~ {prior}", prior=model.prior.symbol))
@@ -99,7 +99,7 @@ def label_grid(s: Subject):
     c = model.condition.dim
     eps = randn(10, model.latent_dim, data.device).repeat(c, 1)  # column j: the same eps_j in every row
     y = torch.arange(c, device=data.device).repeat_interleave(10)
-    images = model.decode_mean(model.prior_draw(eps, y), y)
+    images = model.decode_mean(model.prior_draw(eps, y, torch.Generator().manual_seed(FIGURE_SEED)), y)
     tr = s.tr
     return plots.image_grid(images, 10, tr(N_("Row: the label; column: one z ~ {prior} held fixed", prior=model.prior.symbol)),
                             row_labels=names[:c], axes=(tr(N_("z_1 ... z_10 (style)")), tr(N_("label"))))
