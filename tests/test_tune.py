@@ -2,6 +2,7 @@
 whose report names the best, two workers on one journal sharing the trial count, a real
 PostgreSQL server as the storage, pruning, and a stopped search going on with the same command."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from aelab import cli
 from aelab.errors import AelabError
@@ -83,7 +85,9 @@ def test_a_tiny_search_trains_evaluates_and_reports_its_best(tmp_path, capsys):
         run = RunDir.open(out / t.user_attrs["run"])
         assert run.is_done() and run.config().train.lr == pytest.approx(t.params["train.lr"])
         assert list(run.config().model.network.hidden) == json.loads(t.params["model.network.hidden"])
-        assert json.loads(run.eval_path.read_text())["neg_elbo"] == pytest.approx(t.values[0], abs=1e-6)
+        chosen_on = json.loads(run.evaluation_path("val").read_text())  # the validation split's, not the test's
+        assert chosen_on["split"] == "val" and chosen_on["n_images"] == 256
+        assert chosen_on["neg_elbo"] == pytest.approx(t.values[0], abs=1e-6)
     assert trials[0].user_attrs["base"] and trials[0].params == {"train.lr": 1e-3, "model.network.hidden": "[32]"}
     best = min(trials, key=lambda t: t.values[0])
     said = capsys.readouterr().out
@@ -95,6 +99,11 @@ def test_a_tiny_search_trains_evaluates_and_reports_its_best(tmp_path, capsys):
     assert (out / "figures" / "search" / "history_neg_elbo.png").is_file()
     assert (out / "figures" / "search" / "importance_neg_elbo.png").is_file()
     assert len((out / "trials.tsv").read_text().splitlines()) == 4
+    assert (out / "trials.tsv").read_text().split("\t")[2] == "val_neg_elbo"
+    assert "Trials are chosen on the validation split" in html
+    test = RunDir.open(out / best.user_attrs["run"]).evaluation()  # measured for the report, once chosen
+    assert test["split"] == "test" and f"trial-{best.number:04d}: validation neg_elbo {best.values[0]:.4g}; " \
+        f"test neg_elbo {test['neg_elbo']:.4g}." in html
     _, again = tune.run_search(path, out, report=False)  # done: the same search runs no trial more
     assert again["complete"] == 3 and len(_trials(out, path)) == 3
 
@@ -195,3 +204,41 @@ def test_a_postgresql_server_holds_a_two_worker_search(tmp_path, postgres):
     assert not StudyDir(out).journal.exists()  # the records are in the database, not in a journal file
     with pytest.raises(AelabError, match=r"--storage postgresql://aelab@127.0.0.1:1/none: "):
         tune.open_search(study.load(path), out, "postgresql://aelab@127.0.0.1:1/none")
+
+
+class _Sealed(torch.Tensor):
+    """A tensor that raises on every use: the test split, sealed while trials are chosen."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func.__name__ in ("__get__", "__len__", "size", "to"):  # its shape, its device, moved whole: not read
+            return super().__torch_function__(func, types, args, kwargs or {})
+        raise AssertionError(f"the test split was read while trials were chosen ({func.__name__})")
+
+
+def test_trials_are_chosen_without_reading_the_test_split(tmp_path, monkeypatch):
+    """The test split's images and the test features of the judge are sealed while a search runs
+    (report=False: the report, which measures the chosen trials on the test split, is not made):
+    every trial completes, so no trial's training or measuring touched them."""
+    from aelab.data.splits import ImageData, Split
+    from aelab.evaluation import classifier
+
+    real = ImageData.from_arrays.__func__
+
+    def sealed(cls, *args, **kwargs):
+        data = real(cls, *args, **kwargs)
+        return dataclasses.replace(data, test=Split(data.test.images.as_subclass(_Sealed), data.test.labels.as_subclass(_Sealed)))
+
+    monkeypatch.setattr(ImageData, "from_arrays", classmethod(sealed))
+    monkeypatch.setattr(classifier, "test_features", lambda *a, **k: pytest.fail("the test images' features were read"))
+    path = _study(tmp_path, 'trials = 2\nobjectives = { neg_elbo = "minimize", cond_acc = "maximize" }\npruner = "none"')
+    path.write_text(path.read_text().replace('"train.threads=1"]', '"train.threads=1", "model.condition.name=label"]'))
+    _, summary = tune.run_search(path, tmp_path / "out", report=False)
+    assert summary == {"complete": 2, "pruned": 0, "failed": 0}, summary
+
+
+def test_a_search_without_a_validation_split_is_refused(tmp_path):
+    path = _study(tmp_path, 'trials = 2\nobjectives = { neg_elbo = "minimize" }')
+    path.write_text(path.read_text().replace('"data.val_size=256"', '"data.val_size=0"'))
+    with pytest.raises(AelabError, match=r"data.val_size = 0: aelab tune chooses its trials on the validation split"):
+        tune.run_search(path, tmp_path / "out", report=False)

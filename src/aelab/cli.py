@@ -18,7 +18,7 @@ import torch
 
 from aelab import bench, config, language, registry
 from aelab.errors import AelabError
-from aelab.evaluation.evaluate import evaluate_run
+from aelab.evaluation.evaluate import Target, evaluate_run
 from aelab.files import WriteError, check_output
 from aelab.language import N_
 from aelab.reporting import report
@@ -83,8 +83,8 @@ def _eval(args: argparse.Namespace) -> int:
     _at_least_one("--k", args.k)
     if args.latent_sigma is not None and args.latent_sigma < 0:
         raise AelabError(f"--latent-sigma: must be at least 0, got {args.latent_sigma}")
-    record = evaluate_run(RunDir.open(args.run), k=args.k, latent_sigma=args.latent_sigma,
-                          test_folder=args.test_folder)
+    record = evaluate_run(RunDir.open(args.run), k=args.k,
+                          target=Target(latent_sigma=args.latent_sigma, test_folder=args.test_folder))
     print(json.dumps(record, indent=2) if args.json else report.metrics_text(record))
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import math
 import time
@@ -34,6 +35,7 @@ from aelab.runs.losses import mean_loss_parts
 from aelab.runs.rundir import UNITS, RunDir
 
 EVAL_SEED = 1234  # the noise of z ~ q(z|x), of input corruption and of prior samples
+DEFAULT_K = 100  # importance samples of nll_is where a cached evaluation is asked for without K
 PROBE_SEED = 3  # the one draw of dynamically binarised training images for the probe
 
 # loss-dict key -> the name it is reported under
@@ -117,11 +119,17 @@ def load_model(run: RunDir, which: str = "best"):
 
 
 def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bool = True,
-            judging: classifier.Judging | None = None) -> dict:
+            judging: classifier.Judging | None = None, split: str = "test") -> dict:
     """All metrics that apply to `model` on the test split (see metrics.py); with deep=False
     only the loss parts and image quality. Adds `seconds` per group of metrics. `judging`: how
-    samples are judged (default: the real reference classifier, or what $AELAB_JUDGING sets)."""
+    samples are judged (default: the real reference classifier, or what $AELAB_JUDGING sets).
+    With split "val", every metric is of the validation split instead, samples held against
+    its images: the test split is not read (what a search selects on, tune.py)."""
     judging = judging or classifier.Judging.from_env()
+    if split == "val":
+        if len(data.val) == 0:
+            raise AelabError("data.val_size: 0; there is no validation split to measure on")
+        data = dataclasses.replace(data, test=data.val)
     bs = hardware.eval_batch(data.image_shape, cfg.train.eval_batch_size)
     precision = hardware.precision(cfg.train.eval_precision, data.device)
     test = lambda: data.eval_batches(data.test, bs)  # noqa: E731
@@ -179,11 +187,12 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
                                                                                              judging.classifier))
             # Samples are the likelihood's means (grey levels), so they are held against the grey
             # test images, the kind of image the classifier was trained on.
-            grey = Split(torch.from_numpy(arrays.test_images.copy()).unsqueeze(1).to(data.device), data.test.labels)
+            grey = Split(torch.from_numpy(_grey(arrays, split, len(data.test)).copy()).unsqueeze(1).to(data.device),
+                         data.test.labels)
+            reference = lambda: features(judge.to(data.device), data.eval_batches(grey, bs))  # noqa: E731
             # the test images' features: computed once per machine and classifier (kept beside it), shared by every run
-            test_feats = lambda: classifier.test_features(  # noqa: E731
-                arrays, cfg.data.name, lambda: features(judge.to(data.device), data.eval_batches(grey, bs)),
-                judging.classifier)
+            test_feats = (lambda: classifier.test_features(arrays, cfg.data.name, reference, judging.classifier)) \
+                if split == "test" else reference
             out.update(timed("samples", lambda: sample_scores(model, judge, None, n=judging.samples,
                                                               test_features=test_feats())))
             out["samples_judged"] = judging.samples
@@ -191,15 +200,32 @@ def measure(model: Autoencoder, data: ImageData, cfg, *, k: int = 1000, deep: bo
     return {**out, "seconds": timings}
 
 
+def _grey(arrays, split: str, n: int):
+    """The grey-level images of `split` as the arrays hold them: the test images, or the
+    validation split, the last `n` training images (ImageData.from_arrays holds them out there)."""
+    return arrays.test_images if split == "test" else arrays.train_images[len(arrays.train_images) - n:]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an evaluation measures besides the run itself: the split ("test", or "val" for a
+    search's choices), the channel's noise at evaluation, another image folder as the test set."""
+
+    split: str = "test"
+    latent_sigma: float | None = None
+    test_folder: str | None = None
+
+
 def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, deep: bool = True,
-                 latent_sigma: float | None = None, test_folder: str | None = None,
-                 judging: classifier.Judging | None = None) -> dict:
+                 judging: classifier.Judging | None = None, target: Target = Target()) -> dict:
     """Test metrics of the run's best checkpoint, written to RUN/eval.json and returned.
     `judging`: how samples are judged (default: the real reference classifier, 10,000 samples,
-    or what $AELAB_JUDGING sets).
-    `test_folder` measures a model trained on an image folder on another folder (same
-    preprocessing); `latent_sigma` sets the channel's noise at evaluation. Either one makes a
-    measurement of something else than the run's own test set, so it is returned, not written."""
+    or what $AELAB_JUDGING sets). `target.split` "val" measures the validation split instead,
+    written to RUN/eval_val.json.
+    `target.test_folder` measures a model trained on an image folder on another folder (same
+    preprocessing); `target.latent_sigma` sets the channel's noise at evaluation. Either one makes
+    a measurement of something else than the run's own test set, so it is returned, not written."""
+    latent_sigma, test_folder = target.latent_sigma, target.test_folder
     model, cfg, payload = run.model("best")
     if latent_sigma is not None:
         if not model.channel.active:
@@ -213,16 +239,16 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
     data = (data if data is not None else registry.build_data(cfg)).to(hardware.device(cfg.train.device))
     noise = model.channel.noise_at(latent_sigma) if latent_sigma is not None else contextlib.nullcontext()
     with noise:
-        measured = measure(model, data, cfg, k=k, deep=deep, judging=judging)
+        measured = measure(model, data, cfg, k=k, deep=deep, judging=judging, split=target.split)
     record = {
         "run": str(run.path),
         "kind": cfg.model.short.lower(),
         "dataset": cfg.data.name,
         "binarize": cfg.data.binarize,
-        "split": "test",
+        "split": target.split,
         **({"test_folder": str(test_folder)} if test_folder is not None else {}),
         **({"latent_sigma": latent_sigma} if latent_sigma is not None else {}),
-        "n_images": len(data.test),
+        "n_images": len(data.test if target.split == "test" else data.val),
         "checkpoint": "best.pt",
         "checkpoint_sha256": _sha256(run.best_path),
         "epoch": int(payload["epoch"]),
@@ -232,8 +258,8 @@ def evaluate_run(run: RunDir, data: ImageData | None = None, *, k: int = 1000, d
                  "fd_classifier is in the reference classifier's features, not comparable with Inception FID",
     }
     if latent_sigma is None and test_folder is None:
-        run.write_json(run.eval_path, record)
-        if cfg.train.tensorboard:
+        run.write_json(run.evaluation_path(target.split), record)
+        if cfg.train.tensorboard and target.split == "test":
             step = int(payload["epoch"]) * data.steps_per_epoch(cfg.train.batch_size)
             tensorboard.write_results(run.path, cfg, record, step)
     return record
@@ -244,12 +270,13 @@ def _sha256(path) -> str:
 
 
 def cached_or_evaluate(run: RunDir, data: ImageData | None = None, *, k: int | None = None, deep: bool = True,
-                       default_k: int = 100, judging: classifier.Judging | None = None) -> dict:
-    """RUN/eval.json if it measured the current best.pt at least this deeply (and with K
-    importance samples, where k is given), else a fresh evaluation (with K = k or default_k)."""
-    if run.eval_path.is_file():
-        record = run.evaluation()
+                       judging: classifier.Judging | None = None, split: str = "test") -> dict:
+    """RUN/eval.json (eval_val.json for split "val") if it measured the current best.pt at least
+    this deeply (and with K importance samples, where k is given), else a fresh evaluation
+    (with K = k or DEFAULT_K)."""
+    if run.evaluation_path(split).is_file():
+        record = run.evaluation(split)
         if (record.get("checkpoint_sha256") == _sha256(run.best_path) and k in (None, record.get("nll_k", k))
                 and (record.get("deep") or not deep)):
             return record
-    return evaluate_run(run, data, k=k or default_k, deep=deep, judging=judging)
+    return evaluate_run(run, data, k=k or DEFAULT_K, deep=deep, judging=judging, target=Target(split))

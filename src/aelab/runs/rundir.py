@@ -184,9 +184,13 @@ class RunDir:
         """done.json: epochs, seconds, what stopped training ({} while unfinished)."""
         return _json(self.done_path)
 
-    def evaluation(self) -> dict:
-        """eval.json: the test metrics of the last `aelab eval` ({} where there is none)."""
-        return _json(self.eval_path)
+    def evaluation(self, split: str = "test") -> dict:
+        """eval.json: the test metrics of the last `aelab eval` ({} where there is none); with
+        split "val", eval_val.json: the validation split's, which a search selects on."""
+        return _json(self.evaluation_path(split))
+
+    def evaluation_path(self, split: str = "test") -> Path:
+        return self.eval_path if split == "test" else self.path / f"eval_{split}.json"
 
     def keep_metrics_until(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written by a run killed before its checkpoint)."""

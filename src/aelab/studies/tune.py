@@ -13,7 +13,10 @@ folder may overshoot `trials` by up to one trial each. A trial holds its run dir
 while it trains (runlock.py): a trial left RUNNING in the storage whose directory nobody holds
 was stopped (killed, interrupted) and is taken over by the next worker and resumed from its
 last checkpoint, so an interrupted search goes on with the same command and loses no trial.
-The base config's own values, where they lie in the space, are the first trial.
+The base config's own values, where they lie in the space, are the first trial. Trials are
+measured, and chosen, on the validation split (RUN/eval_val.json): the test split is read only
+by the report, for the best trials once they are chosen; a study without a validation split is
+refused.
 """
 
 from __future__ import annotations
@@ -170,7 +173,8 @@ def work(w: Worker) -> int:
                 print(f"{path}: failed: {e}", file=sys.stderr)
             else:
                 found.tell(trial, values)
-                print(f"{path}: " + ", ".join(f"{m} {v:.4g}" for m, v in zip(s.search.metrics, values)), file=sys.stderr)
+                print(f"{path}: validation " + ", ".join(f"{m} {v:.4g}" for m, v in zip(s.search.metrics, values)),
+                      file=sys.stderr)
             done += 1
 
 
@@ -188,16 +192,13 @@ def _trial(picked: Picked, cfg, data, s: study.Study, k: int | None, judging) ->
         if trial.should_prune():
             raise optuna.TrialPruned(f"validation loss {value:.2f} at epoch {record['epoch']}")
 
-    if prune and cfg.data.val_size == 0:
-        raise AelabError(f"{s.path}: search.pruner prunes on the validation loss: give data.val_size > 0, or "
-                         "pruner = \"none\"")
     run = owner.train_or_resume(cfg, picked.path, data, train.Options(progress=False, on_epoch=report if prune else None),
                                 picked.lock)
     # the quick measures first (the loss parts, PSNR, SSIM); the deep ones (NLL, probe, judged
     # samples) only where an objective is one of them; the report measures its best trials deeply
-    record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=False, judging=judging)
+    record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=False, judging=judging, split="val")
     if any(not isinstance(record.get(m), (int, float)) for m in s.search.metrics):
-        record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=True, judging=judging)
+        record = cached_or_evaluate(run, data, k=k or s.nll_k, deep=True, judging=judging, split="val")
     missing = [m for m in s.search.metrics if not isinstance(record.get(m), (int, float))]
     if missing:
         raise AelabError(f"{s.path}: search.objectives: {missing[0]} is not measured for this model "
@@ -213,6 +214,9 @@ def run_search(path: Path, out: Path, how: pipeline.Running = pipeline.Running()
     s, jobs, k, sets = study.load(path, how.sets), how.jobs, how.k, how.sets
     if not s.search:
         raise AelabError(f"{s.path}: has no [search] table: run it with aelab study, or add one (aelab tune --help)")
+    if s.runs[0].config.data.val_size == 0:
+        raise AelabError(f"{s.path}: data.val_size = 0: aelab tune chooses its trials on the validation split, "
+                         "never the test split; hold some training images out (data.val_size > 0)")
     StudyDir(out).check()
     StudyDir(out).begin()
     found = open_search(s, out, url)  # create it once, before workers race to

@@ -39,9 +39,10 @@ def best_trials(found, search) -> list:
 
 
 def trials_table(found, search) -> str:
-    """Every trial: number, state, objective values, settings, run directory (tab-separated)."""
+    """Every trial: number, state, objective values (of the validation split, which trials are
+    chosen on), settings, run directory (tab-separated)."""
     keys = [p.key for p in search.space]
-    lines = ["\t".join(["trial", "state", *search.metrics, *keys, "run", "base"])]
+    lines = ["\t".join(["trial", "state", *(f"val_{m}" for m in search.metrics), *keys, "run", "base"])]
     for t in found.get_trials(deepcopy=False):
         values = t.values if t.values else [math.nan] * len(search.metrics)
         lines.append("\t".join([str(t.number), t.state.name.lower(), *(f"{v:.6g}" for v in values),
@@ -101,6 +102,11 @@ def _figures(found, search, folder: Path, lang: Language) -> list:
     return drawn
 
 
+def _values(values, metrics) -> str:
+    """'cond_acc 0.981, neg_elbo 97.3': objective values as a sentence names them."""
+    return ", ".join(f"{m} {v:.4g}" if isinstance(v, (int, float)) else f"{m} -" for m, v in zip(metrics, values))
+
+
 def summary(trials) -> dict:
     """How many trials are complete, pruned and failed."""
     optuna = optuna_module()
@@ -126,7 +132,14 @@ def write(s: study.Study, out: Path, url: str | None, k: int | None, lang: Langu
     said = [N_("{complete} trial(s) complete, {pruned} pruned, {failed} failed, of {trials}.",
                complete=states["complete"], pruned=states["pruned"], failed=states["failed"], trials=s.search.trials),
             N_("The report shows the best trials ({which}); every trial is in trials.tsv beside it.",
-               which=N_("the Pareto front") if len(s.search.objectives) > 1 else N_("the top three"))]
+               which=N_("the Pareto front") if len(s.search.objectives) > 1 else N_("the top three")),
+            N_("Trials are chosen on the validation split: the search's objectives, its figures and trials.tsv "
+               "are validation metrics. The tables and figures of the best trials below are their test metrics, "
+               "measured once they were chosen."),
+            *[N_("{trial}: validation {val}; test {test}.", trial=e.name,
+                 val=_values(t.values, s.search.metrics), test=_values([e.record.get(m) for m in s.search.metrics],
+                                                                      s.search.metrics))
+              for t, e in zip(best, entries)]]
     against = beating_base(found, s.search)
     if against:
         base, better = against
