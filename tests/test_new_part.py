@@ -49,7 +49,7 @@ class ScaledNormal(PriorDensity):
         s2 = self.scale ** 2
         return 0.5 * ((q.logvar.exp() + q.mean.pow(2)) / s2 - 1 - q.logvar + math.log(s2))
 
-    def draw(self, eps):
+    def draw(self, eps, generator=None):
         return self.scale * eps
 
 
