@@ -35,3 +35,19 @@ def test_the_training_epoch_is_within_one_and_a_half_times_its_floor(capsys):
     assert r["speedup_vs_reference"] > 1
     assert r["epoch_floor_ratio"] <= 1.5, (f"epoch {r['epoch_s_median']} s against a {r['floor_precision']} floor of "
                                            f"{r['epoch_floor_s']} s")
+
+
+def test_the_step_floor_counts_what_the_gemm_floor_counts_for_an_mlp():
+    """step_floor (the dogs epoch's floor: every convolution and matrix product a step calls,
+    recorded while it runs) agrees with training_floor's count from the layer shapes on the MLP
+    VAE: forward, weight gradient, and input gradient except the first layer's."""
+    import torch
+
+    from aelab import bench, registry
+
+    cfg = config.load(CONFIG_DIR / "vae_mnist.toml", ["model.network.hidden=[64]", "model.latent_dim=8"])
+    model = registry.build_model(cfg, (1, 28, 28), 10).train()
+    x = torch.rand(32, 1, 28, 28)
+    counted = bench.step_floor(model, x, "float32", repeat=1)
+    assert counted["flops"] == bench.training_floor(model, 32, 32, repeat=1)["flops"] > 0
+    assert counted["seconds"] > 0

@@ -43,14 +43,15 @@ def test_bench_times_a_dogs_epoch_when_asked(capsys):
     assert main(["bench", "--quick", "--epochs", "2", "--ref-epochs", "1", "--dogs"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["dogs_images"] == 256 and r["dogs_epoch_s"] > 0 and r["dogs_precision"] == r["precision"]
+    assert r["dogs_epoch_floor_s"] > 0 and r["dogs_epoch_floor_ratio"] > 0 and r["dogs_epoch_gflop"] > 0
 
 
 @pytest.mark.slow
 def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypatch):
     """The main job's CVAE (compare.toml: 10 epochs, 5,000 images held out), judged by the real
-    reference classifier on 10,000 samples. Measured on 2 AVX-512 BF16 cores (bfloat16): cond_acc
-    0.990 (every label 0.979 or more) and neg_elbo 101.50, against 0.678 and 102.20 for the
-    textbook CVAE; seed 1 gave 0.991 and 101.61."""
+    reference classifier on 10,000 samples: 0.99 of them the digit asked for, every label at
+    0.975 or more, nll_is (K = 100) within a nat of the beta 2.25 CVAE it replaced (94.95 nats).
+    The figures it was measured at are in docs/experiments/cvae.md."""
     monkeypatch.delenv("AELAB_JUDGING")  # the real reference classifier, 10,000 samples
     (cvae,) = [r for r in study.load("compare").runs if r.name == "cvae"]
     run = tmp_path / "cvae"
@@ -59,8 +60,8 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     capsys.readouterr()
     assert main(["eval", str(run), "--k", "100", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["cond_acc"] >= 0.985 and min(record["cond_acc_per_label"]) >= 0.97, record
-    assert record["neg_elbo"] <= 102.2, record
+    assert record["cond_acc"] >= 0.99 and min(record["cond_acc_per_label"]) >= 0.975, record
+    assert record["nll_is"] <= 94.95 + 1, record
 
 
 @pytest.mark.slow

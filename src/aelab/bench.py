@@ -4,7 +4,10 @@ against the loop most users write, all measured in one process and one run.
 Floor: the matrix products of an epoch (from the model's layer shapes), each timed on this
 machine at its own shape in the precision training runs them in (bfloat16 where `auto` trains
 in it; the float32 floor beside it); everything else a step does (activations, the loss, the
-optimizer) is overhead above the floor. The last line printed is one JSON object with every figure.
+optimizer) is overhead above the floor. The dogs model's epoch (`--dogs`) has its floor too: every
+convolution and matrix product one of its steps calls (GDN's 1x1 convolutions included), recorded
+while the step runs and each timed on its own at the step's own shapes, layout and precision,
+times the epoch's steps. The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from aelab import config, hardware, registry
 from aelab.config import CONFIG_DIR
@@ -134,20 +138,96 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def dogs_epoch(quick: bool = False) -> dict:
+class _Products(TorchFunctionMode):
+    """Records every convolution and linear map a forward pass calls (modules' and functional
+    ones alike, GDN's 1x1 convolution included): the function and its tensors' shapes."""
+
+    FUNCTIONS = (nn.functional.conv2d, nn.functional.conv_transpose2d, nn.functional.linear)
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FUNCTIONS:
+            self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _best(fn, repeat: int, device: torch.device) -> float:
+    fn()
+    sync(device)
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _fresh(t, grad: bool):
+    """A random tensor of `t`'s shape, dtype, device and memory layout (or `t` itself if not a tensor)."""
+    if not isinstance(t, torch.Tensor):
+        return t
+    layout = torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous() else torch.contiguous_format
+    return torch.randn(t.shape, dtype=t.dtype, device=t.device).contiguous(memory_format=layout).requires_grad_(grad)
+
+
+def step_floor(model, batch: torch.Tensor, precision: str, repeat: int = 10) -> dict[str, float]:
+    """FLOPs and seconds of one training step's convolutions and matrix products, each timed
+    here on its own at the model's own shapes, layout and precision (under the same autocast):
+    the forward pass, and the backward pass's weight gradient and, except for the first layer
+    (whose input is the data), input gradient. What a step does besides them (activations,
+    GDN's elementwise work, the loss, the optimizer) is overhead above this floor."""
+    device = batch.device
+    recorder = _Products()
+    with torch.no_grad(), hardware.autocast(precision, device), recorder:
+        model.loss(Batch(batch, None))
+    flops, seconds = 0.0, 0.0
+    for i, (func, args, kwargs) in enumerate(recorder.calls):
+        x = _fresh(args[0], grad=i > 0)
+        w = _fresh(args[1], grad=True)
+        rest = [_fresh(a, grad=True) if isinstance(a, torch.Tensor) else a for a in args[2:]]
+        with hardware.autocast(precision, device):
+            seconds += _best(lambda: func(x, w, *rest, **kwargs), repeat, device)
+            out = func(x, w, *rest, **kwargs)
+        wants = [t for t in (x, w) if t.requires_grad]
+        grad = torch.randn_like(out)
+        seconds += _best(lambda: torch.autograd.grad(out, wants, grad, retain_graph=True), repeat, device)
+        # each output of a convolution or linear map takes w[0].numel() products; each input of a
+        # transposed convolution gives that many
+        macs = (x if func is nn.functional.conv_transpose2d else out).numel() * w[0].numel()
+        flops += 2 * macs * (1 + len(wants))
+    return {"flops": flops, "seconds": seconds}
+
+
+def dogs_epoch(quick: bool = False, sets: tuple[str, ...] = ()) -> dict:
     """Seconds of one training epoch of the dogs model (configs/dogs_ae.toml: a conv AE on
-    64x64 photos) in the precision `auto` chooses here, validation excluded."""
-    sets = ["train.epochs=2"] + (["data.train_size=256", "data.val_size=64"] if quick else [])
+    64x64 photos) in the precision `auto` chooses here (or `sets` choose), validation
+    excluded; and its floor, the step's convolutions and matrix products timed on their own
+    (step_floor) times the epoch's steps."""
+    sets = ["train.epochs=2", *sets] + (["data.train_size=256", "data.val_size=64"] if quick else [])
     cfg = config.load(CONFIG_DIR / "dogs_ae.toml", sets)
     data = registry.build_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(tmp + "/run", cfg)
-        train.fit(cfg, run, data, train.Options(progress=False))
+        state = train.fit(cfg, run, data, train.Options(progress=False))
         rows = run.metrics()
     device = hardware.device(cfg.train.device)
-    return {"dogs_images": len(data.train), "dogs_precision": hardware.precision(cfg.train.precision, device),
-            "dogs_epoch_s_first": rows[0]["step_seconds"],
-            "dogs_epoch_s": round(rows[1]["step_seconds"] - rows[0]["step_seconds"], 3)}
+    precision = hardware.precision(cfg.train.precision, device)
+    epoch_s = rows[1]["step_seconds"] - rows[0]["step_seconds"]
+    b = cfg.train.batch_size
+    x = data.to(device).train.images[:b].float().div(255)
+    floor = step_floor(state.model.train(), x, precision)
+    steps = data.steps_per_epoch(b)
+    return {"dogs_images": len(data.train), "dogs_precision": precision,
+            "dogs_epoch_s_first": rows[0]["step_seconds"], "dogs_epoch_s": round(epoch_s, 3),
+            "dogs_epoch_gflop": round(floor["flops"] * steps / 1e9, 1),
+            "dogs_epoch_floor_s": _sig(floor["seconds"] * steps),
+            "dogs_epoch_floor_ratio": round(epoch_s / (floor["seconds"] * steps), 2)}
 
 
 def bench(epochs: int = 3, ref_epochs: int = 2, k: int = 5000, quick: bool = False, dogs: bool | None = None) -> dict:
