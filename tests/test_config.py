@@ -159,7 +159,7 @@ def _old_model(**changes) -> str:
     ("dae_mnist", dict(kind="ae", latent_dim=2, hidden=[512, 256], input_noise=0.4), []),
     ("iwae_table1_iwae", dict(latent_dim=50, hidden=[200, 200], activation="tanh", iw_samples=50), []),
     # the prior and the label's scale came later: an old CVAE is today's with their defaults
-    ("cvae_mnist", dict(kind="cvae", beta=2.5, hidden=[2048]), ["model.prior.name=standard", "model.condition.scale=1"]),
+    ("cvae_mnist", dict(kind="cvae", beta=2.25, hidden=[2048]), ["model.prior.name=standard", "model.condition.scale=1"]),
     ("dogs_ae", dict(kind="ae", network="cnn", latent_dim=1024, latent_channels=16, hidden=[64, 128, 256],
                      activation="gdn", likelihood="gaussian", channel="awgn"), []),
 ])

@@ -50,8 +50,8 @@ def test_bench_times_a_dogs_epoch_when_asked(capsys):
 def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypatch):
     """The main job's CVAE (compare.toml: 10 epochs, 5,000 images held out), judged by the real
     reference classifier on 10,000 samples: 0.99 of them the digit asked for, every label at
-    0.975 or more, nll_is (K = 100) within a nat of the beta 2.25 CVAE it replaced (94.95 nats).
-    The figures it was measured at are in docs/experiments/cvae.md."""
+    0.975 or more, and its ELBO better than the textbook CVAE's. The figures it was measured
+    at (two seeds, bfloat16 and float32) are in docs/experiments/cvae.md."""
     monkeypatch.delenv("AELAB_JUDGING")  # the real reference classifier, 10,000 samples
     (cvae,) = [r for r in study.load("compare").runs if r.name == "cvae"]
     run = tmp_path / "cvae"
@@ -61,7 +61,7 @@ def test_the_main_jobs_cvae_draws_the_digit_asked_for(tmp_path, capsys, monkeypa
     assert main(["eval", str(run), "--k", "100", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["cond_acc"] >= 0.99 and min(record["cond_acc_per_label"]) >= 0.975, record
-    assert record["nll_is"] <= 94.95 + 1, record
+    assert record["neg_elbo"] <= 102.2, record
 
 
 @pytest.mark.slow
