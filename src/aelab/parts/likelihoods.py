@@ -92,7 +92,8 @@ class Laplace(_LocationScale):
 
 @dataclass(frozen=True)
 class BernoulliSettings(LikelihoodSettings):
-    """[model.likelihood] name = "bernoulli": BCE."""
+    """[model.likelihood] name = "bernoulli": each pixel a Bernoulli of the decoder's logit
+    (binary cross-entropy, summed over pixels)."""
 
     name = "bernoulli"
 

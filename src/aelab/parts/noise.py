@@ -76,7 +76,8 @@ class NoCorruptionSettings(CorruptionSettings):
 
 @dataclass(frozen=True)
 class GaussianNoiseSettings(CorruptionSettings):
-    """[model.corruption] name = "gaussian": a denoising autoencoder's input draws."""
+    """[model.corruption] name = "gaussian": Gaussian noise of std `sigma` added to the
+    encoder's input, clipped to [0, 1] (a denoising AE)."""
 
     name = "gaussian"
     sigma: float = bounded(0.4, above=0.0)  # std of the noise added to the encoder's input, before clipping
