@@ -114,12 +114,12 @@ def step_ms(mode: str, images: torch.Tensor, steps: int) -> float:
     return _ms_a_step(step, images.split(B), steps)
 
 
-def aelab_step_ms(steps: int) -> float:
-    """aelab's training step of vae_mnist.toml at batch 128, as training runs it, minus the loop."""
+def aelab_step_ms(steps: int, sets: tuple[str, ...] = ()) -> float:
+    """aelab's training step of vae_mnist.toml (with `sets`) at batch 128, as training runs it, minus the loop."""
     from aelab import config, hardware, registry
     from aelab.config import CONFIG_DIR
 
-    cfg = config.load(CONFIG_DIR / "vae_mnist.toml", [])
+    cfg = config.load(CONFIG_DIR / "vae_mnist.toml", list(sets))
     data = registry.build_data(cfg)
     device = torch.device("cpu")
     model = registry.build_model(cfg, data.image_shape, data.num_classes).train()

@@ -26,15 +26,33 @@ def test_quick_bench_prints_every_figure_as_one_json_line(capsys):
 
 
 @pytest.mark.slow
-def test_the_training_epoch_is_within_one_and_a_half_times_its_floor(capsys):
-    """The target of the CPU step (`make bench` on a quiet machine): an epoch of the shipped
-    MLP VAE at most 1.5 times the matrix products' floor in the precision it trains in, and
-    faster than the DataLoader loop most users write. Timings are noisy: not in the default suite."""
-    assert main(["bench", "--epochs", "3", "--ref-epochs", "2", "--k", "10"]) == 0
-    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert r["speedup_vs_reference"] > 1
-    assert r["epoch_floor_ratio"] <= 1.5, (f"epoch {r['epoch_s_median']} s against a {r['floor_precision']} floor of "
-                                           f"{r['epoch_floor_s']} s")
+def test_the_step_is_near_bare_pytorch_and_the_dogs_epoch_near_its_floor(capsys):
+    """What was decided for the CPU (docs/experiments/speed.md): aelab's training step of the MLP
+    VAE stays composed eager PyTorch, within 1.25 times the same model's step written as bare
+    tensors (benchmarks/bare_step.py), in the precision `auto` picks and in float32, the
+    students' laptops' precision; and the dogs model's conv epoch within 1.5 times its floor
+    (`aelab bench --dogs`: its convolutions and products timed on their own). Each step timed
+    twice, the faster kept. Timings are noisy: not in the default suite."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from aelab import bench
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bare_step.py"
+    spec = importlib.util.spec_from_file_location("bare_step", path)
+    bare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bare)
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (bare.B * 400, 784), dtype=torch.uint8)
+    auto = hardware.precision("auto", torch.device("cpu"))
+    for precision, mode in {auto: "float32" if auto == "float32" else "bfloat16 autocast", "float32": "float32"}.items():
+        ours = min(bare.aelab_step_ms(200, (f"train.precision={precision}",)) for _ in range(2))
+        theirs = min(bare.step_ms(mode, images, 200) for _ in range(2))
+        assert ours <= 1.25 * theirs, f"{precision}: aelab's step {ours:.2f} ms, the bare step {theirs:.2f} ms"
+    r = bench.dogs_epoch(quick=True)
+    assert r["dogs_epoch_floor_ratio"] <= 1.5, r
 
 
 def test_the_step_floor_counts_what_the_gemm_floor_counts_for_an_mlp():
