@@ -86,11 +86,18 @@ def _next_trial(found, s: study.Study, out: Path, held: ExitStack, started: floa
         for t in trials:
             if t.state == optuna.trial.TrialState.RUNNING:
                 path = run_path(out, t.number)
+                attempt = ExitStack()
                 try:
                     path.mkdir(parents=True, exist_ok=True)
-                    lock = held.enter_context(runlock.locked(path))
+                    lock = attempt.enter_context(runlock.locked(path))
                 except AelabError:  # a live worker's
                     continue
+                # its worker may have finished it, and let go of it, since the trials were read
+                now = next(x for x in found.get_trials(deepcopy=False) if x.number == t.number)
+                if now.state != optuna.trial.TrialState.RUNNING:
+                    attempt.close()
+                    continue
+                held.enter_context(attempt.pop_all())
                 print(f"{path}: trial {t.number} was stopped; taking it over", file=sys.stderr)
                 return Picked(optuna.trial.Trial(found, t._trial_id), path, lock)
         minutes = s.search.minutes
