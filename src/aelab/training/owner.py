@@ -74,6 +74,10 @@ def train_or_resume(cfg: RunConfig, path: Path, data: ImageData, options: train.
             lock = held.enter_context(runlock.locked(path))
         if main and lock.path != path.resolve():
             raise ValueError(f"the lock held is {lock.path}'s, not {path}'s")
+        run = existing(cfg, path)  # read again, held: another process may have finished it meanwhile
+        if run and complete(run, cfg):
+            print(f"{path}: complete, skipped", file=sys.stderr)
+            return run
         resume = bool(run and run.last_path.is_file())
         if main:
             run = _prepared(cfg, path, run, resume)
