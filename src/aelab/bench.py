@@ -48,19 +48,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.device("cpu"),
-             dtype: torch.dtype = torch.float32) -> float:
-    """Seconds for one (m x k) @ (k x n) product of `dtype` on `device`, best of `repeat`."""
-    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
-    torch.mm(a, b)
+def _best(fn, repeat: int, device: torch.device) -> float:
+    """Seconds of one call of `fn` on `device`, the best of `repeat` after one to warm up."""
+    fn()
     sync(device)
     best = math.inf
     for _ in range(repeat):
         start = time.perf_counter()
-        torch.mm(a, b)
+        fn()
         sync(device)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def _time_mm(m: int, k: int, n: int, repeat: int, device: torch.device = torch.device("cpu"),
+             dtype: torch.dtype = torch.float32) -> float:
+    """Seconds for one (m x k) @ (k x n) product of `dtype` on `device`, best of `repeat`."""
+    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+    return _best(lambda: torch.mm(a, b), repeat, device)
 
 
 def training_floor(model, batch: int, images: int, repeat: int = 20,
@@ -153,18 +158,6 @@ class _Products(TorchFunctionMode):
         if func in self.FUNCTIONS:
             self.calls.append((func, args, kwargs))
         return func(*args, **kwargs)
-
-
-def _best(fn, repeat: int, device: torch.device) -> float:
-    fn()
-    sync(device)
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _fresh(t, grad: bool):

@@ -59,7 +59,6 @@ def label_scale(scale: float) -> tuple[str, list[str]]:
     ])
 
 
-
 class Unconditional:
     dim = 0
 

@@ -31,7 +31,6 @@ LOSSES = (N_("Reconstruction losses are likelihoods"), [
 ])
 
 
-
 def _per_image(t: torch.Tensor) -> torch.Tensor:
     """(..., C, H, W) -> (...): the sum over each image's pixels."""
     return t.flatten(-3).sum(-1)

@@ -41,7 +41,6 @@ CHANNEL = (N_("Noise on the code (a channel)"), [
 ])
 
 
-
 class Clean:
     active = False
 

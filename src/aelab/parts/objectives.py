@@ -51,7 +51,6 @@ MEAN_REDUCTION = (N_("Mean or sum over pixels"), [
 ])
 
 
-
 @dataclass(frozen=True)
 class KLWeight:
     """beta, reached linearly over `warmup_epochs` of training (KL annealing)."""

@@ -55,7 +55,6 @@ def vamp_prior(k: int) -> tuple[str, list[str]]:
     ])
 
 
-
 class GaussianPrior(DiagonalGaussian, PriorDensity):
     """N(m, diag s²) per image: (B, D) means and log-variances."""
 

@@ -282,5 +282,3 @@ class Objective(abc.ABC):
     def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
         """The loss and its parts for a batch."""
 
-
-MODULES = {"latent": Latent, "prior": Prior, "objective": Objective}  # what build() must give, where a slot's is a type
