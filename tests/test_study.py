@@ -114,7 +114,7 @@ def test_run_with_a_missing_study_exits_2_writing_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5, "table1": 12}
+SHIPPED = {"compare": 4, "losses": 5, "latent_size": 5, "sweep": 16, "denoising": 4, "dogs": 5, "table1": 12, "zoo": 4}
 
 
 @pytest.mark.parametrize("name", SHIPPED)

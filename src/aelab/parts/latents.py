@@ -135,6 +135,10 @@ class DiagonalGaussian(Posterior):
         """KL(q_j || p_j) of each dimension in closed form, (B, D); p = N(0, I) unless given."""
         return (prior or STANDARD).kl_from(self)
 
+    def free_kl(self, prior, z: torch.Tensor, free_bits: float) -> torch.Tensor:
+        """Free bits with each dimension a group: Σ_j max(λ, mean over the batch of KL_j)."""
+        return self.kl_per_dim(prior).mean(0).clamp(min=free_bits).sum()
+
     def kl(self, prior: StandardNormal | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || p) per image, (B,): the sum over dimensions of the closed form where the
         prior has one (`kl_from`), else the Monte-Carlo estimate log q(z|x) - log p(z) at the
@@ -253,6 +257,17 @@ class TwoLayerPosterior(Posterior):
     def kl_per_dim(self, prior=None) -> torch.Tensor:
         raise ValueError("two stochastic layers have no KL per dimension in closed form")
 
+    def free_kl(self, prior: "TopDown", z: torch.Tensor, free_bits: float) -> torch.Tensor:
+        """Free bits with each layer a group (Kingma et al. 2016 free bits by groups of the code): the
+        estimates at z of KL(z1) = log q(z1 | x) - log p(z1 | z2) and KL(z2) = log q(z2 | z1) -
+        log p(z2), each averaged over the batch and counted at least λ times its layer's numbers.
+        A top layer whose KL sits below its floor gets no pull towards the prior, only the one
+        towards codes that predict z1."""
+        z1, z2 = self._split(z)
+        low, top = prior.log_prob_layers(z)
+        layers = (self.bottom.log_prob(z1) - low, _gaussian(self.up(z1)).log_prob(z2) - top)  # (..., B) each
+        return sum(kl.reshape(-1).mean().clamp(min=free_bits * part.shape[-1]) for kl, part in zip(layers, (z1, z2)))
+
 
 class TopDown(PriorDensity):
     """p(z1, z2) = p(z2) p(z1 | z2) over codes [z1, z2], p(z2) the model's prior part."""
@@ -261,8 +276,13 @@ class TopDown(PriorDensity):
         self.top, self.down, self.bottom_dim = top, down, bottom_dim
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        low, top = self.log_prob_layers(z)
+        return low + top
+
+    def log_prob_layers(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(z1 | z2), log p(z2)), (..., B) each."""
         z1, z2 = z[..., :self.bottom_dim], z[..., self.bottom_dim:]
-        return self.top.log_prob(z2) + _gaussian(self.down(z2)).log_prob(z1)
+        return _gaussian(self.down(z2)).log_prob(z1), self.top.log_prob(z2)
 
     def draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Top-down: z2 from the top prior with eps's last top_dim numbers, then z1 = m(z2) +

@@ -98,8 +98,8 @@ class ELBO(Objective):
         prior = model.prior(batch.y)
         kl = q.kl(prior, z)  # closed form, or estimated at z for a prior without one
         if kl is not None:
-            # free bits: each dimension's KL, averaged over the batch, counts at least lambda (B, D) -> ()
-            kl_term = q.kl_per_dim(prior).mean(0).clamp(min=self.free_bits).sum() if self.free_bits else kl
+            # free bits: each group's KL (a dimension; a layer of two), averaged over the batch, counts at least lambda a number
+            kl_term = q.free_kl(prior, z, self.free_bits) if self.free_bits else kl
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
@@ -137,6 +137,10 @@ FREE_BITS = (N_("Free bits"), [
     N_("With free bits λ the KL term becomes Σ_j max(λ, E_x[KL(q(z_j | x) ‖ p(z_j))]), each dimension's KL averaged "
     "over the batch (Kingma et al. 2016, eq. 15): a dimension is not pushed below λ nats, so fewer collapse to "
     "the prior early in training. The reported kl and neg_elbo are the plain ones; only the loss differs."),
+    N_("With two stochastic layers each layer is a group: its KL, log q − log p of that layer estimated at the codes "
+       "drawn and averaged over the batch, counts at least λ times the layer's numbers. A top layer below its floor "
+       "feels no pull towards p(z₂), only the pull towards codes that predict z₁, so it can come to carry something "
+       "before the prior swallows it."),
 ])
 RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 

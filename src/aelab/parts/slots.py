@@ -197,6 +197,12 @@ class Posterior:
     def kl(self, prior: PriorDensity | None = None, z: torch.Tensor | None = None) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def free_kl(self, prior: PriorDensity, z: torch.Tensor, free_bits: float) -> torch.Tensor:
+        """The KL term under free bits (Kingma et al. 2016, eq. 15), a scalar: the code split into
+        groups, each group's KL averaged over the batch and counted at least `free_bits` nats per
+        number of the group, summed. `z`: the codes the reconstruction used."""
+        raise ValueError(f"{type(self).__name__} has no KL per group of its code for free bits")
+
 
 class PriorDensity:
     """p(z) (or p(z | y)) for a batch: `log_prob(z)` and a seeded `draw(eps)`; `kl_from(q)` where
