@@ -77,3 +77,16 @@ def test_table1_study_smoke_two_epochs_reports_each_cell_beside_the_paper(tmp_pa
         assert f"<td>{number}</td>" in html, number
     for name in [f"{o}-{n}layer-k{k}" for n in (1, 2) for o in ("vae", "iwae") for k in (1, 5, 50)]:
         assert json.loads((out / "runs" / name / "eval.json").read_text())["nll_k"] == 5
+
+
+@pytest.mark.slow
+def test_zoo_study_smoke_two_epochs_reports_each_model_beside_its_paper_and_both_layers_units(tmp_path):
+    """`aelab study zoo` shrunk to two epochs of 200 digits and K = 5: the four models train, are
+    evaluated, stand beside their papers' numbers, and the two-layer model's units are counted by layer."""
+    out = tmp_path / "zoo"
+    assert main(["study", "zoo", "--out", str(out), "--k", "5", "--epochs", "2", "--set", "data.train_size=200"]) == 0
+    html = (out / "report.html").read_text()
+    for number in ("86.76", "85.54", "85.57", "85.33"):
+        assert f"<td>{number}</td>" in html, number
+    record = json.loads((out / "runs" / "two-layer" / "eval.json").read_text())
+    assert record["nll_k"] == 5 and record["active_units"] == record["active_units_z1"] + record["active_units_z2"]

@@ -244,3 +244,20 @@ def test_published_numbers_stand_beside_the_runs_own():
     assert [row[at:at + 2] for row in rows] == [["87.00", "86.76"], ["88.00", "86.47"]]
     plain = [report.Entry("x", s.runs[0].config, {"nll_is": 87.0, "epoch": 3}, Path("none"), {})]
     assert "nll_is published" not in report.table_rows(plain)[0]
+
+
+def test_the_zoo_trains_every_model_for_the_same_epochs_as_its_paper_does():
+    s = study.load("zoo")
+    runs = {r.name: r.config for r in s.runs}
+    assert set(runs) == {"vae", "iwae-k5", "vampprior", "two-layer"} and s.nll_k == 5000
+    assert len({c.train.epochs for c in runs.values()}) == 1 and runs["vae"].train.epochs > 0
+    assert {(c.train.batch_size, c.train.adam_eps, c.train.time_budget_min, c.data.binarize) for c in runs.values()} == {
+        (20, 1e-4, 0, "dynamic")}
+    assert runs["iwae-k5"].model.objective.name == "iwae" and runs["iwae-k5"].model.objective.samples == 5
+    vamp = runs["vampprior"].model
+    assert vamp.prior.name == "vamp" and vamp.prior.components == 500 and vamp.objective.kl_warmup_epochs > 0
+    two = runs["two-layer"].model
+    assert (two.latent.name, two.latent_dim, two.latent.top(two.latent_dim), two.network.hidden) == ("two_layer", 150, 50, (100, 100))
+    assert two.objective.free_bits > 0  # the top layer kept alive (docs/experiments/zoo.md)
+    assert {r.name: dict(r.published)["nll_is"] for r in s.runs} == {
+        "vae": 86.76, "iwae-k5": 85.54, "vampprior": 85.57, "two-layer": 85.33}
