@@ -8,7 +8,8 @@
 
     [variants.ae]                        # named variants (optional) ...
     set = ["model.latent.name=point"]
-    published = { neg_elbo = 99.0 }      # a paper's number for this run, shown beside its own (optional)
+    published = { neg_elbo = 99.0 }      # a paper's number for this run, shown beside its own (optional;
+                                         # `epoch = N`: the passes the paper trained for)
     [variants.vae]
 
     [grid]                               # ... crossed with a grid of values (optional)
@@ -173,13 +174,14 @@ def load(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Study:
 
 
 def _published(table: object, where: str) -> tuple[tuple[str, float], ...]:
-    """A variant's published numbers: metric names of the report (report.METRICS) -> numbers."""
+    """A variant's published numbers: metric names of the report (report.METRICS) -> numbers,
+    and `epoch`, the passes the paper trained for."""
     from aelab.reporting.report import METRICS
     if not isinstance(table, dict):
-        raise AelabError(f"{where} must be a table of metric = number, e.g. {{ nll_is = 86.76 }}")
+        raise AelabError(f"{where} must be a table of metric = number, e.g. {{ nll_is = 86.76, epoch = 3280 }}")
     for key, value in table.items():
-        if key not in METRICS:
-            raise AelabError(f"{where}: unknown metric {key!r}; metrics: {', '.join(METRICS)}")
+        if key not in METRICS and key != "epoch":
+            raise AelabError(f"{where}: unknown metric {key!r}; metrics: epoch, {', '.join(METRICS)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise AelabError(f"{where}.{key} must be a number, got {value!r}")
     return tuple((k, float(v)) for k, v in table.items())
