@@ -38,6 +38,18 @@ def test_the_mixture_density_matches_torch_distributions_in_float32_even_under_b
     assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-3, rtol=1e-5)
 
 
+def test_the_mixture_density_holds_for_narrow_components_far_from_the_origin():
+    """What a collapsing encoder gives a VampPrior (means near 20, variances near e^-20, codes
+    among them): the matrix-product form of the squared distances cancels there unless it is
+    taken about the means' centre (it gave -130,803 nats for a log-density of 248)."""
+    g = torch.Generator().manual_seed(0)
+    mean = 20 + 1e-3 * torch.randn(50, 8, generator=g)
+    logvar = -20 + torch.rand(50, 8, generator=g)
+    mixture = GaussianMixture(mean, logvar)
+    z = mean[torch.arange(12) % 50] + (0.5 * logvar[torch.arange(12) % 50]).exp() * torch.randn(12, 8, generator=g)
+    expected = _reference(GaussianMixture(mean.double(), logvar.double())).log_prob(z.double())
+    assert torch.allclose(mixture.log_prob(z).double(), expected, atol=1e-2, rtol=1e-5)
+
 def test_with_one_pseudo_input_the_kl_estimate_averages_to_the_closed_form():
     """K = 1: p(z) = q(z | u_1), a Gaussian, so KL(q(z|x) || p) has a closed form; the VampPrior's
     density is that Gaussian's, and the estimate the ELBO uses averages to it."""
@@ -99,3 +111,25 @@ def test_nll_is_weighs_codes_by_the_mixture():
         neg_elbo = torch.stack([model.loss(batch[0])["neg_elbo"] for _ in range(200)]).mean().item()
     assert one == pytest.approx(neg_elbo, rel=0.01)
     assert many < one
+
+
+def test_pseudo_inputs_start_as_training_images_chosen_by_the_runs_seed(small_data):
+    """`model.prior.start = "data"`: a new run's pseudo-inputs are K of its training images (grey
+    levels in [0, 1]), the same K for the same seed and other K for another; the other draws of
+    the run (its weights) do not move; the default start keeps the noise."""
+    from aelab.training import state
+
+    def pseudo(seed: int, start: str):
+        cfg = tiny("vae", model={"latent_dim": 4, "prior": {"name": "vamp", "components": 6, "start": start}},
+                   train={"seed": seed})
+        s = state.setup(cfg, small_data)
+        return s.model.prior.pseudo_inputs.detach(), s.model.encoder.net[0].weight.detach()
+
+    images = small_data.train.images.float().flatten(1) / 255
+    first, weights = pseudo(0, "data")
+    rows = [int(torch.nonzero((images == p.flatten()).all(1))[0]) for p in first]  # each is a training image
+    assert len(set(rows)) == 6
+    assert torch.equal(pseudo(0, "data")[0], first) and not torch.equal(pseudo(1, "data")[0], first)
+    noise, noise_weights = pseudo(0, "noise")
+    assert torch.equal(noise_weights, weights)  # the start draws from a generator of its own
+    assert abs(noise.mean().item() - 0.05) < 0.01 and noise.std().item() < 0.02

@@ -257,7 +257,7 @@ def test_the_zoo_trains_every_model_for_the_same_epochs_as_its_paper_does():
         (20, 1e-4, 0, "dynamic")}
     assert runs["iwae-k5"].model.objective.name == "iwae" and runs["iwae-k5"].model.objective.samples == 5
     vamp = runs["vampprior"].model
-    assert vamp.prior.name == "vamp" and vamp.prior.components == 500 and vamp.objective.kl_warmup_epochs > 0
+    assert vamp.prior.name == "vamp" and vamp.prior.components == 500 and vamp.prior.start == "data"
     two = runs["two-layer"].model
     assert (two.latent.name, two.latent_dim, two.latent.top(two.latent_dim), two.network.hidden) == ("two_layer", 150, 50, (100, 100))
     assert two.objective.free_bits > 0  # the top layer kept alive (docs/experiments/zoo.md)

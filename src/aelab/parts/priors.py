@@ -27,7 +27,7 @@ from aelab.errors import AelabError
 from aelab.language import N_, join
 from aelab.parts.latents import LOG_2PI, STANDARD, DiagonalGaussian, StandardNormal
 from aelab.parts.slots import Prior, PriorDensity, PriorSettings
-from aelab.settings import bounded
+from aelab.settings import bounded, choice
 
 CONDITIONAL_PRIOR = (N_("A learned prior per label, p(z | y)"), [
     N_("The prior is a Gaussian per class, p(z | y) = N(m_y, diag s_y²), learned with the rest of the model "
@@ -144,13 +144,18 @@ class GaussianMixture(PriorDensity):
         products, Σ_d (z_d − m_kd)² / s_kd² = z² · 1/s_k² − 2 z · m_k/s_k² + Σ_d m_kd²/s_kd², so that
         thousands of importance samples against hundreds of components need rows x K numbers,
         not rows x K x D; in float32 whatever the autocast around it, since bfloat16's three
-        digits would cancel in that difference."""
+        digits would cancel in that difference. The terms are large and cancel where the
+        components are narrow and far from the origin (a collapsing encoder: means near 20 with
+        variances near e^-20 gave log p = -130,803 where it is 248), so z and the means are first
+        moved by the means' centre: the difference of the three terms is the same for any shift,
+        and its rounding error scales with the distances from the centre, not from 0."""
         k, d = self.mean.shape
         with torch.autocast(z.device.type, enabled=False):
-            flat = z.reshape(-1, d).float()
+            centre = self.mean.detach().mean(0)  # (D,)
+            flat, mean = z.reshape(-1, d).float() - centre, self.mean - centre
             precision = (-self.logvar).exp()  # (K, D)
-            squared = (flat.pow(2) @ precision.T - 2 * flat @ (self.mean * precision).T
-                       + (self.mean.pow(2) * precision).sum(-1))  # (rows, K)
+            squared = (flat.pow(2) @ precision.T - 2 * flat @ (mean * precision).T
+                       + (mean.pow(2) * precision).sum(-1))  # (rows, K)
             log_n = -0.5 * (squared.clamp(min=0) + self.logvar.sum(-1) + d * LOG_2PI)
             return (torch.logsumexp(log_n, -1) - math.log(k)).reshape(z.shape[:-1])
 
@@ -179,9 +184,9 @@ class VampPrior(Prior):
     def words(self) -> str:
         return f"the VampPrior: a mixture of the posteriors of {self.components} learned pseudo-inputs"
 
-    def __init__(self, components: int, init_mean: float, init_std: float):
+    def __init__(self, components: int, init_mean: float, init_std: float, from_data: bool = False):
         super().__init__()
-        self.components, self.init_mean, self.init_std = components, init_mean, init_std
+        self.components, self.init_mean, self.init_std, self.from_data = components, init_mean, init_std, from_data
         self.pseudo_inputs: nn.Parameter | None = None
 
     def bind(self, model) -> None:
@@ -189,6 +194,17 @@ class VampPrior(Prior):
         self.pseudo_inputs = nn.Parameter(torch.empty(self.components, *model.image_shape).normal_(self.init_mean,
                                                                                                    self.init_std))
         object.__setattr__(self, "_model", model)  # not a submodule: the encoder's weights stay the model's
+
+    def start(self, images: torch.Tensor, generator: torch.Generator) -> None:
+        """With `from_data`, the pseudo-inputs become K training images drawn without replacement
+        (with it, where there are fewer than K), grey levels in [0, 1] (Tomczak & Welling 2018, sec. 4)."""
+        if not self.from_data:
+            return
+        n = len(images)
+        pick = (torch.randperm(n, generator=generator)[:self.components] if n >= self.components
+                else torch.randint(n, (self.components,), generator=generator))
+        with torch.no_grad():
+            self.pseudo_inputs.copy_(images[pick.to(images.device)].to(self.pseudo_inputs) / 255)
 
     def forward(self, y: torch.Tensor | None) -> GaussianMixture:
         q = self._model.encode(self.pseudo_inputs.clamp(0, 1))  # (K, D) posteriors of the pseudo-inputs
@@ -205,6 +221,8 @@ class VampPriorSettings(PriorSettings):
     components: int = bounded(500, at_least=1)  # K, pseudo-inputs
     init_mean: float = bounded(0.05, at_least=0.0, at_most=1.0)  # the pseudo-inputs' pixels start at N(init_mean, init_std²)
     init_std: float = bounded(0.01, at_least=0.0)
+    # noise: pixels from N(init_mean, init_std²) | data: K training images, drawn with the run's seed
+    start: str = choice("noise", {"noise": False, "data": True})
 
     def check(self, model) -> None:
         if not model.latent.stochastic or model.condition.prefix:
@@ -216,11 +234,12 @@ class VampPriorSettings(PriorSettings):
 
     def describe(self) -> str:
         start = N_("pseudo-inputs from N({mean:g}, {std:g}²)", mean=self.init_mean, std=self.init_std)
-        said = self.changed_words({"init_mean": start, "init_std": start})
+        said = self.changed_words({"init_mean": start, "init_std": start,
+                                   "start": N_("pseudo-inputs start as {k} training images", k=self.components)})
         return join(", ", [N_("VampPrior, {k} pseudo-inputs", k=self.components), *dict.fromkeys(said)])
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return [vamp_prior(self.components)]
 
     def build(self, num_classes: int, latent_dim: int) -> VampPrior:
-        return VampPrior(self.components, self.init_mean, self.init_std)
+        return VampPrior(self.components, self.init_mean, self.init_std, from_data=self.start == "data")

@@ -239,6 +239,12 @@ class Prior(nn.Module):
     def bind(self, model: nn.Module) -> None:
         """Made a part of `model`, once it is built (a prior made of the model's own parts)."""
 
+    def start(self, images: torch.Tensor, generator: torch.Generator) -> None:
+        """Shown the training images (N, C, H, W, uint8) once, before a new run's first step, with
+        a seeded CPU generator for any choice among them (a VampPrior's pseudo-inputs may start as
+        some of them). A resumed run skips this: its checkpoint holds what it set. Most priors
+        take nothing from the data."""
+
 
 class Latent(nn.Module):
     """The encoder's output -> q(z | x). The defaults are a flat code of latent_dim numbers

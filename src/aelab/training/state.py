@@ -60,6 +60,8 @@ def setup(cfg: RunConfig, data: ImageData) -> State:
     torch.manual_seed(cfg.train.seed)
     device = hardware.device(cfg.train.device)
     model = registry.build_model(cfg, data.image_shape, data.num_classes).to(device)
+    # a generator of its own, so that a prior that takes nothing moves no other draw
+    model.prior.start(data.train.images, torch.Generator().manual_seed(cfg.train.seed + 2))
     optimizer = registry.build_optimizer(cfg, model.parameters())
     generator = torch.Generator(device=data.device).manual_seed(cfg.train.seed + 1)
     return State(model, optimizer, generator)
