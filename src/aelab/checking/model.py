@@ -210,9 +210,11 @@ def round_trip(cfg: RunConfig, batch: Batch, shape: tuple[int, ...], classes: in
 
 def fingerprint(cfg: RunConfig, batch: Batch, shape: tuple[int, ...], classes: int):
     """What a setting can change: the parameters (names, shapes, trainable), the weights built
-    from one seed, the loss and its parts on a fixed batch with fixed noise early in training
-    (KL warm-up under way), and prior samples."""
+    from one seed and started as a new run starts them (the prior shown the batch's images as
+    its training images), the loss and its parts on a fixed batch with fixed noise early in
+    training (KL warm-up under way), and prior samples."""
     model = build(cfg, shape, classes)
+    model.prior.start((batch.x * 255).round().to(torch.uint8), torch.Generator().manual_seed(2))
     params = [(n, tuple(p.shape), p.requires_grad) for n, p in model.named_parameters()]
     weights = [t.double().sum().item() for t in model.state_dict().values()]
     with torch.random.fork_rng():

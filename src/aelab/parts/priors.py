@@ -145,10 +145,10 @@ class GaussianMixture(PriorDensity):
         thousands of importance samples against hundreds of components need rows x K numbers,
         not rows x K x D; in float32 whatever the autocast around it, since bfloat16's three
         digits would cancel in that difference. The terms are large and cancel where the
-        components are narrow and far from the origin (a collapsing encoder: means near 20 with
-        variances near e^-20 gave log p = -130,803 where it is 248), so z and the means are first
-        moved by the means' centre: the difference of the three terms is the same for any shift,
-        and its rounding error scales with the distances from the centre, not from 0."""
+        components are narrow and far from the origin (what a collapsing encoder gives: a
+        log-density off by orders of magnitude, docs/experiments/zoo.md), so z and the means are
+        first moved by the means' centre: the difference of the three terms is the same for any
+        shift, and its rounding error scales with the distances from the centre, not from 0."""
         k, d = self.mean.shape
         with torch.autocast(z.device.type, enabled=False):
             centre = self.mean.detach().mean(0)  # (D,)
