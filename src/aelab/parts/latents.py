@@ -254,9 +254,6 @@ class TwoLayerPosterior(Posterior):
         estimate = self.log_prob(z) - prior.log_prob(z)
         return estimate.reshape(-1, *estimate.shape[-1:]).mean(0)
 
-    def kl_per_dim(self, prior=None) -> torch.Tensor:
-        raise ValueError("two stochastic layers have no KL per dimension in closed form")
-
     def free_kl(self, prior: "TopDown", z: torch.Tensor, free_bits: float) -> torch.Tensor:
         """Free bits with each layer a group (Kingma et al. 2016 free bits by groups of the code): the
         estimates at z of KL(z1) = log q(z1 | x) - log p(z1 | z2) and KL(z2) = log q(z2 | z1) -
