@@ -1,7 +1,8 @@
 """The first steps of a model at Burda et al.'s Table 1 protocol (784-200-200-50, tanh, batch
 20, Adam eps 1e-4), one thread: every 100 steps, the batch's reconstruction term and KL, the
 encoder's mean log-variance, and how much its means differ across the batch's images (the
-spread of E[z|x] over images, averaged over dimensions): near 0, the code carries nothing.
+spread of E[z|x] over images, averaged over dimensions; z1's, with two stochastic layers): near
+0, the code carries nothing.
 
     .venv/bin/python experiments/plateau_probe.py [--steps 1200] [--case SETS ...]
 
@@ -15,6 +16,7 @@ there.
 from __future__ import annotations
 
 import argparse
+import re
 
 import torch
 
@@ -46,20 +48,22 @@ def probe(sets: list[str], steps: int) -> list[tuple]:
         if i % 100 == 0:
             with torch.no_grad():
                 q = model.encode(x)
-            rows.append((i, parts["recon"].item(), parts["kl"].item(), q.logvar.mean().item(), q.mean.std(0).mean().item()))
+            low = getattr(q, "bottom", q)  # two stochastic layers: z1's Gaussian
+            rows.append((i, parts["recon"].item(), parts["kl"].item(), low.logvar.mean().item(), low.mean.std(0).mean().item()))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--case", action="append", help="one model's sets, comma-separated (repeatable)")
+    parser.add_argument("--case", action="append",
+                        help="one model's sets, comma-separated (a list's own commas, inside [], stay) (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for case in args.case or CASES:
         print(f"== {case or 'the VAE as configured'}")
         print(" step   recon      kl  logvar  spread of E[z|x]")
-        for step, recon, kl, logvar, spread in probe([s for s in case.split(",") if s], args.steps):
+        for step, recon, kl, logvar, spread in probe([s for s in re.split(r",(?![^\[]*\])", case) if s], args.steps):
             print(f"{step:5d}  {recon:6.1f}  {kl:6.2f}  {logvar:6.2f}  {spread:.3f}")
 
 

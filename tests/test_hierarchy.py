@@ -137,3 +137,27 @@ def test_free_bits_train_a_two_layer_model():
     parts["loss"].backward()
     assert parts["loss"] >= parts["recon"] + 0.5 * 12 - 1e-4  # the KL term counts at least its floor
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_free_bits_that_decay_fall_linearly_to_the_plain_elbo():
+    """free_bits_decay_epochs: lambda falls linearly from its value to 0; at 0 the loss is the
+    plain ELBO's on the same draws, half way the floor is half, and the log shows lambda."""
+    sets = {"latent_dim": 12, "latent": {"name": "two_layer", "top_dim": 4, "hidden": [16]}}
+    decaying = tiny("vae", model={**sets, "objective": {"free_bits": 2.0, "free_bits_decay_epochs": 10}})
+    x = (torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    batch = Batch(x, torch.zeros(16, dtype=torch.long))
+
+    def loss(cfg, progress):
+        torch.manual_seed(0)
+        model = registry.build_model(cfg, (1, 28, 28), 10)
+        torch.manual_seed(1)
+        return model.loss(batch, progress), model.objective
+
+    plain, _ = loss(tiny("vae", model=sets), 3.0)
+    for progress in (10.0, 12.0, None):  # the decay's end, after it, evaluation
+        assert torch.equal(loss(decaying, progress)[0]["loss"], plain["loss"])
+    start, objective = loss(decaying, 0.0)
+    assert start["loss"] >= start["recon"] + 2.0 * 12 - 1e-4 > plain["loss"]  # the full floor at the start
+    half, _ = loss(decaying, 5.0)
+    assert half["loss"] >= half["recon"] + 1.0 * 12 - 1e-4
+    assert objective.schedule(5.0)["free_bits"] == 1.0 and objective.schedule(None)["free_bits"] == 0.0

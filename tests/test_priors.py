@@ -67,6 +67,25 @@ def test_with_one_pseudo_input_the_kl_estimate_averages_to_the_closed_form():
     assert closed.min() > 0.01  # not a trivial zero: x and the pseudo-input differ
 
 
+def test_free_bits_under_the_vampprior_floor_the_whole_codes_kl():
+    """The mixture has no KL per dimension, so free bits take the whole code as one group: the
+    batch mean of the KL estimated at the codes drawn, counted at least lambda D; above that
+    floor it is the plain estimate, below it the encoder feels no pull from the prior."""
+    model = _vamp(3)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    q, p = model.encode(x), model.prior(None)
+    z = q.rsample()
+    estimate = (q.log_prob(z) - p.log_prob(z)).mean()
+    assert estimate > 0 and torch.equal(q.free_kl(p, z, 0.0), estimate)
+    low = estimate.item() / 4 / 2  # half the estimate per number: the floor does not bind
+    assert torch.equal(q.free_kl(p, z, low), estimate)
+    high = estimate.item() / 4 * 2
+    floored = q.free_kl(p, z, high)
+    assert floored.item() == pytest.approx(high * 4)
+    assert all(g is None or torch.count_nonzero(g) == 0 for g in torch.autograd.grad(
+        floored, list(model.parameters()), allow_unused=True))
+
+
 def test_draws_have_the_mixtures_mean_and_variance_and_every_component():
     torch.manual_seed(1)
     k, d, n = 5, 3, 200_000

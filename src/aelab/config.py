@@ -32,13 +32,14 @@ from aelab.language import N_, join
 from aelab import userparts
 from aelab.parts.catalog import PARTS
 from aelab.parts.conditions import NoConditionSettings
+from aelab.parts.inits import INIT_WORDS, INITS
 from aelab.parts.latents import GaussianLatentSettings
 from aelab.parts.likelihoods import BernoulliSettings
 from aelab.parts.networks import MLPSettings
 from aelab.parts.noise import NoChannelSettings, NoCorruptionSettings
 from aelab.parts.objectives import ELBOSettings
 from aelab.parts.priors import StandardPriorSettings
-from aelab.settings import PartSettings, bounded, check_range, coerce
+from aelab.settings import PartSettings, bounded, check_range, choice, coerce
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SKELETON_SLOTS = ("latent", "condition")  # the parts a student's skeleton still has: its type  # the shipped configs (also `configs/` in the repository)
@@ -61,6 +62,9 @@ class ModelConfig:
     """The size of the code, and the parts, in the order the model is built from them."""
 
     latent_dim: int = bounded(20, at_least=1)  # numbers in the code z
+    # how the fully connected layers start: pytorch (torch's default) | glorot (Glorot & Bengio
+    # 2010, biases zero; the tanh networks of the 2015-2016 papers): parts/inits.py
+    init: str = choice("pytorch", INITS)
     network: PartSettings = MLPSettings()
     latent: PartSettings = GaussianLatentSettings()
     prior: PartSettings = StandardPriorSettings()
@@ -92,7 +96,7 @@ class ModelConfig:
             return join(", ", [self.short, self.skeleton.describe(), N_("latent {n}", n=self.latent_dim)])
         words = [self.short, self.network.describe(), N_("latent {n}", n=self.latent_dim)]
         words += [p.describe() for p in self.parts() if p.slot != "network"]
-        return join(", ", words)
+        return join(", ", words + ([INIT_WORDS[self.init]] if self.init in INIT_WORDS else []))
 
 
 @dataclass(frozen=True)

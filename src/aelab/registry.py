@@ -21,6 +21,7 @@ from aelab.errors import AelabError, pick
 from aelab import userparts
 from aelab.parts.autoencoder import Autoencoder, Parts
 from aelab.parts.catalog import PARTS
+from aelab.parts.inits import INITS
 from aelab.parts.slots import Decoder, Encoder, Latent, Objective, Prior
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ def check(cfg: RunConfig) -> None:
         if not userparts.is_reference(part.name):  # a user's part was checked against its slot where it was loaded
             pick(PARTS[part.slot], f"model.{part.slot}.name", part.name)
         part.check(m)
+    pick(INITS, "model.init", m.init)
+    if m.skeleton.used and m.init != "pytorch":
+        raise AelabError(f"model.init: a student's skeleton starts its layers as its own code does, not {m.init!r}")
     pick(DATASETS, "data.name", cfg.data.name)
     pick(BINARIZERS, "data.binarize", cfg.data.binarize)
     pick(OPTIMIZERS, "train.optimizer", cfg.train.optimizer)
@@ -104,10 +108,12 @@ def build_model(cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int) 
     built(m.network, Decoder, decoder, "decoder")
     # the prior part is p(z), or a hierarchy's top layer p(z2), which the latent wraps
     prior = built(m.prior, Prior, m.prior.build(num_classes, latent.prior_dim(m.latent_dim)))
-    return Autoencoder(Parts(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
-                             condition=condition, corruption=m.corruption.build(), channel=m.channel.build(),
-                             objective=built(m.objective, Objective, m.objective.build(image_shape)),
-                             prior=latent.around(prior)), m.latent_dim, image_shape)
+    model = Autoencoder(Parts(encoder=encoder, decoder=decoder, latent=latent, likelihood=m.likelihood.build(),
+                              condition=condition, corruption=m.corruption.build(), channel=m.channel.build(),
+                              objective=built(m.objective, Objective, m.objective.build(image_shape)),
+                              prior=latent.around(prior)), m.latent_dim, image_shape)
+    INITS[m.init](model)
+    return model
 
 
 def built(settings, base: type, part, what: str = ""):

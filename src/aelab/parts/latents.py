@@ -136,7 +136,12 @@ class DiagonalGaussian(Posterior):
         return (prior or STANDARD).kl_from(self)
 
     def free_kl(self, prior, z: torch.Tensor, free_bits: float) -> torch.Tensor:
-        """Free bits with each dimension a group: Σ_j max(λ, mean over the batch of KL_j)."""
+        """Free bits with each dimension a group: Σ_j max(λ, mean over the batch of KL_j). A prior
+        with no KL per dimension in closed form (a mixture: the VampPrior) does not split over
+        dimensions, so the whole code is one group: max(λ D, mean over the batch of the KL
+        estimated at z)."""
+        if not prior.closed_kl:
+            return self.kl(prior, z).mean().clamp(min=free_bits * self.mean.shape[-1])
         return self.kl_per_dim(prior).mean(0).clamp(min=free_bits).sum()
 
     def kl(self, prior: StandardNormal | None = None, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -65,6 +65,22 @@ class KLWeight:
         return self.beta * min(1.0, progress / self.warmup_epochs)
 
 
+@dataclass(frozen=True)
+class FreeBits:
+    """lambda, nats per latent number, held or falling linearly to 0 over `decay_epochs`."""
+
+    nats: float = 0.0
+    decay_epochs: float = 0.0
+
+    def __call__(self, progress: float | None) -> float:
+        """`progress` in epochs since the start of training; None = the end of the decay (evaluation)."""
+        if self.decay_epochs <= 0:
+            return self.nats
+        if progress is None:
+            return 0.0
+        return self.nats * max(0.0, 1.0 - progress / self.decay_epochs)
+
+
 def _mse(model, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return (model.likelihood.mean(out) - x).pow(2).mean()
@@ -76,12 +92,13 @@ class ELBO(Objective):
     # 1 for the likelihood (sum over pixels); D for a per-pixel mean of the reconstruction
     # term, which weights the KL D times more heavily than the ELBO does.
     recon_divisor: float = 1.0
-    free_bits: float = 0.0  # lambda, nats per latent dimension
+    free_bits: FreeBits = FreeBits()
     samples: int = 1  # K codes drawn per image; the reconstruction term is their mean (Burda et al.'s "VAE, k = K")
 
     def schedule(self, progress: float | None) -> dict[str, float]:
         """What changes over training, for the log."""
-        return {"kl_weight": self.kl_weight(progress)}
+        return {"kl_weight": self.kl_weight(progress),
+                **({"free_bits": self.free_bits(progress)} if self.free_bits.decay_epochs else {})}
 
     def __call__(self, model, batch, progress: float | None) -> dict[str, torch.Tensor]:
         q = model.encode(model.corruption(batch.x), batch.y)
@@ -99,7 +116,8 @@ class ELBO(Objective):
         kl = q.kl(prior, z)  # closed form, or estimated at z for a prior without one
         if kl is not None:
             # free bits: each group's KL (a dimension; a layer of two), averaged over the batch, counts at least lambda a number
-            kl_term = q.free_kl(prior, z, self.free_bits) if self.free_bits else kl
+            free_bits = self.free_bits(progress)
+            kl_term = q.free_kl(prior, z, free_bits) if free_bits else kl
             objective = objective + self.kl_weight(progress) * kl_term
             parts["kl"] = kl.mean()
             parts["neg_elbo"] = (recon + kl).mean()
@@ -142,6 +160,14 @@ FREE_BITS = (N_("Free bits"), [
        "feels no pull towards p(z₂), only the pull towards codes that predict z₁, so it can come to carry something "
        "before the prior swallows it."),
 ])
+
+
+def free_bits_decay(epochs: float) -> tuple[str, list[str]]:
+    return (N_("Free bits that fall away"), [
+        N_("λ falls linearly to 0 over the first {epochs:g} epochs. The floors let every layer start to carry "
+           "something; once they are gone the loss is the plain ELBO again, so q(z | x) and the prior are pulled "
+           "together at the end and the bound the table reports is the one that was trained.", epochs=epochs),
+    ])
 RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 
 
@@ -155,11 +181,14 @@ class ELBOSettings(ObjectiveSettings):
     # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
     recon_reduction: str = choice("sum", RECON_DIVISORS)
     free_bits: float = bounded(0.0, at_least=0.0)  # lambda: nats per latent dimension the KL is not pushed below
+    free_bits_decay_epochs: float = bounded(0.0, at_least=0.0)  # lambda falls linearly to 0 over these epochs (0: held)
     samples: int = bounded(1, at_least=1)  # K codes drawn per image and step, the reconstruction term their mean
 
     def check(self, model) -> None:
         if not model.latent.stochastic and (self.beta != 1 or self.kl_warmup_epochs or self.free_bits):
             raise AelabError("model.objective: a point-mass latent has no KL term for beta, a KL warm-up or free bits")
+        if self.free_bits_decay_epochs and not self.free_bits:
+            raise AelabError("model.objective.free_bits_decay_epochs: there are no free bits to decay (free_bits = 0)")
         if not model.latent.stochastic and self.samples > 1:
             raise AelabError("model.objective.samples: a point-mass latent has one code per image, not "
                              f"{self.samples} draws")
@@ -170,15 +199,17 @@ class ELBOSettings(ObjectiveSettings):
             "kl_warmup_epochs": N_("KL warm-up {epochs:g} epochs", epochs=self.kl_warmup_epochs),
             "recon_reduction": N_("recon {reduction} over pixels", reduction=self.recon_reduction),
             "free_bits": N_("free bits {nats:g} nats per dimension", nats=self.free_bits),
+            "free_bits_decay_epochs": N_("falling to 0 over {epochs:g} epochs", epochs=self.free_bits_decay_epochs),
             "samples": N_("ELBO over K = {k} draws", k=self.samples)}))
 
     def theory(self, model) -> list[tuple[str, list[str]]]:
         return ([ANNEALING] if self.kl_warmup_epochs else []) + (
-            [MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else [])
+            [MEAN_REDUCTION] if self.recon_reduction != "sum" else []) + ([FREE_BITS] if self.free_bits else []) + (
+            [free_bits_decay(self.free_bits_decay_epochs)] if self.free_bits_decay_epochs else [])
 
     def build(self, image_shape: tuple[int, ...]) -> ELBO:
         return ELBO(KLWeight(self.beta, self.kl_warmup_epochs), RECON_DIVISORS[self.recon_reduction](math.prod(image_shape)),
-                    self.free_bits, self.samples)
+                    FreeBits(self.free_bits, self.free_bits_decay_epochs), self.samples)
 
 
 @dataclass(frozen=True)
