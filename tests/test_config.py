@@ -25,6 +25,14 @@ def test_shipped_configs_load_check_and_round_trip(path):
     assert config.loads(config.dumps(cfg), "round trip") == cfg
 
 
+def test_a_stored_config_with_every_model_setting_moved_reads_back_as_it_was():
+    """What a run directory stores is read as today's config, not mistaken for an earlier
+    version's flat [model] table (whose part names were strings): a string setting of today's
+    [model] (model.init) among them."""
+    cfg = config.with_overrides(config.RunConfig(), ["model.init=glorot", "model.latent_dim=7"])
+    assert config.loads(config.dumps(cfg), "stored", stored=True) == cfg
+
+
 def test_repo_configs_dir_is_the_packaged_one():
     assert sorted(p.name for p in Path("configs").glob("*.toml")) == [p.name for p in SHIPPED]
 

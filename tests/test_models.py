@@ -241,12 +241,16 @@ def test_every_model_setting_reaches_the_model_or_its_loss(slot, cls, key, batch
                          ids=[i for w, i in zip(WIRES, WIRE_IDS) if w[1] is not None])
 def test_every_part_setting_shows_in_the_report_settings_line(slot, cls, key):
     """A setting off its default is said: the report's settings line (ModelConfig.describe)
-    comes from the parts' own descriptions, so none may leave one out."""
+    comes from the parts' own descriptions, so none may leave one out (a setting that acts only
+    beside another, its field's `needs`, beside that one moved)."""
     from aelab.reporting import report
 
-    f = {x.name: x for x in dataclasses.fields(cls)}[key]
-    changed = _variant_config(slot, dataclasses.replace(cls(), **{key: moved(getattr(cls(), key), f)}))
-    base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: cls()}))
+    fields = {x.name: x for x in dataclasses.fields(cls)}
+    f, start = fields[key], cls()
+    if f.metadata.get("needs"):
+        start = dataclasses.replace(start, **{f.metadata["needs"]: moved(getattr(start, f.metadata["needs"]), fields[f.metadata["needs"]])})
+    changed = _variant_config(slot, dataclasses.replace(start, **{key: moved(getattr(start, key), f)}))
+    base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: start}))
     assert changed.model.describe() != base.model.describe()
     line = report.settings_line(report.Entry("r", changed, {}, Path("m"), {}))
     assert line.startswith(changed.model.describe() + ";"), line

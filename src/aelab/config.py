@@ -294,7 +294,8 @@ def upgrade_model(model: dict) -> dict:
     """A [model] table as run directories of earlier versions stored it (one flat table:
     kind, network, hidden, input_noise, iw_samples, ...), in today's form, so that those runs
     still open, evaluate, report and resume. A table already in today's form is returned as is."""
-    if not any(k in MOVED or isinstance(v, str) for k, v in model.items()):
+    today = {k for k, t in typing.get_type_hints(ModelConfig).items() if t is str}  # e.g. init
+    if not any(k in MOVED or (isinstance(v, str) and k not in today) for k, v in model.items()):
         return model
     old = dict(model)
     kind = old.pop("kind", "vae")

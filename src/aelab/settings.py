@@ -20,10 +20,12 @@ from aelab import usercode
 from aelab.errors import AelabError
 
 
-def bounded(default, *, at_least=None, above=None, at_most=None):
+def bounded(default, *, at_least=None, above=None, at_most=None, needs: str | None = None):
     """A field with a range, checked where configs are loaded: value >= at_least, value > above,
-    value <= at_most (for a list, each of its values)."""
-    return field(default=default, metadata={"at_least": at_least, "above": above, "at_most": at_most})
+    value <= at_most (for a list, each of its values). `needs`: the field of the same settings
+    without which this one does nothing (the setting check moves that one too)."""
+    return field(default=default, metadata={"at_least": at_least, "above": above, "at_most": at_most,
+                                            "needs": needs})
 
 
 def choice(default: str, table: dict):

@@ -230,9 +230,14 @@ def setting_matters(base: RunConfig, slot: str, cls: type[PartSettings], key: st
                     shape: tuple[int, ...], classes: int) -> str:
     """Moved off its default alone, setting `key` of part `cls` changes the built model, its
     loss or its samples (in the first kind of model that takes the moved value): a setting the
-    build never passes on fails here."""
+    build never passes on fails here. A setting that acts only beside another (its field's
+    `needs`) is compared with that other moved in both models."""
     default = cls()
-    f = {x.name: x for x in dataclasses.fields(cls)}[key]
+    fields = {x.name: x for x in dataclasses.fields(cls)}
+    f = fields[key]
+    needs = f.metadata.get("needs")
+    if needs:
+        default = dataclasses.replace(default, **{needs: moved(getattr(default, needs), fields[needs])})
     value = moved(getattr(default, key), f)
     if value is None:
         return NotApplicable(f"{key}: a free string, not moved")

@@ -181,7 +181,8 @@ class ELBOSettings(ObjectiveSettings):
     # sum over pixels (a likelihood) | mean over pixels (the common scaling slip)
     recon_reduction: str = choice("sum", RECON_DIVISORS)
     free_bits: float = bounded(0.0, at_least=0.0)  # lambda: nats per latent dimension the KL is not pushed below
-    free_bits_decay_epochs: float = bounded(0.0, at_least=0.0)  # lambda falls linearly to 0 over these epochs (0: held)
+    # lambda falls linearly to 0 over these epochs (0: held)
+    free_bits_decay_epochs: float = bounded(0.0, at_least=0.0, needs="free_bits")
     samples: int = bounded(1, at_least=1)  # K codes drawn per image and step, the reconstruction term their mean
 
     def check(self, model) -> None:
