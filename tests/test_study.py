@@ -246,6 +246,15 @@ def test_published_numbers_stand_beside_the_runs_own():
     assert head[epoch + 1] == "epoch published" and [row[epoch:epoch + 2] for row in rows] == [["3", "3280"]] * 2
     plain = [report.Entry("x", s.runs[0].config, {"nll_is": 87.0, "epoch": 3}, Path("none"), {})]
     assert "nll_is published" not in report.table_rows(plain)[0] and "epoch published" not in report.table_rows(plain)[0]
+    # the glance table too: each number beside its paper's, and how long each trained
+    from aelab.reporting import document as doc, layout
+
+    (glance,) = [b for b in layout._glance(entries) if isinstance(b, doc.Table)]
+    head = [str(h) for h in glance.head]
+    assert head[2:6] == ["epoch", "epoch published", "nll_is", "nll_is published"]
+    assert [row[2:6] for row in glance.rows] == [["3", "3280", "87.00", "86.76"], ["3", "3280", "88.00", "86.47"]]
+    (plain_glance,) = [b for b in layout._glance(plain) if isinstance(b, doc.Table)]
+    assert "epoch" not in [str(h) for h in plain_glance.head]
 
 
 def test_the_zoo_trains_every_model_for_the_same_epochs_as_its_paper_does():

@@ -131,17 +131,24 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """The comparison table: name, the settings that differ, epoch, metrics, seconds."""
     keys = varied_keys([e.cfg for e in entries])
     metrics = metric_columns([c for c in COLUMNS if any(c in e.record for e in entries)], entries)
-    paper_epochs = any("epoch" in e.published for e in entries)  # a study's papers' passes, beside the runs'
-    head = [N_("run"), *map(config.short_key, keys), N_("epoch"), *([N_("{metric} published", metric="epoch")] if paper_epochs else []),
+    epochs = epoch_columns(entries)
+    head = [N_("run"), *map(config.short_key, keys), *[head for head, _ in epochs],
             *[head for head, _ in metrics], N_("train s"), N_("eval s"), N_("figures s")]
     rows = []
     for e in entries:
         settings = _flat(e.cfg)
-        row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys], _cell(e.record.get("epoch"))]
-        row += [_cell(e.published.get("epoch"), "g")] if paper_epochs else []
-        row += [cell(e) for _, cell in metrics]
+        row = [e.name, *[value_text(settings[k]) if k in settings else "-" for k in keys]]
+        row += [cell(e) for _, cell in epochs + metrics]
         rows.append(row + list(_seconds(e).values()))
     return head, rows
+
+
+def epoch_columns(entries: list[Entry]) -> list[tuple[str, Callable[[Entry], str]]]:
+    """The run's epoch, and beside it its paper's passes where a study gives them for any run."""
+    columns: list[tuple[str, Callable[[Entry], str]]] = [(N_("epoch"), lambda e: _cell(e.record.get("epoch")))]
+    if any("epoch" in e.published for e in entries):
+        columns.append((N_("{metric} published", metric="epoch"), lambda e: _cell(e.published.get("epoch"), "g")))
+    return columns
 
 
 def metric_columns(keys: list[str], entries: list[Entry]) -> list[tuple[str, Callable[[Entry], str]]]:
