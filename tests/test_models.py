@@ -245,10 +245,7 @@ def test_every_part_setting_shows_in_the_report_settings_line(slot, cls, key):
     beside another, its field's `needs`, beside that one moved)."""
     from aelab.reporting import report
 
-    fields = {x.name: x for x in dataclasses.fields(cls)}
-    f, start = fields[key], cls()
-    if f.metadata.get("needs"):
-        start = dataclasses.replace(start, **{f.metadata["needs"]: moved(getattr(start, f.metadata["needs"]), fields[f.metadata["needs"]])})
+    f, start = {x.name: x for x in dataclasses.fields(cls)}[key], checks.beside_its_needs(cls, key)
     changed = _variant_config(slot, dataclasses.replace(start, **{key: moved(getattr(start, key), f)}))
     base = dataclasses.replace(changed, model=dataclasses.replace(changed.model, **{slot: start}))
     assert changed.model.describe() != base.model.describe()

@@ -63,7 +63,7 @@ class ModelConfig:
 
     latent_dim: int = bounded(20, at_least=1)  # numbers in the code z
     # how the fully connected layers start: pytorch (torch's default) | glorot (Glorot & Bengio
-    # 2010, biases zero; the tanh networks of the 2015-2016 papers): parts/inits.py
+    # 2010, biases zero; made for tanh networks): parts/inits.py
     init: str = choice("pytorch", INITS)
     network: PartSettings = MLPSettings()
     latent: PartSettings = GaussianLatentSettings()

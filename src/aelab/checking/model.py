@@ -57,6 +57,14 @@ def moved(value, f: dataclasses.Field):
     return None
 
 
+def beside_its_needs(cls: type[PartSettings], key: str) -> PartSettings:
+    """`cls`'s defaults, with the setting that `key` needs to act (its field's `needs`) moved."""
+    fields = {x.name: x for x in dataclasses.fields(cls)}
+    needs = fields[key].metadata.get("needs")
+    default = cls()
+    return dataclasses.replace(default, **{needs: moved(getattr(default, needs), fields[needs])}) if needs else default
+
+
 def moved_settings(settings: PartSettings) -> PartSettings:
     """`settings` with every setting that can be moved moved off its value."""
     changes = {f.name: moved(getattr(settings, f.name), f) for f in dataclasses.fields(settings)}
@@ -232,12 +240,8 @@ def setting_matters(base: RunConfig, slot: str, cls: type[PartSettings], key: st
     loss or its samples (in the first kind of model that takes the moved value): a setting the
     build never passes on fails here. A setting that acts only beside another (its field's
     `needs`) is compared with that other moved in both models."""
-    default = cls()
-    fields = {x.name: x for x in dataclasses.fields(cls)}
-    f = fields[key]
-    needs = f.metadata.get("needs")
-    if needs:
-        default = dataclasses.replace(default, **{needs: moved(getattr(default, needs), fields[needs])})
+    default = beside_its_needs(cls, key)
+    f = {x.name: x for x in dataclasses.fields(cls)}[key]
     value = moved(getattr(default, key), f)
     if value is None:
         return NotApplicable(f"{key}: a free string, not moved")

@@ -3,10 +3,10 @@
 pytorch: each layer as torch.nn.Linear draws it (Kaiming-uniform with a = sqrt(5): weights
          uniform in ±1/sqrt(fan_in), a variance of 1/(3 fan_in)), the default.
 glorot:  weights uniform in ±sqrt(6 / (fan_in + fan_out)), biases zero (Glorot & Bengio 2010,
-         eq. 16), the start the tanh networks of the 2015-2016 VAE papers had. Through a stack of
-         tanh layers it keeps the activations' variance about constant where PyTorch's default
-         shrinks it about threefold a layer, so a deep tanh model does not begin on a plateau
-         where its code carries nothing (docs/experiments/zoo.md measures it).
+         eq. 16), an initialisation made for tanh networks. Through a stack of tanh layers it
+         keeps the activations' variance about constant where PyTorch's default shrinks it
+         about threefold a layer, so a deep tanh model does not begin on a plateau where its
+         code carries nothing (docs/experiments/zoo.md measures it).
 
 The draws come from torch's global generator, which a run seeds before it builds its model.
 Only `nn.Linear` layers are drawn again: convolutions, codebooks, pseudo-inputs and any layer a

@@ -168,6 +168,8 @@ def free_bits_decay(epochs: float) -> tuple[str, list[str]]:
            "something; once they are gone the loss is the plain ELBO again, so q(z | x) and the prior are pulled "
            "together at the end and the bound the table reports is the one that was trained.", epochs=epochs),
     ])
+
+
 RECON_DIVISORS = {"sum": lambda pixels: 1.0, "mean": lambda pixels: float(pixels)}
 
 

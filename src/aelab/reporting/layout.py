@@ -39,6 +39,7 @@ from aelab.reporting.report import (
     epoch_columns,
     explore_command,
     metric_columns,
+    paper_epochs,
     settings_line,
     table_rows,
 )
@@ -85,7 +86,7 @@ def _glance(entries: list[Entry]) -> list[doc.Block]:
         blocks.append(doc.Pictures(pictures, columns=min(max(len(pictures), 2), 4)))
     if keys:
         # a study that sets its runs beside papers says, beside each number, how long the paper trained
-        columns = (epoch_columns(entries) if any("epoch" in e.published for e in entries) else []) + metric_columns(keys, entries)
+        columns = (epoch_columns(entries) if paper_epochs(entries) else []) + metric_columns(keys, entries)
         blocks.append(doc.Table([N_("run"), N_("model"), *[head for head, _ in columns]],
                                 [[e.name, e.cfg.model.short, *[cell(e) for _, cell in columns]] for e in entries]))
         blocks.append(doc.Para(N_("{units}{k_note}. The full table and what each column means are in section 4.",

@@ -143,10 +143,15 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def paper_epochs(entries: list[Entry]) -> bool:
+    """Whether a study gives, for any of its runs, the passes its paper trained for."""
+    return any("epoch" in e.published for e in entries)
+
+
 def epoch_columns(entries: list[Entry]) -> list[tuple[str, Callable[[Entry], str]]]:
     """The run's epoch, and beside it its paper's passes where a study gives them for any run."""
     columns: list[tuple[str, Callable[[Entry], str]]] = [(N_("epoch"), lambda e: _cell(e.record.get("epoch")))]
-    if any("epoch" in e.published for e in entries):
+    if paper_epochs(entries):
         columns.append((N_("{metric} published", metric="epoch"), lambda e: _cell(e.published.get("epoch"), "g")))
     return columns
 
